@@ -1,0 +1,129 @@
+# dlt - one GNU Makefile: all, check, demo, install, clean, deps.
+# Sources are found by wildcard, so adding a module, a tool or a test needs
+# no edit here:
+#   lib/*.c lib/cpu/*.c       -> libdlt.a / libdlt.so
+#   lib/cuda/*.cu lib/cuda/*.c -> into libdlt when CUDA is found (DLT_HAVE_CUDA)
+#   bin/dlt-*.c               -> bin/dlt-*   (PATH=$PWD/bin:$PATH uses them)
+#   tests/unit/test_*.c       -> build/tests/test_*  (TAP output)
+#   tests/*.bats              -> run by tests/run.sh
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+CC ?= cc
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Ilib -I/usr/include/nifti
+LDLIBS += -lniftiio -lznz -lz -lm -lpthread -fopenmp
+B := build
+
+# ---- dependencies (Debian packages) ----
+DEB_PKGS := libnifti2-dev zlib1g-dev bats libdnnl-dev libpng-dev gnuplot-nox
+DEB_OPTIONAL := python3-nibabel python3-scipy python3-torch
+missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done)
+MISSING := $(call missing,$(DEB_PKGS))
+
+# ---- oneDNN (the CPU fast path) ----
+DNNL ?= $(if $(wildcard /usr/include/dnnl.h),1,0)
+ifeq ($(DNNL),1)
+CFLAGS += -DDLT_HAVE_DNNL
+LDLIBS += -ldnnl
+endif
+
+# ---- CUDA detection ----
+CUDA_HOME ?= /usr/local/cuda
+CUDNN_HOME ?= $(CUDA_HOME)
+NVCC := $(CUDA_HOME)/bin/nvcc
+CUDNN_H := $(firstword $(wildcard $(CUDNN_HOME)/include/cudnn.h $(CUDNN_HOME)/include/*/cudnn.h))
+ifeq ($(origin CUDA),undefined)
+CUDA := $(if $(and $(wildcard $(NVCC)),$(CUDNN_H)),1,0)
+endif
+CUDA_SRC := $(wildcard lib/cuda/*.cu)
+ifeq ($(CUDA),1)
+CUDNN_LIBDIR := $(firstword $(wildcard $(CUDNN_HOME)/lib64 $(CUDNN_HOME)/lib))
+CFLAGS += -DDLT_HAVE_CUDA -I$(CUDA_HOME)/include -I$(dir $(CUDNN_H))
+NVFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+	-Xcompiler -fPIC -Ilib -I$(dir $(CUDNN_H)) -DDLT_HAVE_CUDA
+LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIBDIR) -lcudnn -lcudart -lstdc++
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(B)/%.o)
+endif
+
+LIB_SRC := $(wildcard lib/*.c lib/cpu/*.c) $(if $(filter 1,$(CUDA)),$(wildcard lib/cuda/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(CUDA_OBJ)
+LIB_HDR := $(wildcard lib/dlt/*.h)
+TOOLS := $(patsubst %.c,%,$(wildcard bin/dlt-*.c))
+UNIT := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+UNIT_HDR := $(wildcard tests/unit/*.h)
+
+.PHONY: all deps check demo install clean summary bench
+all: $(B)/libdlt.a $(B)/libdlt.so $(TOOLS) summary
+
+summary: $(B)/libdlt.a $(TOOLS)
+	@echo "dlt: built libdlt + $(words $(TOOLS)) tools; oneDNN fast path: $(if $(filter 1,$(DNNL)),yes,no); CUDA: $(if $(filter 1,$(CUDA)),yes ($(CUDA_HOME); cudnn.h in $(dir $(CUDNN_H))),no$(if $(filter 0,$(CUDA)), (nvcc or cudnn.h not found under CUDA_HOME=$(CUDA_HOME) / CUDNN_HOME=$(CUDNN_HOME), or CUDA=0)))"
+
+# Install what is missing: as root with apt-get, otherwise print the command.
+deps:
+	@m="$(call missing,$(DEB_PKGS) $(DEB_OPTIONAL))"; \
+	if [ -z "$$m" ]; then echo "dlt: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then echo "dlt: installing $$m"; \
+	  (apt-get install -y -q $$m || (apt-get update -q && apt-get install -y -q $$m)) >&2; \
+	else echo "dlt: missing packages; run: sudo apt-get install -y $$m"; exit 1; fi
+
+# Missing packages: make remakes this included file first (installing them)
+# and then restarts, so every detection above sees the installed packages.
+ifneq ($(strip $(MISSING)),)
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+include $(B)/deps.mk
+endif
+endif
+$(B)/deps.mk: FORCE
+	@if [ "$$(id -u)" = 0 ]; then echo "dlt: installing $(MISSING)" >&2; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(MISSING) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(MISSING))) >&2 || exit 1; \
+	else echo "dlt: missing packages; run: sudo apt-get install -y $(MISSING)" >&2; exit 1; fi
+	@mkdir -p $(B) && echo "# packages installed $$(date)" > $@
+
+$(B)/%.o: %.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/lib/cuda/%.o: lib/cuda/%.cu $(LIB_HDR) $(wildcard lib/cuda/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(B)/libdlt.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libdlt.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+bin/dlt-%: bin/dlt-%.c $(B)/libdlt.a $(LIB_HDR) $(wildcard bin/*.h)
+	$(CC) $(CFLAGS) -Ibin $< -o $@ $(B)/libdlt.a $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libdlt.a $(LIB_HDR) $(UNIT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(B)/libdlt.a $(LDLIBS)
+
+# Every test, unit and bats; ends with "N passed, N failed, N skipped".
+check: all $(UNIT)
+	@tests/run.sh $(UNIT)
+
+demo: all
+	@$(MAKE) --no-print-directory -C pipelines/demo
+
+bench: all
+	@bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/dlt \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(B)/libdlt.a $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(B)/libdlt.so $(DESTDIR)$(PREFIX)/lib
+	install -m 644 $(LIB_HDR) $(DESTDIR)$(PREFIX)/include/dlt
+	install -m 644 $(wildcard man/man1/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
+
+clean:
+	rm -rf $(B) $(TOOLS)
+
+FORCE:
+.PHONY: FORCE
