@@ -424,10 +424,7 @@ int dlt_volume_resample(dlt_volume *v, const double spacing[3], int interp)
         }
         A[row][3] = t;
     }
-    rc = install(v, buf, m, A);
-    if (!rc)
-        for (int a = 0; a < 3; a++) v->spacing[a] = spacing[a];
-    return rc;
+    return install(v, buf, m, A); /* spacing follows from the new affine */
 }
 
 int dlt_volume_crop_pad(dlt_volume *v, const int64_t size[3])
@@ -461,8 +458,5 @@ int dlt_volume_reorient(dlt_volume *v, const char *code)
     else
         for (int64_t c = 0; c < v->nc; c++)
             dlt_reorient_f32(v->data + c * n[0] * n[1] * n[2], n, (float *)buf + c * r.m[0] * r.m[1] * r.m[2], &r);
-    double sp[3] = {v->spacing[r.perm[0]], v->spacing[r.perm[1]], v->spacing[r.perm[2]]};
-    rc = install(v, buf, r.m, r.affine);
-    if (!rc) memcpy(v->spacing, sp, sizeof sp);
-    return rc;
+    return install(v, buf, r.m, r.affine);
 }
