@@ -202,3 +202,10 @@ int dlt_infer_intensity_check(const float *img, int64_t nvox, int channels, cons
     }
     return 0;
 }
+
+#include "dlt/net.h"
+
+int dlt_infer_predict_net(void *net, const float *x, int64_t nb, const int64_t win[3], float *probs)
+{
+    return dlt_net_predict((dlt_net *)net, x, nb, win[2], win[1], win[0], probs);
+}

@@ -59,6 +59,10 @@ typedef struct dlt_infer_config {
     void *progress_ctx;
 } dlt_infer_config;
 
+/* A dlt_infer_predict_fn for a dlt_net (ctx is the dlt_net *): inference
+ * mode (running statistics), softmax probabilities. */
+int dlt_infer_predict_net(void *net, const float *x, int64_t nb, const int64_t win[3], float *probs);
+
 /* Defaults: overlap 0.5, mean blending, sigma 1/8, batch 1, no flips, zero pad. */
 void dlt_infer_config_default(dlt_infer_config *c);
 
