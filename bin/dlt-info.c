@@ -95,11 +95,6 @@ static const char *xform_name(int code)
     return code >= 0 && code <= 5 ? n[code] : "?";
 }
 
-static int is_int_dtype(const char *d)
-{
-    return strncmp(d, "int", 3) == 0 || strncmp(d, "uint", 4) == 0;
-}
-
 static int summarise_volume(const char *path, const char *name, out *o)
 {
     dlt_volume v;
@@ -133,11 +128,13 @@ static int summarise_volume(const char *path, const char *name, out *o)
     double mean = nfin ? gsum / (double)nfin : NAN;
     double sd = nfin ? sqrt(fmax(0, gsq / (double)nfin - mean * mean)) : NAN;
 
-    /* Label: forced, or an unscaled integer datatype holding few distinct
-     * non-negative values (a CT in int16 has negatives and thousands). */
+    /* Label: forced, or one channel of non-negative integer values with at
+     * most 64 distinct ones, whatever the stored type (BraTS keeps labels in
+     * float32). Real images have hundreds or thousands of distinct values:
+     * an int16 T1 of IBSR 137, uint8 hippocampus MRI 150-250, CT thousands. */
     int64_t *hist = NULL;
     int nlab = 0, is_label = 0;
-    if (opt_label == LABEL_YES || (opt_label == LABEL_AUTO && v.nc == 1 && is_int_dtype(dtype) && !scaled && all_int && nnan == 0)) {
+    if (opt_label == LABEL_YES || (opt_label == LABEL_AUTO && v.nc == 1 && all_int && nnan == 0)) {
         hist = calloc(65536, sizeof *hist);
         if (!hist) { dlt_volume_free(&v); return dlt_err(DLT_ENOMEM, "out of memory"); }
         for (int64_t i = 0; i < nvox; i++) hist[v.label ? v.label[i] : (int)v.data[i]]++;
@@ -622,8 +619,8 @@ static void usage(FILE *f)
           "  -h, --help    this help\n"
           "      --version print the version\n"
           "\n"
-          "Without --label or --image, a volume stored as unscaled integers holding\n"
-          "at most 64 distinct non-negative values is summarised as a label map.\n"
+          "Without --label or --image, a one-channel volume whose values are at most\n"
+          "64 distinct non-negative integers is summarised as a label map.\n"
           "Exit status: 0 all files summarised, 1 a file failed, 2 usage error.\n",
           f);
 }
