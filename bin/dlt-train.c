@@ -615,7 +615,11 @@ int main(int argc, char **argv)
     r.out = out;
     r.stream_name = sname;
     r.tr = tr;
-    r.hdr = &rd.header;
+    /* a copy: the feed owns the reader (and its header) and frees it on close */
+    dlt_patch_header hcopy;
+    memset(&hcopy, 0, sizeof hcopy);
+    for (int i = 0; i < rd.header.nkeys; i++) dlt_patch_header_set(&hcopy, rd.header.key[i], rd.header.value[i]);
+    r.hdr = &hcopy;
     memcpy(r.patch, patch, sizeof patch);
     r.batch = (int)batch;
     r.seed = (uint64_t)seed;
@@ -655,7 +659,7 @@ int main(int argc, char **argv)
             fprintf(logf, "step\tloss\tlr\tpatches_per_s\telapsed_s");
             if (valpath) {
                 dlt_class_names cn = {0};
-                const char *names = dlt_patch_header_get(&rd.header, "class_names");
+                const char *names = dlt_patch_header_get(&hcopy, "class_names");
                 if (names) dlt_class_names_parse(names, &cn);
                 fprintf(logf, "\tval_dice_mean");
                 for (int k = 1; k < classes; k++) {
@@ -859,6 +863,7 @@ int main(int argc, char **argv)
     dlt_free(x), dlt_free(y), dlt_free(isamp);
     free(vdice);
     val_free(&vs);
+    dlt_patch_header_free(&hcopy);
     dlt_trainer_free(tr);
     dlt_net_free(net);
     dlt_backend_free(be);

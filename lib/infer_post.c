@@ -187,7 +187,14 @@ int dlt_infer_intensity_check(const float *img, int64_t nvox, int channels, cons
          * augmentation and balanced sampling shift patch statistics. */
         double w = hi - lo;
         if (w <= 0) w = 1;
-        if (s.lo < lo - w || s.hi > hi + w || (s.hi - s.lo) > 4 * w) {
+        double tol = w, span = 4;
+        if (!have_plan) {
+            /* patch statistics come from a few (class-balanced) patches: far
+             * looser, scaled by the magnitude of the values too */
+            double mag = fmax(fabs(lo), fabs(hi));
+            tol = 2 * fmax(w, mag), span = 5;
+        }
+        if (s.lo < lo - tol || s.hi > hi + tol || (s.hi - s.lo) > span * tol) {
             snprintf(msg, cap,
                      "channel %d: intensities [%g, %g] (0.5th-99.5th percentile) are far from what the model was "
                      "trained on: %s; was the input preprocessed the same way (dlt-normalize)?",
