@@ -120,7 +120,7 @@ install: all
 	install -m 755 $(B)/libdlt.so $(DESTDIR)$(PREFIX)/lib
 	install -m 644 $(LIB_HDR) $(DESTDIR)$(PREFIX)/include/dlt
 	install -m 644 $(wildcard man/man1/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
+	$(if $(wildcard man/man5/*.5),install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 clean:
 	rm -rf $(B) $(TOOLS)

@@ -43,11 +43,17 @@ setup() {
     prefix="$BATS_TEST_TMPDIR/prefix"
     run make -C "$ROOT" install PREFIX="$prefix"
     [ "$status" -eq 0 ]
-    [ -x "$prefix/bin/dlt-info" ]
+    for src in "$ROOT"/bin/dlt-*.c; do
+        t=$(basename "$src" .c)
+        [ -x "$prefix/bin/$t" ] || { echo "$t not installed"; false; }
+        [ -f "$prefix/share/man/man1/$t.1" ] || { echo "$t.1 not installed"; false; }
+    done
+    for m in "$ROOT"/man/man5/*.5; do
+        [ -e "$m" ] || continue
+        [ -f "$prefix/share/man/man5/$(basename "$m")" ] || { echo "$m not installed"; false; }
+    done
     [ -f "$prefix/lib/libdlt.a" ] && [ -f "$prefix/lib/libdlt.so" ]
     [ -f "$prefix/include/dlt/core.h" ]
-    [ -f "$prefix/share/man/man1/dlt-info.1" ]
-    [ -f "$prefix/share/man/man5/dlt-model.5" ]
 }
 
 @test "every tool answers --help on stdout and --version" {
