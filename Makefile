@@ -123,7 +123,7 @@ install: all
 	$(if $(wildcard man/man5/*.5),install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 # Header dependencies written by -MMD (private headers included).
--include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d)
+-include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d bin/*.d)
 
 clean:
 	rm -rf $(B) $(TOOLS)

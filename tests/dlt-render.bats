@@ -5,6 +5,7 @@ setup() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
     PATH="$ROOT/bin:$PATH"
     D="$BATS_TEST_TMPDIR"
+    command -v dlt-phantom >/dev/null || skip "dlt-phantom not built"
     if [ ! -e "$D/ph/img0001.nii.gz" ]; then
         dlt-phantom -n 1 --seed 5 --size 48,40,32 -o "$D/ph" 2>/dev/null
     fi
