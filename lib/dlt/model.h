@@ -13,6 +13,7 @@
 #define DLT_MODEL_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 enum { DLT_DT_F32 = 0, DLT_DT_F64, DLT_DT_I32, DLT_DT_I64, DLT_DT_U8, DLT_DT_BF16, DLT_DT_F16 };
 
@@ -49,5 +50,20 @@ const char *dlt_model_get_meta(const dlt_model *m, const char *key); /* NULL if 
 
 /* Is this buffer (the first bytes of a file) a safetensors file? */
 int dlt_model_is_model(const void *buf, int64_t n);
+
+/* Added by the formats module: */
+/* Read from a buffer holding the whole file; `name` is used in messages. */
+int dlt_model_read_mem(const void *buf, int64_t len, const char *name, dlt_model *m);
+/* Write to an open stream (no atomic rename); `name` for messages. */
+int dlt_model_fwrite(FILE *f, const dlt_model *m, const char *name);
+/* "F32"... for a DLT_DT_* code ("?" if bad); bytes per element (0 if bad);
+ * the code for a name (-1 if unknown). */
+const char *dlt_model_dtype_name(int dtype);
+int dlt_model_dtype_size(int dtype);
+int dlt_model_dtype_parse(const char *s);
+/* Element count of a tensor (product of its shape; 1 for a scalar). */
+int64_t dlt_model_numel(const dlt_model_tensor *t);
+/* Convert a tensor of any dtype to float32 into out[numel] (caller's memory). */
+int dlt_model_tensor_to_f32(const dlt_model_tensor *t, float *out);
 
 #endif

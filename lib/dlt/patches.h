@@ -4,9 +4,9 @@
  * cat'ed (a second header in the middle is accepted when it is identical).
  *
  *   DLTPATCHES 1\n
- *   key value\n ...        channels, classes, patch (X,Y,Z), label_type,
- *                          preprocessing, sampler, seed, class_names...
- *   end\n
+ *   key value\n ...        channels, classes, patch (X,Y,Z), label (yes/no),
+ *                          class_names, preprocessing, sampler, seed, source...
+ *   end\n                  (dlt-patches(5) lists the keys; others are free)
  *
  * Each record, little-endian:
  *   "PREC" magic (4 bytes), uint32 record length in bytes (after this field),
@@ -60,6 +60,8 @@ typedef struct dlt_patch_reader {
 int dlt_patch_reader_open(dlt_patch_reader *r, const char *path);
 /* Start on an already-open FILE whose first bytes are the header. */
 int dlt_patch_reader_fopen(dlt_patch_reader *r, FILE *f, const char *name);
+/* Start on a stream held in memory (n bytes; buf must outlive the reader). */
+int dlt_patch_reader_mem(dlt_patch_reader *r, const void *buf, int64_t n, const char *name);
 /* Next record into p (buffers grown as needed). Returns 1 when a record was
  * read, 0 at a clean end of stream, negative on error (truncation, CRC,
  * absurd sizes), the message naming the record and byte offset. */

@@ -1,0 +1,82 @@
+/* backend.c - choosing a backend by name, tensor helpers, and TF 'same'
+ * padding (see dlt/backend.h). */
+#include <string.h>
+
+#include "cpu/backends.h"
+#include "dlt/backend.h"
+
+void dlt_conv_same(dlt_conv_desc *c, const int64_t in[3], int64_t out[3])
+{
+    for (int i = 0; i < 3; i++) {
+        int64_t s = c->stride[i] > 0 ? c->stride[i] : 1;
+        out[i] = (in[i] + s - 1) / s;
+        int64_t total = (out[i] - 1) * s + c->k[i] - in[i];
+        if (total < 0) total = 0;
+        c->pad_lo[i] = (int)(total / 2);
+        c->pad_hi[i] = (int)(total - total / 2);
+    }
+}
+
+/* "cpu" is the fast path when this build has it. Until lib/cpu's oneDNN
+ * backend (dlt_cpu_fast_create) is linked in, "cpu" is the reference, which
+ * computes the same results more slowly; the debug log says which one runs. */
+static int create_cpu(dlt_backend **be)
+{
+    dlt_log(DLT_LOG_DEBUG, "backend cpu: using the reference loops (cpu-ref)");
+    return dlt_cpu_ref_create(be);
+}
+
+#ifdef DLT_HAVE_CUDA
+/* Weak, so that a build whose Makefile found nvcc but whose lib/cuda does not
+ * (yet) define the constructor still links; the call below then reports that
+ * the backend is missing. Note: a weak reference does not pull an object out
+ * of the static libdlt.a by itself, so lib/cuda's file that defines
+ * dlt_cuda_create must also be referenced strongly once it exists (e.g. make
+ * this declaration plain). */
+extern int dlt_cuda_create(dlt_backend **be) __attribute__((weak));
+static int create_cuda(dlt_backend **be)
+{
+    if (!dlt_cuda_create) return dlt_err(DLT_EUNSUP, "cuda: this build has no CUDA backend linked in");
+    return dlt_cuda_create(be);
+}
+#endif
+
+int dlt_backend_create(const char *name, dlt_backend **be)
+{
+    *be = NULL;
+    if (!name || !strcmp(name, "cpu")) return create_cpu(be);
+    if (!strcmp(name, "cpu-ref")) return dlt_cpu_ref_create(be);
+    if (!strcmp(name, "cuda")) {
+#ifdef DLT_HAVE_CUDA
+        return create_cuda(be);
+#else
+        return dlt_err(DLT_EUNSUP, "cuda: this build has no CUDA backend (nvcc and cuDNN were not found at build time)");
+#endif
+    }
+    if (!strcmp(name, "auto")) {
+#ifdef DLT_HAVE_CUDA
+        if (create_cuda(be) == 0) return 0;
+        dlt_warn("device auto: no usable GPU (%s); using the cpu", dlt_errmsg());
+#else
+        dlt_log(DLT_LOG_VERBOSE, "device auto: this build has no CUDA backend; using the cpu");
+#endif
+        return create_cpu(be);
+    }
+    return dlt_err(DLT_EINVAL, "%s: unknown device (expected cpu, cpu-ref, cuda or auto)", name);
+}
+
+void dlt_backend_free(dlt_backend *be)
+{
+    if (be && be->destroy) be->destroy(be);
+}
+
+int dlt_tensor_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w)
+{
+    return be->alloc(be, t, role, n, c, d, h, w);
+}
+
+void dlt_tensor_release(dlt_tensor *t)
+{
+    if (t && t->be && t->data) t->be->release(t->be, t);
+    if (t) t->data = NULL, t->priv = NULL;
+}
