@@ -86,6 +86,17 @@ void dlt_sampler_free(dlt_sampler *s)
     s->boxlab = NULL;
 }
 
+void dlt_sampler_clone(dlt_sampler *d, const dlt_sampler *s)
+{
+    *d = *s;
+    d->perm = NULL;
+    d->perm_epoch = -1;
+    d->box = NULL;
+    d->boxlab = NULL;
+    d->boxcap = 0;
+    memset(&d->work, 0, sizeof d->work);
+}
+
 static int64_t gcd64(int64_t a, int64_t b)
 {
     while (b) {

@@ -161,6 +161,8 @@ int dlt_sampler_plan(dlt_sampler *s, int64_t k, dlt_sample_plan *plan);
 /* Produce record k into p (its buffers grown as needed; free with
  * dlt_patch_free): extraction, augmentation, id, corner, size. */
 int dlt_sampler_record(dlt_sampler *s, int64_t k, dlt_patch *p);
+/* A copy sharing the subjects but with its own scratch, for another thread. */
+void dlt_sampler_clone(dlt_sampler *dst, const dlt_sampler *src);
 void dlt_sampler_free(dlt_sampler *s);
 
 /* The RNG stream of record k for purpose 0 (placement) or 1 (augmentation). */
