@@ -12,7 +12,7 @@ CC ?= cc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Ilib -I/usr/include/nifti
-LDLIBS += -lniftiio -lznz -lz -lm -lpthread -fopenmp
+LDLIBS += -lnifti2 -lznz -lz -lm -lpthread -fopenmp
 B := build
 
 # ---- dependencies (Debian packages) ----

@@ -20,9 +20,11 @@ typedef struct dlt_volume {
     uint16_t *label;   /* label: [nz][ny][nx] class ids, or NULL for an image */
     double affine[4][4]; /* voxel (i,j,k,1) -> world mm (RAS+, NIfTI convention):
                             the sform when sform_code > 0, else the qform when
-                            qform_code > 0, else diag(pixdim) (as nibabel) */
+                            qform_code > 0, else nibabel's ANALYZE fallback
+                            diag(-dx,dy,dz) centred on the volume (as nibabel) */
     double spacing[3];   /* voxel size in mm along i, j, k (pixdim[1..3], positive) */
-    void *hdr;           /* private: the geometry header (nifti_image without data) */
+    void *hdr;           /* private: the source's NIfTI header (lib/volume_int.h);
+                            use the accessors below */
 } dlt_volume;
 
 /* Read an image (any stored datatype, NIfTI-1 or -2, .nii or .nii.gz; path
@@ -59,6 +61,15 @@ void dlt_volume_orientation(const dlt_volume *v, char code[4]);
 /* Same dims and affines within tol (mm); else DLT_ESHAPE with a message
  * saying exactly how they differ. */
 int dlt_volume_same_grid(const dlt_volume *a, const dlt_volume *b, double tol);
+
+/* What the source file held (for dlt-info): the stored datatype name
+ * ("uint8", "int16", "float64"...; "float32" for a volume made in memory),
+ * the NIfTI version (1 or 2), the qform/sform codes and the stored scaling
+ * (slope 0 or non-finite: none). */
+const char *dlt_volume_datatype(const dlt_volume *v);
+int dlt_volume_nifti_version(const dlt_volume *v);
+void dlt_volume_xform_codes(const dlt_volume *v, int *qform_code, int *sform_code);
+void dlt_volume_scaling(const dlt_volume *v, double *slope, double *inter);
 
 void dlt_volume_free(dlt_volume *v);
 
