@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     cfg.patch[0] = cfg.patch[1] = cfg.patch[2] = 64;
     cfg.fg_fraction = 0.33;
     int loglevel = dlt_log_level(), opt;
-    char flipdesc[8] = "";
+    char flipdesc[8] = ""; /* e.g. "x,y,z" */
     while ((opt = getopt_long(argc, argv, "l:i:L:s:p:n:e:c:qvh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l': list = optarg; break;
@@ -312,7 +312,10 @@ int main(int argc, char **argv)
         return 2;
     }
     for (int a = 0; a < 3; a++)
-        if (cfg.aug.flip[a]) strncat(flipdesc, a == 0 ? "x" : a == 1 ? "y" : "z", 2);
+        if (cfg.aug.flip[a]) {
+            if (*flipdesc) strcat(flipdesc, ",");
+            strcat(flipdesc, a == 0 ? "x" : a == 1 ? "y" : "z");
+        }
     cfg.per_volume = (int)per_volume;
     cfg.seed = (uint64_t)seed;
 
