@@ -1,0 +1,292 @@
+/* train.c - the trainer of dlt/train.h: optimiser state per trainable
+ * parameter, learning-rate schedules, one training step, and checkpoints
+ * (weights + optimiser state + step + RNG) that resume bit-identically. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlt/train.h"
+
+struct dlt_trainer {
+    dlt_net *net;
+    dlt_train_config cfg;
+    int64_t step;     /* optimiser steps done */
+    dlt_rng rng;
+    int np;           /* net params */
+    dlt_tensor *m, *v; /* per param (trainable only allocated) */
+    dlt_tensor labels, dlogits;
+};
+
+void dlt_train_config_default(dlt_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->loss.kind = DLT_LOSS_CE;
+    c->loss.smooth = 1e-5f;
+    c->loss.include_bg = 1;
+    c->optim.kind = DLT_OPTIM_ADAM;
+    c->optim.lr = 1e-3f;
+    c->optim.beta1 = 0.9f;
+    c->optim.beta2 = 0.999f;
+    c->optim.eps = 1e-5f;
+    c->optim.momentum = 0.9f;
+    c->sched = DLT_SCHED_CONSTANT;
+    c->sched_step = 10000;
+    c->sched_gamma = 0.1;
+    c->poly_power = 0.9;
+}
+
+int dlt_train_config_check(const dlt_train_config *c)
+{
+    if (!dlt_loss_name(c->loss.kind)) return dlt_err(DLT_EINVAL, "train: unknown loss %d", c->loss.kind);
+    if (!dlt_optim_name(c->optim.kind)) return dlt_err(DLT_EINVAL, "train: unknown optimiser %d", c->optim.kind);
+    if (!dlt_sched_name(c->sched)) return dlt_err(DLT_EINVAL, "train: unknown schedule %d", c->sched);
+    if (!(c->optim.lr > 0) || !isfinite(c->optim.lr)) return dlt_err(DLT_EINVAL, "train: learning rate must be > 0");
+    if (c->optim.kind == DLT_OPTIM_ADAM &&
+        (!(c->optim.beta1 >= 0 && c->optim.beta1 < 1) || !(c->optim.beta2 >= 0 && c->optim.beta2 < 1) || !(c->optim.eps > 0)))
+        return dlt_err(DLT_EINVAL, "train: Adam needs betas in [0,1) and eps > 0");
+    if (!(c->optim.weight_decay >= 0)) return dlt_err(DLT_EINVAL, "train: weight decay must be >= 0");
+    if (c->sched == DLT_SCHED_STEP && (c->sched_step < 1 || !(c->sched_gamma > 0)))
+        return dlt_err(DLT_EINVAL, "train: step schedule needs a step >= 1 and gamma > 0");
+    if (c->sched == DLT_SCHED_POLY && c->total_steps < 1)
+        return dlt_err(DLT_EINVAL, "train: poly schedule needs the total step count");
+    return 0;
+}
+
+static const char *const loss_names[] = {NULL, "ce", "balanced-ce", "dice", "dice+ce"};
+static const char *const optim_names[] = {NULL, "adam", "sgd"};
+static const char *const sched_names[] = {"constant", "step", "poly"};
+#define FIND(tab, s)                                                                                               \
+    do {                                                                                                           \
+        for (int i_ = 0; s && i_ < (int)(sizeof tab / sizeof tab[0]); i_++)                                        \
+            if (tab[i_] && !strcmp(tab[i_], s)) return i_;                                                         \
+        return -1;                                                                                                 \
+    } while (0)
+int dlt_loss_parse(const char *s) { FIND(loss_names, s); }
+int dlt_optim_parse(const char *s) { FIND(optim_names, s); }
+int dlt_sched_parse(const char *s) { FIND(sched_names, s); }
+const char *dlt_loss_name(int k) { return k >= 1 && k <= 4 ? loss_names[k] : NULL; }
+const char *dlt_optim_name(int k) { return k >= 1 && k <= 2 ? optim_names[k] : NULL; }
+const char *dlt_sched_name(int k) { return k >= 0 && k <= 2 ? sched_names[k] : NULL; }
+
+int dlt_trainer_create(dlt_net *net, const dlt_train_config *c, uint64_t seed, dlt_trainer **out)
+{
+    *out = NULL;
+    int rc = dlt_train_config_check(c);
+    if (rc) return rc;
+    dlt_trainer *t = calloc(1, sizeof *t);
+    if (!t) return dlt_err(DLT_ENOMEM, "train: out of memory");
+    t->net = net;
+    t->cfg = *c;
+    dlt_rng_init(&t->rng, seed, 7);
+    t->np = dlt_net_nparams(net);
+    t->m = calloc((size_t)t->np, sizeof(dlt_tensor));
+    t->v = calloc((size_t)t->np, sizeof(dlt_tensor));
+    if (!t->m || !t->v) {
+        dlt_trainer_free(t);
+        return dlt_err(DLT_ENOMEM, "train: out of memory");
+    }
+    dlt_backend *be = dlt_net_backend(net);
+    for (int i = 0; i < t->np; i++) {
+        dlt_param *p = dlt_net_param(net, i);
+        if (!p->trainable) continue;
+        const dlt_tensor *pv = &p->value;
+        if ((rc = dlt_tensor_alloc(be, &t->m[i], p->role, pv->n, pv->c, pv->d, pv->h, pv->w)) ||
+            (rc = be->zero(be, &t->m[i])))
+            break;
+        if (c->optim.kind == DLT_OPTIM_ADAM &&
+            ((rc = dlt_tensor_alloc(be, &t->v[i], p->role, pv->n, pv->c, pv->d, pv->h, pv->w)) ||
+             (rc = be->zero(be, &t->v[i]))))
+            break;
+    }
+    if (rc) {
+        dlt_trainer_free(t);
+        return dlt_err_prefix(rc, "train: optimiser state");
+    }
+    *out = t;
+    return 0;
+}
+
+void dlt_trainer_free(dlt_trainer *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->np; i++) {
+        if (t->m) dlt_tensor_release(&t->m[i]);
+        if (t->v) dlt_tensor_release(&t->v[i]);
+    }
+    free(t->m), free(t->v);
+    dlt_tensor_release(&t->labels);
+    dlt_tensor_release(&t->dlogits);
+    free(t);
+}
+
+int64_t dlt_trainer_steps_done(const dlt_trainer *t) { return t->step; }
+dlt_rng *dlt_trainer_rng(dlt_trainer *t) { return &t->rng; }
+dlt_net *dlt_trainer_net(dlt_trainer *t) { return t->net; }
+const dlt_train_config *dlt_trainer_config(const dlt_trainer *t) { return &t->cfg; }
+
+double dlt_trainer_lr(const dlt_trainer *t)
+{
+    const dlt_train_config *c = &t->cfg;
+    double lr = c->optim.lr;
+    switch (c->sched) {
+    case DLT_SCHED_STEP: return lr * pow(c->sched_gamma, (double)(t->step / c->sched_step));
+    case DLT_SCHED_POLY: {
+        double f = 1.0 - (double)t->step / (double)c->total_steps;
+        return f > 0 ? lr * pow(f, c->poly_power) : 0;
+    }
+    default: return lr;
+    }
+}
+
+/* Forward + loss (+ dlogits when grad). */
+static int forward_loss(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
+                        int64_t w, int training, double *loss)
+{
+    dlt_net *net = t->net;
+    dlt_backend *be = dlt_net_backend(net);
+    const dlt_tensor *lg;
+    int rc = dlt_net_forward(net, x, n, d, h, w, training, &lg);
+    if (rc) return rc;
+    if (!t->labels.data || t->labels.n != n || t->labels.d != d || t->labels.h != h || t->labels.w != w) {
+        dlt_tensor_release(&t->labels);
+        dlt_tensor_release(&t->dlogits);
+        if ((rc = dlt_tensor_alloc(be, &t->labels, DLT_T_LABEL, n, 1, d, h, w)) ||
+            (rc = dlt_tensor_alloc(be, &t->dlogits, DLT_T_ACT, lg->n, lg->c, lg->d, lg->h, lg->w)))
+            return rc;
+    }
+    if ((rc = be->upload(be, &t->labels, labels))) return rc;
+    return be->loss(be, &t->cfg.loss, lg, &t->labels, loss, &t->dlogits);
+}
+
+int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
+                     int64_t w, double *loss)
+{
+    dlt_net *net = t->net;
+    dlt_backend *be = dlt_net_backend(net);
+    int rc = dlt_net_zero_grad(net);
+    if (!rc) rc = forward_loss(t, x, labels, n, d, h, w, 1, loss);
+    if (!rc) rc = dlt_net_backward(net, &t->dlogits);
+    if (rc) return rc;
+    dlt_optim_desc od = t->cfg.optim;
+    od.lr = (float)dlt_trainer_lr(t);
+    od.t = t->step + 1;
+    for (int i = 0; i < t->np; i++) {
+        dlt_param *p = dlt_net_param(net, i);
+        if (!p->trainable) continue;
+        rc = be->optim_step(be, &od, &p->value, &p->grad, &t->m[i], t->v[i].data ? &t->v[i] : NULL);
+        if (rc) return dlt_err_prefix(rc, "train: %s", p->name);
+    }
+    t->step++;
+    return 0;
+}
+
+int dlt_trainer_eval_loss(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
+                          int64_t w, double *loss)
+{
+    return forward_loss(t, x, labels, n, d, h, w, 0, loss);
+}
+
+static int add_state(dlt_model *m, const char *prefix, const dlt_param *p, const dlt_tensor *s)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", prefix, p->name);
+    int64_t n = dlt_tensor_numel(s), shape[5] = {s->n, s->c, s->d, s->h, s->w};
+    float *h = dlt_alloc(n, 4, name);
+    if (!h) return DLT_ENOMEM;
+    int rc = s->be->download(s->be, s, h);
+    if (!rc) rc = dlt_model_add(m, name, DLT_DT_F32, p->role == DLT_T_VEC ? 1 : 5, shape, h);
+    dlt_free(h);
+    return rc;
+}
+
+int dlt_trainer_save(const dlt_trainer *t, dlt_model *m)
+{
+    int rc = dlt_net_save(t->net, m);
+    if (rc) return rc;
+    for (int i = 0; !rc && i < t->np; i++) {
+        const dlt_param *p = dlt_net_param(t->net, i);
+        if (!p->trainable) continue;
+        rc = add_state(m, "optim.m.", p, &t->m[i]);
+        if (!rc && t->v[i].data) rc = add_state(m, "optim.v.", p, &t->v[i]);
+    }
+    const dlt_train_config *c = &t->cfg;
+    char buf[128];
+#define META(k, ...) \
+    if (!rc) { snprintf(buf, sizeof buf, __VA_ARGS__); rc = dlt_model_set_meta(m, k, buf); }
+    META("step", "%" PRId64, t->step);
+    META("optim", "%s", dlt_optim_name(c->optim.kind));
+    META("lr", "%.9g", c->optim.lr);
+    META("beta1", "%.9g", c->optim.beta1);
+    META("beta2", "%.9g", c->optim.beta2);
+    META("eps", "%.9g", c->optim.eps);
+    META("weight_decay", "%.9g", c->optim.weight_decay);
+    META("momentum", "%.9g", c->optim.momentum);
+    META("nesterov", "%d", c->optim.nesterov);
+    META("loss", "%s", dlt_loss_name(c->loss.kind));
+    META("schedule", "%s", dlt_sched_name(c->sched));
+    META("sched_step", "%" PRId64, c->sched_step);
+    META("sched_gamma", "%.17g", c->sched_gamma);
+    META("poly_power", "%.17g", c->poly_power);
+    META("total_steps", "%" PRId64, c->total_steps);
+    META("rng", "%" PRIu64 ",%" PRIu64 ",%" PRIu64, t->rng.seed, t->rng.stream, t->rng.pos);
+#undef META
+    return rc;
+}
+
+static int load_state(const dlt_model *m, const char *prefix, const dlt_param *p, dlt_tensor *s)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", prefix, p->name);
+    const dlt_model_tensor *mt = dlt_model_find(m, name);
+    if (!mt) return 1;
+    if (dlt_model_numel(mt) != dlt_tensor_numel(s) || mt->dtype != DLT_DT_F32)
+        return dlt_err(DLT_ESHAPE, "checkpoint: %s has the wrong size or type", name);
+    return s->be->upload(s->be, s, mt->data);
+}
+
+int dlt_trainer_restore(dlt_trainer *t, const dlt_model *m)
+{
+    dlt_net_config c;
+    int rc = dlt_net_config_from_model(m, &c);
+    if (rc) return rc;
+    const dlt_net_config *mine = dlt_net_get_config(t->net);
+    char a[128], b[128];
+    dlt_net_format_filters(&c, a, sizeof a), dlt_net_format_filters(mine, b, sizeof b);
+    if (c.kind != mine->kind || c.in_channels != mine->in_channels || c.classes != mine->classes || strcmp(a, b))
+        return dlt_err(DLT_EINVAL, "checkpoint: network %s %d->%d filters %s differs from this one (%s %d->%d filters %s)",
+                       dlt_net_kind_name(c.kind), c.in_channels, c.classes, a, dlt_net_kind_name(mine->kind),
+                       mine->in_channels, mine->classes, b);
+    if ((rc = dlt_net_load_weights(t->net, m))) return rc;
+    int have = 0, missing = 0;
+    for (int i = 0; i < t->np; i++) {
+        const dlt_param *p = dlt_net_param(t->net, i);
+        if (!p->trainable) continue;
+        int r = load_state(m, "optim.m.", p, &t->m[i]);
+        if (r < 0) return r;
+        if (r == 0 && t->v[i].data && (r = load_state(m, "optim.v.", p, &t->v[i])) < 0) return r;
+        if (r == 0) have++; else missing++;
+    }
+    if (have && missing) return dlt_err(DLT_EFORMAT, "checkpoint: optimiser state is incomplete (%d tensors missing)", missing);
+    if (!have)
+        for (int i = 0; i < t->np; i++) {
+            if (t->m[i].data) t->m[i].be->zero(t->m[i].be, &t->m[i]);
+            if (t->v[i].data) t->v[i].be->zero(t->v[i].be, &t->v[i]);
+        }
+    const char *s = dlt_model_get_meta(m, "step");
+    t->step = 0;
+    if (s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (*end || v < 0) return dlt_err(DLT_EFORMAT, "checkpoint: metadata step = '%s'", s);
+        t->step = v;
+    }
+    if ((s = dlt_model_get_meta(m, "rng"))) {
+        unsigned long long seed, stream, pos;
+        if (sscanf(s, "%llu,%llu,%llu", &seed, &stream, &pos) != 3)
+            return dlt_err(DLT_EFORMAT, "checkpoint: metadata rng = '%s'", s);
+        t->rng.seed = seed, t->rng.stream = stream, t->rng.pos = pos;
+    }
+    return 0;
+}
