@@ -1,40 +1,23 @@
 /* rng.c - Philox4x32-10 counter-based RNG and CRC32 (see dlt/core.h).
- * The same arithmetic is written in lib/cuda so both give identical streams. */
+ * The block function lives in dlt/philox.h, which lib/cuda compiles for the
+ * GPU too, so both give identical streams from one source. */
 #include "dlt/core.h"
+#include "dlt/philox.h"
 
 #include <math.h>
 #include <zlib.h>
 
 void dlt_philox4x32(uint64_t key, uint64_t ctr_hi, uint64_t ctr_lo, uint32_t out[4])
 {
-    uint32_t c0 = (uint32_t)ctr_lo, c1 = (uint32_t)(ctr_lo >> 32);
-    uint32_t c2 = (uint32_t)ctr_hi, c3 = (uint32_t)(ctr_hi >> 32);
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    dlt_philox4x32_hd(key, ctr_hi, ctr_lo, out);
 }
 
-float dlt_rng_uniform_at(uint64_t seed, uint64_t stream, uint64_t i)
-{
-    uint32_t o[4];
-    dlt_philox4x32(seed, stream, i, o);
-    return (o[0] >> 8) * (1.0f / 16777216.0f);
-}
+float dlt_rng_uniform_at(uint64_t seed, uint64_t stream, uint64_t i) { return dlt_philox_uniform_at(seed, stream, i); }
 
 float dlt_rng_normal_at(uint64_t seed, uint64_t stream, uint64_t i)
 {
-    uint32_t o[4];
-    dlt_philox4x32(seed, stream, i, o);
-    double u1 = ((o[0] >> 8) + 1.0) / 16777217.0, u2 = (o[1] >> 8) / 16777216.0;
+    double u1, u2;
+    dlt_philox_normal_uniforms(seed, stream, i, &u1, &u2);
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 

@@ -187,7 +187,19 @@ struct dlt_backend {
                       dlt_tensor *v);
 
     void (*destroy)(dlt_backend *be);
+
+    /* Optional (NULL where a backend has no options): set a named option.
+     * cuda: "precision" = "fp32" (default) | "tf32" | "bf16" (convolutions
+     * only; see lib/cuda/internal.h). Unknown key or value: DLT_EINVAL. */
+    int (*set_option)(dlt_backend *be, const char *key, const char *value);
 };
+
+/* be->set_option, or DLT_EUNSUP naming the backend when it has none. */
+static inline int dlt_backend_set_option(dlt_backend *be, const char *key, const char *value)
+{
+    if (!be->set_option) return dlt_err(DLT_EUNSUP, "backend %s has no option %s", be->name, key);
+    return be->set_option(be, key, value);
+}
 
 /* Create a backend by name: "cpu-ref" (plain C loops, the oracle), "cpu"
  * (the fast path; operations it lacks fall back to cpu-ref with a debug log
