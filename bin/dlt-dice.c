@@ -1,0 +1,449 @@
+/* dlt-dice - compare predicted and reference label volumes: per case and
+ * class, Dice, precision, recall, volumes, HD95 and ASSD, as TSV on stdout,
+ * with optional summary rows. The metrics are lib/metrics*.c; this file
+ * reads the cases, collects rows and prints them once everything succeeded
+ * (so a failure leaves stdout empty). */
+#include "dlt/core.h"
+#include "dlt/io.h"
+#include "dlt/metrics.h"
+#include "dlt/model.h"
+#include "dlt/volume.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: dlt-dice [OPTIONS] PRED REF\n"
+            "       dlt-dice [OPTIONS] --list PAIRS.tsv\n"
+            "Per-class Dice, precision, recall, volumes (ml), HD95 and ASSD (mm) of\n"
+            "predicted against reference label volumes, as TSV on stdout. PRED or REF\n"
+            "may be - (stdin). PAIRS.tsv: columns case, pred, ref (a header row;\n"
+            "relative paths are relative to the list file).\n"
+            "\n"
+            "  -l, --list FILE      many cases from a list\n"
+            "  -c, --classes FILE   class names, TSV 'id<TAB>name'; its ids are the classes\n"
+            "  -m, --model FILE     class names from a model file (class_names)\n"
+            "      --labels LIST    report only these classes, e.g. 1,2,5 (0 allowed)\n"
+            "  -s, --summary        add mean, std, median, min, max per class over cases,\n"
+            "                       and the mean over foreground classes\n"
+            "      --no-distances   skip HD95 and ASSD (columns '-')\n"
+            "      --case NAME      case name for PRED REF (default: PRED's file name)\n"
+            "      --tolerance MM   grid tolerance for dims/affine checks (default 0.001)\n"
+            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
+            "Classes absent from both volumes of a case print '-' and are left out of\n"
+            "the summary; an empty prediction (or reference) gives Dice 0 and 'inf' mm.\n"
+            "See dlt-dice(1).\n");
+}
+
+typedef struct {
+    char *name, *pred, *ref;
+    int line;
+} pair;
+
+typedef struct {
+    int nl;                 /* classes computed: labels 0..nl-1 indexed by label */
+    dlt_class_metrics *m;   /* [nl], m[l] for label l (NULL entries unused) */
+    int *have;              /* [nl] 1 where computed */
+} case_result;
+
+static char *join_dir(const char *dir, const char *p)
+{
+    char *s = NULL;
+    if (p[0] == '/' || strcmp(p, "-") == 0 || strcmp(dir, ".") == 0) return strdup(p);
+    if (asprintf(&s, "%s/%s", dir, p) < 0) return NULL;
+    return s;
+}
+
+static char *case_name(const char *path)
+{
+    if (strcmp(path, "-") == 0) return strdup("stdin");
+    const char *b = strrchr(path, '/');
+    char *s = strdup(b ? b + 1 : path);
+    size_t n = strlen(s);
+    if (n > 7 && strcmp(s + n - 7, ".nii.gz") == 0) s[n - 7] = 0;
+    else if (n > 4 && strcmp(s + n - 4, ".nii") == 0) s[n - 4] = 0;
+    return s;
+}
+
+static int split_tabs(char *line, char **f, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        f[n++] = p;
+        char *t = strchr(p, '\t');
+        if (!t) break;
+        *t = 0;
+        p = t + 1;
+    }
+    return n;
+}
+
+/* Read the list; every path is checked now, so a bad line fails before any
+ * case is computed. */
+static int read_list(const char *path, pair **out, int *np)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return dlt_err(DLT_EIO, "%s: %s", path, strerror(errno));
+    char *tmp = strdup(path), *dir = strdup(dirname(tmp));
+    free(tmp);
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, rc = 0, n = 0, first = 1;
+    pair *v = NULL;
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        char *fld[4];
+        int nf = split_tabs(line, fld, 4);
+        if (nf != 3) {
+            rc = dlt_err(DLT_EFORMAT, "%s:%d: expected 3 tab-separated columns (case, pred, ref), got %d", path, lineno, nf);
+            break;
+        }
+        char *pp = join_dir(dir, fld[1]), *rp = join_dir(dir, fld[2]);
+        if (first) {
+            first = 0;
+            /* The header row names the columns; a first row whose paths
+             * exist is data (a list without header). */
+            if (access(pp, F_OK) != 0 || access(rp, F_OK) != 0) {
+                free(pp);
+                free(rp);
+                continue;
+            }
+        }
+        const char *bad = access(pp, R_OK) != 0 ? pp : access(rp, R_OK) != 0 ? rp : NULL;
+        if (bad) {
+            rc = dlt_err(DLT_EIO, "%s:%d: %s: %s", path, lineno, bad, strerror(errno));
+            free(pp);
+            free(rp);
+            break;
+        }
+        pair *nv = realloc(v, sizeof *v * (size_t)(n + 1));
+        if (!nv) {
+            rc = dlt_err(DLT_ENOMEM, "out of memory");
+            free(pp);
+            free(rp);
+            break;
+        }
+        v = nv;
+        v[n].name = strdup(fld[0]);
+        v[n].pred = pp;
+        v[n].ref = rp;
+        v[n].line = lineno;
+        n++;
+    }
+    free(line);
+    free(dir);
+    fclose(f);
+    if (!rc && n == 0) rc = dlt_err(DLT_EFORMAT, "%s: no cases in the list", path);
+    *out = v;
+    *np = n;
+    return rc;
+}
+
+static int run_case(const pair *p, const char *where, double tol, int distances, const int *want, int nwant,
+                    case_result *cr)
+{
+    dlt_volume a, b;
+    int rc = dlt_volume_read_label(p->pred, &a);
+    if (rc) return dlt_err_prefix(rc, "%s", where);
+    if ((rc = dlt_volume_read_label(p->ref, &b)) != 0) {
+        dlt_volume_free(&a);
+        return dlt_err_prefix(rc, "%s", where);
+    }
+    int64_t nv = b.nx * b.ny * b.nz;
+    if ((rc = dlt_volume_same_grid(&a, &b, tol)) != 0) {
+        dlt_err_prefix(rc, "%s: %s and %s are not on the same grid", where, strcmp(p->pred, "-") ? p->pred : "stdin",
+                       strcmp(p->ref, "-") ? p->ref : "stdin");
+        goto out;
+    }
+    int lmax = 0;
+    int *labels;
+    int nl;
+    if (want) {
+        labels = (int *)want;
+        nl = nwant;
+        for (int i = 0; i < nl; i++) lmax = want[i] > lmax ? want[i] : lmax;
+    } else {
+        int x = dlt_label_max(a.label, nv), y = dlt_label_max(b.label, nv);
+        lmax = x > y ? x : y;
+        nl = lmax;
+        labels = malloc(sizeof(int) * (size_t)(nl ? nl : 1));
+        for (int i = 0; i < nl; i++) labels[i] = i + 1;
+    }
+    dlt_class_metrics *m = calloc((size_t)(nl ? nl : 1), sizeof *m);
+    cr->nl = lmax + 1;
+    cr->m = calloc((size_t)cr->nl, sizeof *cr->m);
+    cr->have = calloc((size_t)cr->nl, sizeof(int));
+    int64_t n3[3] = {b.nx, b.ny, b.nz};
+    double t0 = dlt_now();
+    rc = dlt_metrics_compute(a.label, b.label, n3, b.spacing, labels, nl, distances, m);
+    if (rc) dlt_err_prefix(rc, "%s", where);
+    for (int i = 0; !rc && i < nl; i++) {
+        cr->m[labels[i]] = m[i];
+        cr->have[labels[i]] = 1;
+    }
+    dlt_log(DLT_LOG_VERBOSE, "%s: %lldx%lldx%lld, %d classes, %.2f s", p->name, (long long)b.nx, (long long)b.ny,
+            (long long)b.nz, nl, dlt_now() - t0);
+    free(m);
+    if (labels != want) free(labels);
+out:
+    dlt_volume_free(&a);
+    dlt_volume_free(&b);
+    return rc;
+}
+
+static void put(FILE *f, double x, const char *fmt)
+{
+    if (isnan(x)) fputs("\t-", f);
+    else if (isinf(x)) fputs(x > 0 ? "\tinf" : "\t-inf", f);
+    else {
+        fputc('\t', f);
+        fprintf(f, fmt, x);
+    }
+}
+
+/* One row: the 7 numbers of a class (dice..assd). */
+static void row(FILE *f, const char *cs, const char *cls, const char *name, const double v[7])
+{
+    fprintf(f, "%s\t%s\t%s", cs, cls, name);
+    for (int i = 0; i < 7; i++) put(f, v[i], i < 3 ? "%.6f" : "%.6g");
+    fputc('\n', f);
+}
+
+static void values(const dlt_class_metrics *m, double v[7])
+{
+    v[0] = m->dice, v[1] = m->precision, v[2] = m->recall;
+    v[3] = m->absent ? NAN : m->vol_pred_ml, v[4] = m->absent ? NAN : m->vol_ref_ml;
+    v[5] = m->hd95, v[6] = m->assd;
+}
+
+int main(int argc, char **argv)
+{
+    dlt_log_init("dlt-dice");
+    enum { O_LABELS = 256, O_NODIST, O_CASE, O_TOL, O_VERSION };
+    static const struct option opts[] = {
+        {"list", required_argument, 0, 'l'},
+        {"classes", required_argument, 0, 'c'},
+        {"model", required_argument, 0, 'm'},
+        {"labels", required_argument, 0, O_LABELS},
+        {"summary", no_argument, 0, 's'},
+        {"no-distances", no_argument, 0, O_NODIST},
+        {"case", required_argument, 0, O_CASE},
+        {"tolerance", required_argument, 0, O_TOL},
+        {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, O_VERSION},
+        {0, 0, 0, 0},
+    };
+    const char *list = NULL, *classes = NULL, *model = NULL, *labels_arg = NULL, *casearg = NULL;
+    int summary = 0, distances = 1, verbosity = dlt_log_level(), c;
+    double tol = 1e-3;
+    while ((c = getopt_long(argc, argv, "l:c:m:sqvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': list = optarg; break;
+        case 'c': classes = optarg; break;
+        case 'm': model = optarg; break;
+        case O_LABELS: labels_arg = optarg; break;
+        case 's': summary = 1; break;
+        case O_NODIST: distances = 0; break;
+        case O_CASE: casearg = optarg; break;
+        case O_TOL: {
+            char *e;
+            tol = strtod(optarg, &e);
+            if (*e || !(tol >= 0)) {
+                dlt_error("--tolerance: '%s' is not a non-negative number of mm", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'q': verbosity = DLT_LOG_QUIET; break;
+        case 'v': verbosity++; break;
+        case 'h': usage(stdout); return 0;
+        case O_VERSION: printf("dlt-dice %s\n", DLT_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    dlt_log_set_level(verbosity);
+    int nops = argc - optind;
+    if (list ? nops != 0 : nops != 2) {
+        dlt_error(list ? "--list takes no PRED REF operands" : "expected PRED and REF (or --list FILE); see --help");
+        return 2;
+    }
+    if (!list && strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0) {
+        dlt_error("PRED and REF cannot both be stdin");
+        return 2;
+    }
+    int want[1024], nwant = 0, *wantp = NULL;
+    if (labels_arg) {
+        if (dlt_parse_ints(labels_arg, 1024, want, &nwant) != 0 || nwant == 0) {
+            dlt_error("--labels: '%s' is not a comma list of class ids", labels_arg);
+            return 2;
+        }
+        for (int i = 0; i < nwant; i++)
+            if (want[i] < 0 || want[i] > 65535) {
+                dlt_error("--labels: %d is not a class id (0..65535)", want[i]);
+                return 2;
+            }
+        wantp = want;
+    }
+
+    dlt_class_names names;
+    memset(&names, 0, sizeof names);
+    int rc = 0;
+    if (classes) {
+        if ((rc = dlt_class_names_read(classes, &names)) != 0) goto fail;
+        if (!wantp) {
+            for (int i = 0; i < names.n && nwant < 1024; i++)
+                if (names.id[i] > 0) want[nwant++] = names.id[i];
+            if (nwant == 0) {
+                rc = dlt_err(DLT_EFORMAT, "%s: names no foreground class (ids > 0)", classes);
+                goto fail;
+            }
+            wantp = want;
+        }
+    } else if (model) {
+        dlt_model mod;
+        dlt_model_init(&mod);
+        if ((rc = dlt_model_read(model, &mod)) != 0) goto fail;
+        const char *cn = dlt_model_get_meta(&mod, "class_names");
+        if (cn) rc = dlt_class_names_parse(cn, &names);
+        else dlt_warn("%s: no class_names in the model metadata", model);
+        dlt_model_free(&mod);
+        if (rc) {
+            dlt_err_prefix(rc, "%s", model);
+            goto fail;
+        }
+    }
+
+    pair *pairs = NULL;
+    int np = 0;
+    if (list) {
+        if ((rc = read_list(list, &pairs, &np)) != 0) goto fail;
+    } else {
+        pairs = calloc(1, sizeof *pairs);
+        pairs[0].name = casearg ? strdup(casearg) : case_name(argv[optind]);
+        pairs[0].pred = strdup(argv[optind]);
+        pairs[0].ref = strdup(argv[optind + 1]);
+        np = 1;
+    }
+    case_result *res = calloc((size_t)np, sizeof *res);
+    dlt_progress prog;
+    if (np > 1) dlt_progress_start(&prog, "cases", np);
+    int gmax = 0;
+    for (int i = 0; i < np && !rc; i++) {
+        char where[600];
+        if (list) snprintf(where, sizeof where, "%s:%d (case %s)", list, pairs[i].line, pairs[i].name);
+        else snprintf(where, sizeof where, "case %s", pairs[i].name);
+        rc = run_case(&pairs[i], where, tol, distances, wantp, nwant, &res[i]);
+        if (!rc && res[i].nl - 1 > gmax) gmax = res[i].nl - 1;
+        if (np > 1) dlt_progress_update(&prog, i + 1, NULL);
+    }
+    if (np > 1 && !rc) dlt_progress_end(&prog, NULL);
+
+    if (!rc) {
+        /* The classes reported: --labels / --classes, else 1..max over all cases. */
+        int ncls = wantp ? nwant : gmax;
+        int *cls = malloc(sizeof(int) * (size_t)(ncls ? ncls : 1));
+        for (int k = 0; k < ncls; k++) cls[k] = wantp ? wantp[k] : k + 1;
+        FILE *o = stdout;
+        fprintf(o, "case\tclass\tname\tdice\tprecision\trecall\tvol_pred_ml\tvol_ref_ml\thd95\tassd\n");
+        double *col = malloc(sizeof(double) * (size_t)(np ? np : 1) * 7);
+        double *fg = malloc(sizeof(double) * (size_t)(ncls ? ncls : 1) * 7);
+        int nfg = 0;
+        dlt_stats *st = malloc(sizeof(dlt_stats) * 7 * (size_t)(ncls ? ncls : 1));
+        for (int i = 0; i < np; i++)
+            for (int k = 0; k < ncls; k++) {
+                char id[16];
+                snprintf(id, sizeof id, "%d", cls[k]);
+                const char *nm = dlt_class_names_get(&names, cls[k]);
+                dlt_class_metrics m;
+                if (cls[k] < res[i].nl && res[i].have[cls[k]]) m = res[i].m[cls[k]];
+                else {
+                    memset(&m, 0, sizeof m);
+                    m.absent = 1;
+                    m.dice = m.precision = m.recall = m.hd95 = m.assd = NAN;
+                }
+                if (!distances) m.hd95 = m.assd = NAN;
+                double v[7];
+                values(&m, v);
+                row(o, pairs[i].name, id, nm ? nm : "-", v);
+            }
+        if (summary) {
+            static const char *sname[5] = {"mean", "std", "median", "min", "max"};
+            for (int k = 0; k < ncls; k++) {
+                for (int i = 0; i < np; i++) {
+                    dlt_class_metrics m;
+                    if (cls[k] < res[i].nl && res[i].have[cls[k]]) m = res[i].m[cls[k]];
+                    else {
+                        memset(&m, 0, sizeof m);
+                        m.absent = 1;
+                        m.dice = m.precision = m.recall = m.hd95 = m.assd = NAN;
+                    }
+                    if (!distances) m.hd95 = m.assd = NAN;
+                    double v[7];
+                    values(&m, v);
+                    for (int j = 0; j < 7; j++) col[j * np + i] = v[j];
+                }
+                for (int j = 0; j < 7; j++) dlt_stats_compute(col + j * np, np, &st[k * 7 + j]);
+            }
+            for (int s = 0; s < 5; s++)
+                for (int k = 0; k < ncls; k++) {
+                    char id[16];
+                    snprintf(id, sizeof id, "%d", cls[k]);
+                    const char *nm = dlt_class_names_get(&names, cls[k]);
+                    double v[7];
+                    for (int j = 0; j < 7; j++) {
+                        const dlt_stats *t = &st[k * 7 + j];
+                        v[j] = s == 0 ? t->mean : s == 1 ? t->std : s == 2 ? t->median : s == 3 ? t->min : t->max;
+                    }
+                    row(o, sname[s], id, nm ? nm : "-", v);
+                }
+            /* Mean over foreground classes of the per-class means (classes
+             * absent from every case, and class 0, left out). */
+            for (int k = 0; k < ncls; k++)
+                if (cls[k] > 0 && st[k * 7].n > 0) {
+                    for (int j = 0; j < 7; j++) fg[j * ncls + nfg] = st[k * 7 + j].mean;
+                    nfg++;
+                }
+            double v[7];
+            for (int j = 0; j < 7; j++) {
+                dlt_stats t;
+                dlt_stats_compute(fg + j * ncls, nfg, &t);
+                v[j] = t.mean;
+            }
+            row(o, "mean", "fg", "foreground", v);
+        }
+        free(col);
+        free(fg);
+        free(st);
+        free(cls);
+        if (fflush(o) != 0 || ferror(o)) rc = dlt_err(DLT_EIO, "stdout: write failed: %s", strerror(errno));
+    }
+    for (int i = 0; i < np; i++) {
+        free(pairs[i].name);
+        free(pairs[i].pred);
+        free(pairs[i].ref);
+        free(res[i].m);
+        free(res[i].have);
+    }
+    free(pairs);
+    free(res);
+fail:
+    dlt_class_names_free(&names);
+    if (rc) {
+        dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    return 0;
+}
