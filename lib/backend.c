@@ -17,12 +17,14 @@ void dlt_conv_same(dlt_conv_desc *c, const int64_t in[3], int64_t out[3])
     }
 }
 
-/* "cpu" is the fast path when this build has it. Until lib/cpu's oneDNN
- * backend (dlt_cpu_fast_create) is linked in, "cpu" is the reference, which
- * computes the same results more slowly; the debug log says which one runs. */
+/* "cpu" is the oneDNN fast path (lib/cpu/fast*.c); a build without oneDNN
+ * runs the reference loops instead, which compute the same results more
+ * slowly; the debug log says which one runs. */
 static int create_cpu(dlt_backend **be)
 {
-    dlt_log(DLT_LOG_DEBUG, "backend cpu: using the reference loops (cpu-ref)");
+    int rc = dlt_cpu_fast_create(be);
+    if (rc != DLT_EUNSUP) return rc;
+    dlt_log(DLT_LOG_DEBUG, "backend cpu: %s; using the reference loops (cpu-ref)", dlt_errmsg());
     return dlt_cpu_ref_create(be);
 }
 
