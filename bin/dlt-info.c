@@ -391,10 +391,17 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* Not a trainable parameter: optimiser and RNG state, BN buffers. */
+/* Not a trainable parameter: optimiser and RNG state; buffers, i.e. BN
+ * running statistics and the fixed upsampling kernels "up.<i>.w" of the
+ * peer's state_dict (dlt-model(5)). */
 static int is_state(const char *n) { return strncmp(n, "optim.", 6) == 0 || strncmp(n, "rng.", 4) == 0; }
 static int is_buffer(const char *n)
 {
+    if (strncmp(n, "up.", 3) == 0) {
+        const char *p = n + 3;
+        while (*p >= '0' && *p <= '9') p++;
+        if (p > n + 3 && strcmp(p, ".w") == 0) return 1;
+    }
     return ends_with(n, ".running_mean") || ends_with(n, ".running_var") || ends_with(n, ".num_batches_tracked");
 }
 
@@ -423,7 +430,7 @@ static int summarise_model(const dlt_model *m, const char *name, out *o)
         if (v) addf(o, "  %-13s %s\n", model_keys[k], v);
     }
     addf(o, "  parameters    %s in %d tensors\n", grouped(params, g), nparam);
-    addf(o, "  buffers       %s in %d tensors (batch-norm statistics)\n", grouped(buffers, g), nbuf);
+    addf(o, "  buffers       %s in %d tensors (batch-norm statistics, fixed kernels)\n", grouped(buffers, g), nbuf);
     if (nstate) addf(o, "  state         %s in %d tensors (optimiser, RNG)\n", grouped(state, g), nstate);
     const char *cn = dlt_model_get_meta(m, "class_names");
     if (cn) {

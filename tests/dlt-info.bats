@@ -338,3 +338,32 @@ assert seg["label"] is True and len(seg["label_voxels"]) == 42, seg
 assert sum(seg["label_voxels"].values()) == 122 * 101 * 30
 '
 }
+
+@test "the PyTorch peer's state_dict as safetensors: 2,287,024 parameters (skipped without torch)" {
+    peer="${DLT_SHARED:-$ROOT/../shared}/peers/torch_dltk_unet.py"
+    [ -f "$peer" ] || skip "no peer"
+    /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip "no torch"
+    PEER="$peer" /usr/bin/python3 - <<'PY'
+import json, os, struct, sys
+sys.path.insert(0, os.path.dirname(os.environ["PEER"]))
+import torch_dltk_unet as t
+m = t.ResUNet3D(1, 14, (16, 32, 64, 128), (1, 2, 2, 2), 1)
+h, blobs, off = {"__metadata__": {"net": "unet", "classes": "14"}}, [], 0
+sd = m.state_dict()
+for k in sorted(sd):
+    a = sd[k].numpy()
+    d = a.tobytes()
+    h[k] = {"dtype": {"float32": "F32", "int64": "I64"}[str(a.dtype)], "shape": list(a.shape),
+            "data_offsets": [off, off + len(d)]}
+    off += len(d)
+    blobs.append(d)
+s = json.dumps(h).encode()
+s += b" " * ((8 - len(s) % 8) % 8)
+open("peer.safetensors", "wb").write(struct.pack("<Q", len(s)) + s + b"".join(blobs))
+PY
+    run2 dlt-info peer.safetensors
+    echo "$out"
+    [ "$status" -eq 0 ]
+    [[ "$out" == *"80 tensors"* ]]
+    [[ "$out" == *"parameters    2,287,024 in"* ]]
+}
