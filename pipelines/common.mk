@@ -26,4 +26,4 @@ ids = $(shell seq -f %04g $(1) $$(($(1) + $(2) - 1)))
 
 # $(call mean_table,DICE.tsv): the per-organ mean Dice rows of a dlt-dice
 # --summary table, aligned
-mean_table = awk -F'\t' '$$1 == "mean" { printf "  %-26s %s\n", ($$2 == "fg" ? "mean over organs" : $$3), $$4 }' $(1)
+mean_table = awk -F'\t' '$$1 == "mean" { printf "  %-26s %s\n", ($$2 == "fg" ? "mean (foreground)" : $$3), $$4 }' $(1)
