@@ -302,10 +302,10 @@ int dlt_model_read(const char *path, dlt_model *m)
     return rc;
 }
 
-static const dlt_model *sort_model;
-static int name_cmp(const void *a, const void *b)
+static int name_cmp(const void *a, const void *b, void *ctx)
 {
-    return strcmp(sort_model->t[*(const int *)a].name, sort_model->t[*(const int *)b].name);
+    const dlt_model *m = ctx;
+    return strcmp(m->t[*(const int *)a].name, m->t[*(const int *)b].name);
 }
 
 int dlt_model_fwrite(FILE *f, const dlt_model *m, const char *name)
@@ -313,8 +313,7 @@ int dlt_model_fwrite(FILE *f, const dlt_model *m, const char *name)
     int *order = malloc(sizeof *order * (size_t)(m->ntensors + 1));
     if (!order) return dlt_err(DLT_ENOMEM, "out of memory");
     for (int i = 0; i < m->ntensors; i++) order[i] = i;
-    sort_model = m; /* qsort has no context argument; writing is not concurrent */
-    qsort(order, (size_t)m->ntensors, sizeof *order, name_cmp);
+    qsort_r(order, (size_t)m->ntensors, sizeof *order, name_cmp, (void *)m);
     dlt_jw w;
     dlt_jw_init(&w, 0);
     dlt_jw_object(&w, NULL);

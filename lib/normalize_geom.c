@@ -343,7 +343,7 @@ int dlt_reorient_plan(const double affine[4][4], const int64_t n[3], const char 
         double t = affine[row][3];
         for (int j = 0; j < 3; j++) {
             double col = affine[row][r->perm[j]];
-            r->affine[row][j] = r->flip[j] ? -col : col;
+            r->affine[row][j] = (r->flip[j] ? -col : col) + 0.0; /* never -0 */
             if (r->flip[j]) t += (double)(n[r->perm[j]] - 1) * col;
         }
         r->affine[row][3] = t;

@@ -89,9 +89,11 @@ typedef struct dlt_norm_desc {
  * CE: mean over voxels of -log softmax. BALANCED_CE (DLTK
  * sparse_balanced_crossentropy): per-voxel weights N/(C*count_c) computed from
  * the batch's labels, loss = mean(w * ce). DICE (DLTK dice_loss): 1 - mean
- * over classes of (2*sum(p*y) + smooth) / (sum(p) + sum(y) + smooth), with
- * p the softmax, sums over the whole batch, smooth 1e-5; include_bg=0 drops
- * class 0; only_present=1 averages only classes present in the labels.
+ * over (sample, class) pairs of (2*sum(p*y) + smooth) / (sum(p) + sum(y) +
+ * smooth), with p the softmax and the sums over each sample's voxels (DLTK
+ * reduces axes 1,2,3 of [N,D,H,W,C]), smooth 1e-5; include_bg=0 drops class
+ * 0; only_present=1 averages only the pairs whose class is present in that
+ * sample's labels (none present: loss 1, gradient 0).
  * DICE_CE: dice + ce. */
 enum { DLT_LOSS_CE = 1, DLT_LOSS_BALANCED_CE, DLT_LOSS_DICE, DLT_LOSS_DICE_CE };
 typedef struct dlt_loss_desc {

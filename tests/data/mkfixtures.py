@@ -13,6 +13,8 @@ deterministic bytes). Run from anywhere: python3 tests/data/mkfixtures.py
   float_label.nii.gz float32 "labels" holding 0.5 (not integers)
   img.nii.gz         16x12x10 float32 image, voxel axes L,S,A (1.5, 2, 1 mm),
                      origin (20,-10,5): a smooth ramp plus a sine pattern
+  smooth.nii.gz      20x16x12 float32, voxel 1.5,1.5,2 mm (RAS), slowly varying
+  mask.nii.gz        uint8 on img.nii.gz's grid: 1 in x,y,z [3,10]x[2,8]x[1,7]
   stream.dltp        a patch stream: 3 records of 4x4x4, 2 channels, labels
 """
 import gzip, math, os, struct, zlib
@@ -72,6 +74,11 @@ for z in range(DI[2]):
         for x in range(DI[0]):
             img.append(100.0 * x - 30.0 * y + 7.0 * z + 50.0 * math.sin(0.7 * x + 0.3 * y * z) - 400.0)
 nifti("img.nii.gz", DI, "f32", img, [[-1.5, 0, 0, 20], [0, 0, 1, -10], [0, 2, 0, 5]], (1.5, 2, 1))
+
+DS = (20, 16, 12)
+sm = [100.0 * math.sin(0.2 * x) + 50.0 * math.cos(0.15 * y) + 3.0 * z for z in range(DS[2]) for y in range(DS[1]) for x in range(DS[0])]
+nifti("smooth.nii.gz", DS, "f32", sm, [[1.5, 0, 0, -14], [0, 1.5, 0, -11], [0, 0, 2, -11]], (1.5, 1.5, 2))
+nifti("mask.nii.gz", DI, "u8", labels(DI, [(1, (3, 10, 2, 8, 1, 7))]), [[-1.5, 0, 0, 20], [0, 0, 1, -10], [0, 2, 0, 5]], (1.5, 2, 1))
 
 # patch stream (dlt-patches(5))
 hdr = b"DLTPATCHES 1\nchannels 2\nclasses 3\npatch 4,4,4\nlabel yes\npreprocessing ct=-1000,800\nend\n"
