@@ -411,7 +411,7 @@ int main(int argc, char **argv)
     const char *pre = subj[0].preprocessing;
     for (int i = 1; i < nsubj; i++)
         if (strcmp(subj[i].preprocessing, pre)) {
-            dlt_warn("subjects differ in preprocessing ('%s' in %s, '%s' in %s); the header records the first", pre,
+            dlt_warn("subjects differ in preprocessing ('%s' in %s, '%s' in %s); the header records the first's", pre,
                      subj[0].id, subj[i].preprocessing, subj[i].id);
             break;
         }

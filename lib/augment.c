@@ -8,6 +8,7 @@
 #include "dlt/core.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NOISE_POS (1ull << 40)
@@ -221,6 +222,22 @@ int dlt_aug_elastic_field(double alpha, double sigma, const int size[3], uint64_
     int X = size[0], Y = size[1], Z = size[2];
     int64_t vox = (int64_t)X * Y * Z;
     float mx = 0;
+    /* x's coarse cell and weight, the same for every row */
+    int *xi = malloc(sizeof(int) * (size_t)X);
+    float *xw = malloc(sizeof(float) * (size_t)X);
+    if (!xi || !xw) {
+        free(xi);
+        free(xw);
+        dlt_free(a);
+        dlt_free(b);
+        dlt_free(row);
+        return dlt_err(DLT_ENOMEM, "elastic field: out of memory");
+    }
+    for (int x = 0; x < X; x++) {
+        double ux = x / s;
+        xi[x] = (int)ux;
+        xw[x] = (float)(ux - xi[x]);
+    }
     for (int comp = 0; comp < 3; comp++) {
         uint64_t base = FIELD_POS + (uint64_t)comp * (uint64_t)next; /* uses next/2 positions */
         for (int64_t i = 0; i < next; i += 2) {
@@ -254,16 +271,16 @@ int dlt_aug_elastic_field(double alpha, double sigma, const int size[3], uint64_
                     row[i] = (1 - wz) * ((1 - wy) * r00[i] + wy * r01[i]) + wz * ((1 - wy) * r10[i] + wy * r11[i]);
                 float *o = d + ((int64_t)z * Y + y) * X;
                 for (int x = 0; x < X; x++) {
-                    double ux = x / s;
-                    int64_t ix = (int64_t)ux;
-                    float wx = (float)(ux - ix);
-                    float v = (1 - wx) * row[ix] + wx * row[ix + 1];
+                    float v = (1 - xw[x]) * row[xi[x]] + xw[x] * row[xi[x] + 1];
                     o[x] = v;
-                    if (fabsf(v) > mx) mx = fabsf(v);
+                    float av = fabsf(v);
+                    mx = av > mx ? av : mx;
                 }
             }
         }
     }
+    free(xi);
+    free(xw);
     dlt_free(a);
     dlt_free(b);
     dlt_free(row);
@@ -297,9 +314,16 @@ void dlt_aug_warp(const float *src, const uint16_t *srclab, int64_t channels, co
                 float px = x + origin[0] + dx[i], py = y + origin[1] + dy[i], pz = z + origin[2] + dz[i];
                 int x0, x1, y0, y1, z0, z1;
                 float wx, wy, wz;
-                axis_weights(px, SX, &x0, &x1, &wx);
-                axis_weights(py, SY, &y0, &y1, &wy);
-                axis_weights(pz, SZ, &z0, &z1, &wz);
+                if (px >= 0 && py >= 0 && pz >= 0 && px < SX - 1 && py < SY - 1 && pz < SZ - 1) {
+                    /* inside the box (always, when the caller's margin covers the field) */
+                    x0 = (int)px, y0 = (int)py, z0 = (int)pz;
+                    x1 = x0 + 1, y1 = y0 + 1, z1 = z0 + 1;
+                    wx = px - x0, wy = py - y0, wz = pz - z0;
+                } else {
+                    axis_weights(px, SX, &x0, &x1, &wx);
+                    axis_weights(py, SY, &y0, &y1, &wy);
+                    axis_weights(pz, SZ, &z0, &z1, &wz);
+                }
                 int64_t o00 = ((int64_t)z0 * SY + y0) * SX, o01 = ((int64_t)z0 * SY + y1) * SX;
                 int64_t o10 = ((int64_t)z1 * SY + y0) * SX, o11 = ((int64_t)z1 * SY + y1) * SX;
                 for (int64_t c = 0; c < channels; c++) {

@@ -86,11 +86,15 @@ int dlt_sample_list_read(const char *path, dlt_subject **out, int *nout)
         for (int i = 0; i < nf; i++) f[i] = trim(f[i]);
         if (!have_layout) {
             have_layout = 1;
-            if (!strcasecmp(f[0], "id")) {
-                /* header: image, image1, image2... in number order */
+            int hdr = 0;
+            for (int i = 0; i < nf; i++)
+                if (!strcasecmp(f[i], "id")) hdr = 1;
+            if (hdr) {
+                /* header: id, label, image or image1, image2... in number order */
                 int order[MAX_COLS];
-                for (int i = 1; i < nf; i++) {
-                    if (!strcasecmp(f[i], "label")) labcol = i;
+                for (int i = 0; i < nf; i++) {
+                    if (!strcasecmp(f[i], "id")) idcol = i;
+                    else if (!strcasecmp(f[i], "label")) labcol = i;
                     else if (!strncasecmp(f[i], "image", 5)) {
                         char *end;
                         long k = f[i][5] ? strtol(f[i] + 5, &end, 10) : 0;
@@ -235,7 +239,10 @@ int dlt_subject_load(dlt_subject *s)
     int64_t nvox = s->dim[0] * s->dim[1] * s->dim[2], c = 0;
     for (int i = 0; i < s->nvol; i++)
         for (int64_t j = 0; j < s->vol[i].nc; j++) s->chan[c++] = s->vol[i].data + j * nvox;
-    snprintf(s->preprocessing, sizeof s->preprocessing, "%s", dlt_volume_descrip(&s->vol[0]));
+    /* dlt-normalize records "dlt:STEPS" in the description; anything else
+     * there (a scanner's or another program's note) is not preprocessing */
+    const char *d = dlt_volume_descrip(&s->vol[0]);
+    snprintf(s->preprocessing, sizeof s->preprocessing, "%s", strncmp(d, "dlt:", 4) ? "" : d + 4);
     dlt_subject_scan(s);
     return 0;
 }

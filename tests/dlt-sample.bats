@@ -15,7 +15,7 @@ setup_file() {
     mkdir -p "$D/sub"
     # three subjects whose image equals their label (classes 0, 1, 2)
     for i in 1 2 3; do
-        python3 "$H" nifti "$D/sub/img$i.nii.gz" 40,36,30 --spacing 1.5,1.5,2 --descrip "whiten nonzero"
+        python3 "$H" nifti "$D/sub/img$i.nii.gz" 40,36,30 --spacing 1.5,1.5,2 --descrip "dlt:whiten;clip:-3,3"
         python3 "$H" nifti "$D/sub/lab$i.nii.gz" 40,36,30 --label --spacing 1.5,1.5,2
     done
     printf 'id\timage\tlabel\n' >"$D/list.tsv"
@@ -77,13 +77,40 @@ nrec() { python3 "$H" records <"$1" | wc -l; }
     grep -qx 'patch 16,12,8' "$T/h"
     grep -qx 'label yes' "$T/h"
     grep -qx 'class_names background,box,smallbox' "$T/h"
-    grep -qx 'preprocessing whiten nonzero' "$T/h"
+    grep -qx 'preprocessing whiten;clip:-3,3' "$T/h"
     grep -qx 'sampler balanced' "$T/h"
     grep -qx 'seed 9' "$T/h"
     grep -qx 'augment flip=x,z' "$T/h"
     [ "$(nrec "$T/s")" -eq 2 ]
     # the memory report
     grep -q '3 subjects, 6 volumes held in memory' "$T/err"
+}
+
+@test "a description not written by dlt-normalize is not preprocessing; differing ones are warned about" {
+    python3 "$H" nifti "$T/foreign.nii.gz" 40,36,30 --spacing 1.5,1.5,2 --descrip "scanner X protocol 7"
+    run --separate-stderr dlt-sample --image "$T/foreign.nii.gz" --label "$D/sub/lab1.nii.gz" --count 1
+    [ "$status" -eq 0 ]
+    ! grep -aq '^preprocessing' <(head -n 20 <<<"$output")
+    printf 'id\timage\tlabel\n' >"$T/mixed.tsv"
+    printf 'a\t%s\t%s\n' "$D/sub/img1.nii.gz" "$D/sub/lab1.nii.gz" >>"$T/mixed.tsv"
+    printf 'b\t%s\t%s\n' "$T/foreign.nii.gz" "$D/sub/lab1.nii.gz" >>"$T/mixed.tsv"
+    run --separate-stderr dlt-sample --list "$T/mixed.tsv" --count 1
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"warning: subjects differ in preprocessing ('whiten;clip:-3,3' in a, '' in b)"* ]]
+}
+
+@test "header columns image1, image2 give the channels in number order" {
+    printf 'label\timage2\tid\timage1\n%s\t%s\tr\t%s\n' "$D/sub/lab1.nii.gz" "$D/sub/img1.nii.gz" "$D/ramp.nii.gz" >"$T/two.tsv"
+    dlt-sample --list "$T/two.tsv" --patch 8 --count 3 -q >"$T/s"
+    python3 -c "
+import sys; sys.path.insert(0, '$ROOT/tests/helpers')
+import sample_check as s
+head, recs = s.read_stream(open('$T/s', 'rb'))
+for rid, c, size, ch, has, img, lab in recs:
+    assert rid == 'r' and ch == 2
+    assert img[0] == c[0] + 100 * c[1] + 10000 * c[2], 'channel 0 is image1 (the ramp)'
+    assert all(int(img[512 + i]) == lab[i] for i in range(512)), 'channel 1 is image2 (equals the label)'
+"
 }
 
 @test "--classes overrides the class count; a label beyond it is an error" {

@@ -63,7 +63,8 @@ typedef struct dlt_subject {
     int64_t channels;
     float **chan;      /* [channels] -> [nz][ny][nx] (owned array; data in vol[]) */
     uint16_t *label;   /* [nz][ny][nx] or NULL */
-    char preprocessing[80]; /* the first image's NIfTI description */
+    char preprocessing[80]; /* from the first image's NIfTI description "dlt:STEPS"
+                               (as dlt-normalize writes it): STEPS; else "" */
     /* class index: filled by dlt_subject_index */
     int nclasses;
     int64_t *count;    /* [nclasses] voxels per class */
@@ -75,9 +76,10 @@ typedef struct dlt_subject {
     dlt_volume *labvol;
 } dlt_subject;
 
-/* Read a list file (TSV). A header row (first field "id") names the
- * columns: id, image (or image1, image2, ...; in that order as channels),
- * label; without one the columns are id, images..., label (the last). Blank
+/* Read a list file (TSV). A header row (one field is "id") names the
+ * columns, in any order: id, image (or image1, image2, ...: the channels in
+ * number order), label; other columns are ignored. Without a header the
+ * columns are id, images..., label (the last). Blank
  * lines and lines starting with '#' are skipped. Relative paths are taken
  * relative to the list file's directory. A row with a missing file fails
  * with "FILE:LINE: PATH: no such file". *subj is an array of *n subjects
