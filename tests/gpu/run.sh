@@ -10,16 +10,26 @@
 #      while dlt-train/dlt-infer/dlt-phantom/dlt-sample are missing)
 #   6. benchmark beside the PyTorch peer on the same card
 # and a short table last. Logs go to $OUT (the device tool's folder; else
-# build/gpu-out). Every step is time-boxed. Run from anywhere:
+# build/gpu-out): summary.txt, run.log and logs.tar.gz with every step's
+# log. Every step is time-boxed. Run from anywhere:
 #   tests/gpu/run.sh            (device tool: command "tests/gpu/run.sh")
 # The peer script is looked up in $DLT_SHARED/peers, ../shared/peers,
-# shared/peers and tests/gpu/peers (copy it there if ../shared does not
-# travel to the device machine). Exit status 1 if a check failed.
+# shared/peers and tests/gpu/peers. ../shared does not travel to the device
+# machine: before the call, `mkdir -p tests/gpu/peers && cp
+# ../shared/peers/torch_dltk_unet.py tests/gpu/peers/ && echo
+# /tests/gpu/peers/ >> .git/info/exclude`, and name tests/gpu/peers in the
+# call's carry. Exit status 1 if a check failed.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-OUT=${OUT:-$ROOT/build/gpu-out}
-mkdir -p "$OUT"
+# per-step logs in build/gpu-logs; $OUT gets summary.txt, run.log and
+# logs.tar.gz (the device tool brings back at most 8 files)
+FINAL=${OUT:-$ROOT/build/gpu-out}
+OUT=$ROOT/build/gpu-logs
+rm -rf "$OUT"
+mkdir -p "$OUT" "$FINAL"
+finish() { cp "$OUT/summary.txt" "$OUT/run.log" "$FINAL/" 2>/dev/null; tar -czf "$FINAL/logs.tar.gz" -C "$OUT" . 2>/dev/null; }
+trap finish EXIT
 T0=$(date +%s)
 JOBS=$(nproc 2>/dev/null || echo 4)
 SUMMARY=()
@@ -80,7 +90,7 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.i
 
 if [ -z "$NVCC" ] || [ -z "$CUDNN_HOME" ]; then
     row "build" FAIL "no nvcc or no cuDNN found (see env.log)"
-    printf '%s\n' "${SUMMARY[@]}"
+    printf '%s\n' "${SUMMARY[@]}" | tee "$OUT/summary.txt"
     exit 1
 fi
 
@@ -160,7 +170,8 @@ if [ -n "$PEER" ]; then
     run peer-infer 60 python3 "$PEER" infer --device cuda
     run peer-sliding 90 python3 "$PEER" sliding --device cuda
 else
-    echo "skip: torch_dltk_unet.py not found (looked in \$DLT_SHARED/peers, ../shared/peers, shared/peers, tests/gpu/peers)" | tee -a "$OUT/run.log"
+    echo "skip: torch_dltk_unet.py not found (looked in \$DLT_SHARED/peers, ../shared/peers, shared/peers, tests/gpu/peers: copy it to tests/gpu/peers and carry that folder)" | tee -a "$OUT/run.log"
+    row "peer benchmark" FAIL "peer script not found (see run.log)"
 fi
 if [ -x bench/bench_engine ] && bench/bench_engine --help 2>&1 | grep -q -- '--device'; then
     run ours-bench-engine 120 bench/bench_engine --device cuda
