@@ -216,6 +216,14 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
         const dlt_tensor *y = &out->t;
         net_value *a = &net->values[nd->in[0]], *b = nd->in[1] >= 0 ? &net->values[nd->in[1]] : NULL;
         const int ga = nd->in[0] != 0, gb = b && nd->in[1] != 0; /* the network input needs no gradient */
+        /* add: the first input's gradient is dy itself, so when it has none
+         * yet it takes over dy's buffer instead of a copy */
+        const int take = nd->op == NODE_ADD && ga && !a->written && a->gi < 0 && nd->out != last &&
+                         nd->in[0] != nd->in[1] && out->gi >= 0;
+        if (take) {
+            a->g = out->g, a->gi = out->gi;
+            out->gi = -1;
+        }
         if ((ga && (rc = grad_acquire(net, a))) || (gb && (rc = grad_acquire(net, b)))) return rc;
         switch (nd->op) {
         case NODE_CONV:
@@ -243,7 +251,7 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
             if (ga && gb) rc = be->concat_bwd(be, dy, &a->g, a->written, &b->g, b->written);
             break;
         case NODE_ADD:
-            if (ga) rc = be->copy(be, dy, &a->g, a->written);
+            if (ga && !take) rc = be->copy(be, dy, &a->g, a->written);
             if (!rc && gb) rc = be->copy(be, dy, &b->g, b->written);
             break;
         }
