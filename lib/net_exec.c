@@ -1,7 +1,8 @@
 /* net_exec.c - running a network graph (see net_int.h): planning the
  * activations for an input shape, forward, backward and prediction. Every
- * value keeps its tensor for the backward pass; gradient tensors are
- * allocated at the first backward of a plan. */
+ * value keeps its tensor for the backward pass; gradients borrow buffers
+ * from a pool only while they are live (first consumer's backward to the
+ * producer's), so a backward holds a few gradients at a time, not all. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +12,13 @@ void dlt_net_release_plan(dlt_net *net)
 {
     for (int i = 0; i < net->nvalues; i++) {
         dlt_tensor_release(&net->values[i].t);
-        dlt_tensor_release(&net->values[i].g);
+        memset(&net->values[i].g, 0, sizeof net->values[i].g); /* a view of a pool buffer */
+        net->values[i].gi = -1;
     }
+    for (int i = 0; i < net->ngpool; i++) dlt_tensor_release(&net->gpool[i].t);
+    free(net->gpool);
+    net->gpool = NULL;
+    net->ngpool = net->cap_gpool = 0;
     for (int i = 0; i < net->nnodes; i++) {
         dlt_tensor_release(&net->nodes[i].smean);
         dlt_tensor_release(&net->nodes[i].srstd);
@@ -148,6 +154,42 @@ int dlt_net_zero_grad(dlt_net *net)
 
 static dlt_tensor *G(dlt_net *net, int i) { return i >= 0 && net->params[i].trainable ? &net->params[i].grad : NULL; }
 
+/* Lend value v a gradient buffer of its shape (contents undefined: its
+ * first writer overwrites, accum = 0). */
+static int grad_acquire(dlt_net *net, net_value *v)
+{
+    if (v->gi >= 0) return 0;
+    for (int i = 0; i < net->ngpool; i++) {
+        dlt_tensor *t = &net->gpool[i].t;
+        if (!net->gpool[i].busy && t->c == v->c && t->d == v->dhw[0] && t->h == v->dhw[1] && t->w == v->dhw[2]) {
+            net->gpool[i].busy = 1;
+            v->g = *t, v->gi = i;
+            return 0;
+        }
+    }
+    if (net->ngpool == net->cap_gpool) {
+        int cap = net->cap_gpool ? 2 * net->cap_gpool : 16;
+        struct net_gbuf *p = realloc(net->gpool, sizeof *p * (size_t)cap);
+        if (!p) return dlt_err(DLT_ENOMEM, "net: out of memory");
+        net->gpool = p, net->cap_gpool = cap;
+    }
+    struct net_gbuf *b = &net->gpool[net->ngpool];
+    memset(b, 0, sizeof *b);
+    int rc = alloc_value(net, &b->t, v);
+    if (rc) return dlt_err_prefix(rc, "net: gradients");
+    b->busy = 1;
+    v->g = b->t, v->gi = net->ngpool++;
+    return 0;
+}
+
+static void grad_release(dlt_net *net, net_value *v)
+{
+    if (v->gi < 0) return;
+    net->gpool[v->gi].busy = 0;
+    memset(&v->g, 0, sizeof v->g);
+    v->gi = -1;
+}
+
 int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
 {
     dlt_backend *be = net->be;
@@ -160,12 +202,12 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
         return dlt_err(DLT_ESHAPE, "net: dlogits shape differs from the logits");
     int rc = ensure_param_grads(net);
     if (rc) return rc;
-    if (!net->grads_ready) {
-        for (int i = 1; i < last; i++)
-            if ((rc = alloc_value(net, &net->values[i].g, &net->values[i]))) return dlt_err_prefix(rc, "net: gradients");
-        net->grads_ready = 1;
+    for (int i = 0; i < net->ngpool; i++) net->gpool[i].busy = 0;
+    for (int i = 0; i < net->nvalues; i++) {
+        net->values[i].written = 0;
+        net->values[i].gi = -1;
+        memset(&net->values[i].g, 0, sizeof net->values[i].g);
     }
-    for (int i = 0; i < net->nvalues; i++) net->values[i].written = 0;
     for (int i = net->nnodes - 1; i >= 0; i--) {
         net_node *nd = &net->nodes[i];
         net_value *out = &net->values[nd->out];
@@ -174,6 +216,15 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
         const dlt_tensor *y = &out->t;
         net_value *a = &net->values[nd->in[0]], *b = nd->in[1] >= 0 ? &net->values[nd->in[1]] : NULL;
         const int ga = nd->in[0] != 0, gb = b && nd->in[1] != 0; /* the network input needs no gradient */
+        /* add: the first input's gradient is dy itself, so when it has none
+         * yet it takes over dy's buffer instead of a copy */
+        const int take = nd->op == NODE_ADD && ga && !a->written && a->gi < 0 && nd->out != last &&
+                         nd->in[0] != nd->in[1] && out->gi >= 0;
+        if (take) {
+            a->g = out->g, a->gi = out->gi;
+            out->gi = -1;
+        }
+        if ((ga && (rc = grad_acquire(net, a))) || (gb && (rc = grad_acquire(net, b)))) return rc;
         switch (nd->op) {
         case NODE_CONV:
             if (ga) rc = be->conv_bwd_data(be, &nd->cd, dy, P(net, nd->w), &a->g, a->written);
@@ -200,13 +251,14 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
             if (ga && gb) rc = be->concat_bwd(be, dy, &a->g, a->written, &b->g, b->written);
             break;
         case NODE_ADD:
-            if (ga) rc = be->copy(be, dy, &a->g, a->written);
+            if (ga && !take) rc = be->copy(be, dy, &a->g, a->written);
             if (!rc && gb) rc = be->copy(be, dy, &b->g, b->written);
             break;
         }
         if (rc) return dlt_err_prefix(rc, "net: backward node %d", i);
         if (ga) a->written = 1;
         if (gb) b->written = 1;
+        if (nd->out != last) grad_release(net, out); /* its producer has consumed it */
     }
     return 0;
 }

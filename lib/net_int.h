@@ -28,7 +28,8 @@ typedef struct net_node {
 typedef struct net_value {
     int c;               /* channels */
     int64_t dhw[3];      /* spatial size in the current plan */
-    dlt_tensor t, g;     /* value and gradient (g allocated at the first backward) */
+    dlt_tensor t, g;     /* value and gradient (g: a buffer of the gradient pool while live) */
+    int gi;              /* backward: the pool buffer g borrows, or -1 */
     int written;         /* backward: gradient holds a contribution */
 } net_value;
 
@@ -44,6 +45,13 @@ struct dlt_net {
     /* current plan */
     int64_t plan_n, plan_dhw[3];
     int planned, grads_ready, trained_fwd;
+    /* gradient pool: a value's gradient lives from its first consumer's
+     * backward to its producer's, so buffers of one shape are recycled */
+    struct net_gbuf {
+        dlt_tensor t;
+        int busy;
+    } *gpool;
+    int ngpool, cap_gpool;
     dlt_tensor probs; /* predict's softmax output */
 };
 
