@@ -22,15 +22,33 @@ typedef struct net_node {
     float alpha;
     int k[3];                  /* POOL: D,H,W */
     int lo, hi;                /* PADC */
-    dlt_tensor smean, srstd;   /* NORM, per plan */
+    dlt_tensor smean, srstd;   /* NORM: batch statistics saved by a training forward (training plan) */
 } net_node;
 
 typedef struct net_value {
     int c;               /* channels */
-    int64_t dhw[3];      /* spatial size in the current plan */
-    dlt_tensor t, g;     /* value and gradient (g allocated at the first backward) */
+    int64_t dhw[3];      /* spatial size for the shape last set by net_exec.c's shapes() */
     int written;         /* backward: gradient holds a contribution */
 } net_value;
+
+/* One activation-sized tensor of the executor's pool (net_exec.c). Values
+ * and gradients whose lifetimes do not overlap share one, if their logical
+ * shapes are identical (a backend may keep a private layout per tensor). */
+typedef struct net_buf {
+    dlt_tensor t;        /* t.data NULL: free slot */
+    int64_t n, c, dhw[3];
+    int users;           /* bit m: used by plans[m] */
+} net_buf;
+
+/* The memory plan of one mode (plans[0] inference, plans[1] training) for
+ * one input shape: a pool buffer for every value (act) and, in training,
+ * for every gradient (grad; -1 where none). */
+typedef struct net_plan {
+    int valid;
+    int64_t n, dhw[3];
+    int *act, *grad;     /* [nvalues] */
+    dlt_tensor probs;    /* inference: dlt_net_predict's softmax, allocated at first use */
+} net_plan;
 
 struct dlt_net {
     dlt_net_config cfg;
@@ -41,10 +59,11 @@ struct dlt_net {
     net_node *nodes;
     int nvalues, cap_values;
     net_value *values;
-    /* current plan */
-    int64_t plan_n, plan_dhw[3];
-    int planned, grads_ready, trained_fwd;
-    dlt_tensor probs; /* predict's softmax output */
+    /* memory plans (net_exec.c) */
+    net_plan plans[2];
+    int nbufs, cap_bufs;
+    net_buf *bufs;
+    int trained_fwd;     /* the last forward ran plans[1] and nothing has run since */
 };
 
 /* lib/net.c */
