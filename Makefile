@@ -11,8 +11,8 @@ PREFIX ?= /usr/local
 CC ?= cc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Ilib -I/usr/include/nifti
-LDLIBS += -lnifti2 -lznz -lz -lm -lpthread -fopenmp
+CFLAGS += -MMD -MP -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Ilib -I/usr/include/nifti
+LDLIBS += -lnifti2 -lznz -lpng -lz -lm -lpthread -fopenmp
 B := build
 
 # ---- dependencies (Debian packages) ----
@@ -120,7 +120,10 @@ install: all
 	install -m 755 $(B)/libdlt.so $(DESTDIR)$(PREFIX)/lib
 	install -m 644 $(LIB_HDR) $(DESTDIR)$(PREFIX)/include/dlt
 	install -m 644 $(wildcard man/man1/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
+	$(if $(wildcard man/man5/*.5),install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
+
+# Header dependencies written by -MMD (private headers included).
+-include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d bin/*.d)
 
 clean:
 	rm -rf $(B) $(TOOLS)

@@ -260,13 +260,17 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
     int64_t nrec = 0, nlab = 0, nsizes = 0, size_n[MAX_SIZES] = {0}, other_sizes = 0, no_fg = 0;
     int32_t sizes[MAX_SIZES][3];
     uint32_t chmin = UINT32_MAX, chmax = 0;
-    int64_t *hist = calloc(65536, sizeof *hist);
+    int64_t *hist = calloc(65536, sizeof *hist), *centre = calloc(65536, sizeof *centre);
     double fmin = INFINITY, fmax = -INFINITY, fsum = 0;
     double vmin = INFINITY, vmax = -INFINITY, vsum = 0;
     int64_t vn = 0;
     idset ids = {0};
     int rc;
-    if (!hist) return dlt_err(DLT_ENOMEM, "out of memory");
+    if (!hist || !centre) {
+        free(hist);
+        free(centre);
+        return dlt_err(DLT_ENOMEM, "out of memory");
+    }
     while ((rc = dlt_patch_read(r, &p)) == 1) {
         nrec++;
         idset_add(&ids, p.id);
@@ -291,6 +295,8 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
         }
         if (p.has_label) {
             nlab++;
+            /* the class at the patch centre is what a balanced sampler balances */
+            centre[p.label[((int64_t)p.size[2] / 2 * p.size[1] + p.size[1] / 2) * p.size[0] + p.size[0] / 2]]++;
             int64_t fg = 0;
             for (int64_t i = 0; i < vox; i++) {
                 hist[p.label[i]]++;
@@ -307,6 +313,7 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
     free(ids.h);
     if (rc < 0) {
         free(hist);
+        free(centre);
         return rc;
     }
     const dlt_patch_header *h = &r->header;
@@ -331,8 +338,8 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
         for (int k = 0; k < 65536; k++)
             if (hist[k]) {
                 const char *nm = nth_name(names, k, nb, sizeof nb);
-                addf(o, "  class %-7d %12lld voxels %6.2f%%  %s\n", k, (long long)hist[k],
-                     100.0 * (double)hist[k] / (double)tot, nm ? nm : "");
+                addf(o, "  class %-7d %12lld voxels %6.2f%%  %6lld centres  %s\n", k, (long long)hist[k],
+                     100.0 * (double)hist[k] / (double)tot, (long long)centre[k], nm ? nm : "");
             }
     }
 
@@ -370,6 +377,14 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
             dlt_jw_int(j, key, hist[k]);
         }
     dlt_jw_end(j);
+    dlt_jw_object(j, "class_centres");
+    for (int k = 0; k < 65536; k++)
+        if (centre[k]) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", k);
+            dlt_jw_int(j, key, centre[k]);
+        }
+    dlt_jw_end(j);
     if (nlab) {
         dlt_jw_object(j, "foreground_fraction");
         dlt_jw_double(j, "min", fmin);
@@ -380,6 +395,7 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
     }
     dlt_jw_end(j);
     free(hist);
+    free(centre);
     return 0;
 }
 

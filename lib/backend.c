@@ -17,28 +17,22 @@ void dlt_conv_same(dlt_conv_desc *c, const int64_t in[3], int64_t out[3])
     }
 }
 
-/* "cpu" is the fast path when this build has it. Until lib/cpu's oneDNN
- * backend (dlt_cpu_fast_create) is linked in, "cpu" is the reference, which
- * computes the same results more slowly; the debug log says which one runs. */
+/* "cpu" is the oneDNN fast path (lib/cpu/fast*.c); a build without oneDNN
+ * runs the reference loops instead, which compute the same results more
+ * slowly; the debug log says which one runs. */
 static int create_cpu(dlt_backend **be)
 {
-    dlt_log(DLT_LOG_DEBUG, "backend cpu: using the reference loops (cpu-ref)");
+    int rc = dlt_cpu_fast_create(be);
+    if (rc != DLT_EUNSUP) return rc;
+    dlt_log(DLT_LOG_DEBUG, "backend cpu: %s; using the reference loops (cpu-ref)", dlt_errmsg());
     return dlt_cpu_ref_create(be);
 }
 
 #ifdef DLT_HAVE_CUDA
-/* Weak, so that a build whose Makefile found nvcc but whose lib/cuda does not
- * (yet) define the constructor still links; the call below then reports that
- * the backend is missing. Note: a weak reference does not pull an object out
- * of the static libdlt.a by itself, so lib/cuda's file that defines
- * dlt_cuda_create must also be referenced strongly once it exists (e.g. make
- * this declaration plain). */
-extern int dlt_cuda_create(dlt_backend **be) __attribute__((weak));
-static int create_cuda(dlt_backend **be)
-{
-    if (!dlt_cuda_create) return dlt_err(DLT_EUNSUP, "cuda: this build has no CUDA backend linked in");
-    return dlt_cuda_create(be);
-}
+/* lib/cuda defines the constructor whenever the Makefile found nvcc and
+ * cuDNN (DLT_HAVE_CUDA); a plain reference pulls its object out of the
+ * static libdlt.a. */
+static int create_cuda(dlt_backend **be) { return dlt_cuda_create(be); }
 #endif
 
 int dlt_backend_create(const char *name, dlt_backend **be)

@@ -128,9 +128,22 @@ fails_with() {
     [[ "$out" == *"class_names background,liver,spleen,kidney"* ]]
     [[ "$out" == *"records       5 (5 with labels), 3 subjects"* ]]
     [[ "$out" == *"patch sizes   4x3x2 (5)"* ]]
-    echo "$out" | grep -E '^  class 0 +84 voxels +70.00%  background$'
-    echo "$out" | grep -E '^  class 3 +12 voxels +10.00%  kidney$'
+    echo "$out" | grep -E '^  class 0 +84 voxels +70.00% +[0-9]+ centres  background$'
+    echo "$out" | grep -E '^  class 3 +12 voxels +10.00% +[0-9]+ centres  kidney$'
     [[ "$out" == *"min 0.0000  mean 0.3000  max 0.5000; 1 records without"* ]]
+}
+
+@test "patch stream from dlt-sample --sampler balanced: equal patch centres per class" {
+    dlt-phantom -q -n 2 --seed 4 --size 48,48,32 -o ph
+    dlt-sample -q --list ph/list.tsv --patch 16 --sampler balanced --per-volume 28 --epochs 1 --seed 3 \
+        | dlt-info --json - > info.json
+    python3 - <<'PY'
+import json
+c = json.load(open("info.json"))["class_centres"]
+print(c)
+assert sorted(c) == sorted(str(k) for k in range(14)), c
+assert set(c.values()) == {4}, c
+PY
 }
 
 @test "patch stream without labels, two channels" {

@@ -232,6 +232,16 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
     done
 }
 
+@test "phantom (LPS, both xforms): reorient and crop-pad round trips give the same bytes" {
+    command -v dlt-phantom >/dev/null || skip "dlt-phantom not built"
+    dlt-phantom -q -n 1 --seed 3 -o "$T/ph"
+    dlt-normalize --no-record --reorient RAS "$T/ph/img0001.nii.gz" | dlt-normalize --no-record --reorient LPS >"$T/back.nii"
+    cmp <(gzip -dc "$T/ph/img0001.nii.gz") "$T/back.nii"
+    dlt-normalize --label --no-record --size 101,100,70 "$T/ph/label0001.nii.gz" |
+        dlt-normalize --label --no-record --size 96,96,64 >"$T/lab.nii"
+    cmp <(gzip -dc "$T/ph/label0001.nii.gz") "$T/lab.nii"
+}
+
 @test "real data (when present): the CT sample windowed and resampled keeps its extent centre" {
     S="${DLT_SHARED:-$ROOT/../shared}/data/ct-sample/example_ct_sm.nii.gz"
     [ -f "$S" ] || skip "shared data absent"

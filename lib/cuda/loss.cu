@@ -1,119 +1,154 @@
-/* cuda/loss.cu - the four losses of dlt/backend.h on channels-last logits
- * [N,C,D,H,W] and int32 labels [N,1,D,H,W]: value (double, the one
- * device-to-host copy of a training step) and dlogits.
- *
- * Passes: (A) per-class sums over the batch: label counts (balanced CE,
- * Dice), and for Dice sum(p) and sum(p*y); (B) one small block turns them
- * into class weights and the Dice coefficients; (C) per voxel the loss
- * terms and dlogits. Sums are in double (atomics: the last bits of the
- * value may differ from run to run; the gradients do not depend on order
- * beyond that). Labels outside 0..C-1 are counted and reported. */
+/* cuda/loss.cu - the four losses on channels-last logits [N,C,D,H,W] and
+ * int32 labels [N,1,D,H,W]: the value (double: the one device-to-host copy
+ * of a training step) and dlogits. Semantics are those of the CPU
+ * reference (lib/cpu/ref_kern.h, DLTK's losses.py):
+ * - CE: mean over the M = N*D*H*W voxels of -log softmax(z)[label];
+ * - BALANCED_CE: w_c = (M/C) / (count_c + 1e-8) from the batch's labels,
+ *   mean of w_y * -log q with q = p_y raised by FLT_MIN where p_y < FLT_MIN;
+ * - DICE: per sample n and class c, D = (2I + s) / (L + P + s); loss = 1 -
+ *   mean of D over the kept (n, c) (no class 0 when include_bg=0; only
+ *   L > 0 with only_present; none kept: loss 1, zero gradient);
+ * - DICE_CE: the sum.
+ * Passes: (A, Dice and balanced CE) per-sample class sums I, L, P; (B) one
+ * thread turns them into class weights and per-(n, c) Dice coefficients;
+ * (C) per voxel the loss terms and dlogits. Per-voxel math is in double,
+ * like the reference; sums use double atomics, so the value's last bits may
+ * vary from run to run. Labels outside 0..C-1 are counted and reported. */
+#include <float.h>
+
 #include "cuda/internal.h"
 
-/* accumulator block in SCR_RED (doubles):
- * [0] weighted CE sum, [1] invalid labels, [2] dice loss, [3] classes in the Dice average,
- * then cnt[C], I[C], P[C] (double), then w[C], a[C], b[C] (float) */
+/* scratch (doubles): head[4] = {CE sum, bad labels, dice loss, kept pairs},
+ * then I[N*C], L[N*C], P[N*C], w[C], a[N*C], b[N*C] */
 #define ACC_HEAD 4
 
 struct loss_args {
     const float *z;
     const int32_t *lab;
     float *dz;
-    int64_t vox, C;
+    int64_t S, C, M;
     int ce, dice, balanced;
-    double *acc;      /* head + cnt + I + P */
-    const float *w, *a, *b;
-    float invM;
+    double *head, *I, *L, *P, *w, *a, *b;
 };
 
-__device__ inline float row_max(const float *r, int64_t C)
+/* softmax of one voxel's row in double: returns the max and the sum of exp */
+__device__ inline void row_softmax(const float *r, int64_t C, double *mx, double *s)
 {
-    float m = r[0];
-    for (int64_t c = 1; c < C; c++) m = fmaxf(m, r[c]);
-    return m;
+    double m = r[0];
+    for (int64_t c = 1; c < C; c++) m = fmax(m, (double)r[c]);
+    double t = 0;
+    for (int64_t c = 0; c < C; c++) t += exp((double)r[c] - m);
+    *mx = m;
+    *s = t;
 }
 
-__global__ void k_loss_stats(loss_args L)
+/* grid (x, N): block row y is sample n; shared I, L, P of that sample */
+__global__ void k_loss_stats(loss_args A)
 {
-    extern __shared__ double sh[]; /* cnt[C], I[C], P[C] */
-    int64_t C = L.C;
+    extern __shared__ double sh[]; /* I[C], L[C], P[C] */
+    int64_t C = A.C, n = blockIdx.y;
     for (int64_t i = threadIdx.x; i < 3 * C; i += blockDim.x) sh[i] = 0;
     __syncthreads();
-    for (int64_t v = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; v < L.vox; v += (int64_t)gridDim.x * blockDim.x) {
-        int32_t l = L.lab[v];
+    for (int64_t s = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; s < A.S; s += (int64_t)gridDim.x * blockDim.x) {
+        int64_t v = n * A.S + s;
+        int32_t l = A.lab[v];
         if (l < 0 || l >= C) continue;
-        atomicAdd(&sh[l], 1.0);
-        if (L.dice) {
-            const float *r = L.z + v * C;
-            float m = row_max(r, C), s = 0;
-            for (int64_t c = 0; c < C; c++) s += expf(r[c] - m);
-            float inv = 1.f / s;
+        atomicAdd(&sh[C + l], 1.0);
+        if (A.dice) {
+            const float *r = A.z + v * C;
+            double m, t;
+            row_softmax(r, C, &m, &t);
             for (int64_t c = 0; c < C; c++) {
-                float p = expf(r[c] - m) * inv;
-                atomicAdd(&sh[2 * C + c], (double)p);
-                if (c == l) atomicAdd(&sh[C + c], (double)p);
+                double p = exp((double)r[c] - m) / t;
+                atomicAdd(&sh[2 * C + c], p);
+                if (c == l) atomicAdd(&sh[c], p);
             }
         }
     }
     __syncthreads();
     for (int64_t i = threadIdx.x; i < 3 * C; i += blockDim.x)
-        if (sh[i] != 0) atomicAdd(&L.acc[ACC_HEAD + i], sh[i]);
+        if (sh[i] != 0) {
+            int64_t which = i / C, c = i % C;
+            double *dst = which == 0 ? A.I : which == 1 ? A.L : A.P;
+            atomicAdd(&dst[n * C + c], sh[i]);
+        }
 }
 
-/* One block: class weights (balanced CE) and Dice coefficients. */
-__global__ void k_loss_coef(double *acc, int64_t C, double M, int dice, int balanced, float smooth, int include_bg,
-                            int only_present, float *w, float *a, float *b)
+/* one thread: class weights and Dice coefficients (N*C is small) */
+__global__ void k_loss_coef(loss_args A, int64_t N, float smooth, int include_bg, int only_present)
 {
-    const double *cnt = acc + ACC_HEAD, *I = cnt + C, *P = I + C;
-    if (threadIdx.x != 0) return;
-    if (balanced)
-        for (int64_t c = 0; c < C; c++) w[c] = cnt[c] > 0 ? (float)(M / ((double)C * cnt[c])) : 0.f;
-    if (!dice) return;
-    int K = 0;
-    double sum = 0;
-    for (int64_t c = 0; c < C; c++) {
-        int in = (include_bg || c > 0) && (!only_present || cnt[c] > 0);
-        K += in;
-    }
-    for (int64_t c = 0; c < C; c++) {
-        int in = (include_bg || c > 0) && (!only_present || cnt[c] > 0);
-        double den = P[c] + cnt[c] + smooth, num = 2 * I[c] + smooth;
-        if (in) sum += num / den;
-        a[c] = in ? (float)(-2.0 / K / den) : 0.f;
-        b[c] = in ? (float)(num / K / (den * den)) : 0.f;
-    }
-    acc[2] = K ? 1.0 - sum / K : 0.0;
-    acc[3] = K;
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    int64_t C = A.C;
+    if (A.balanced)
+        for (int64_t c = 0; c < C; c++) {
+            double cnt = 0;
+            for (int64_t n = 0; n < N; n++) cnt += A.L[n * C + c];
+            A.w[c] = ((double)A.M / (double)C) / (cnt + 1e-8);
+        }
+    if (!A.dice) return;
+    int64_t K = 0, c0 = include_bg ? 0 : 1;
+    double dsum = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = c0; c < C; c++) {
+            if (only_present && A.L[n * C + c] == 0) continue;
+            K++;
+            dsum += (2 * A.I[n * C + c] + smooth) / (A.L[n * C + c] + A.P[n * C + c] + smooth);
+        }
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            int64_t j = n * C + c;
+            int kept = K > 0 && c >= c0 && !(only_present && A.L[j] == 0);
+            double den = A.L[j] + A.P[j] + smooth, D = (2 * A.I[j] + smooth) / den;
+            /* dloss/dp = a*[y==c] + b */
+            A.a[j] = kept ? -2.0 / den / (double)K : 0.0;
+            A.b[j] = kept ? D / den / (double)K : 0.0;
+        }
+    A.head[2] = K > 0 ? 1.0 - dsum / (double)K : 1.0;
+    A.head[3] = (double)K;
 }
 
-__global__ void k_loss_main(loss_args L)
+__global__ void k_loss_main(loss_args A)
 {
-    int64_t C = L.C;
+    int64_t C = A.C, n = blockIdx.y;
     double local = 0, bad = 0;
-    for (int64_t v = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; v < L.vox; v += (int64_t)gridDim.x * blockDim.x) {
-        const float *r = L.z + v * C;
-        float *d = L.dz + v * C;
-        int32_t l = L.lab[v];
+    for (int64_t s = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; s < A.S; s += (int64_t)gridDim.x * blockDim.x) {
+        int64_t v = n * A.S + s;
+        const float *r = A.z + v * C;
+        float *d = A.dz + v * C;
+        int32_t l = A.lab[v];
         if (l < 0 || l >= C) {
             bad += 1;
             for (int64_t c = 0; c < C; c++) d[c] = 0;
             continue;
         }
-        float m = row_max(r, C), s = 0;
-        for (int64_t c = 0; c < C; c++) s += expf(r[c] - m);
-        float inv = 1.f / s, wl = L.balanced ? L.w[l] : 1.f;
-        if (L.ce) local += (double)wl * ((double)logf(s) - (double)(r[l] - m));
-        float gd = 0; /* sum_c p_c g_c of the Dice gradient */
-        if (L.dice)
-            for (int64_t c = 0; c < C; c++) gd += expf(r[c] - m) * inv * ((c == l ? L.a[c] : 0.f) + L.b[c]);
+        double m, t;
+        row_softmax(r, C, &m, &t);
+        double wv = 1, rr = 1, nl = 0;
+        if (A.ce) {
+            nl = log(t) + m - (double)r[l];
+            if (A.balanced) {
+                wv = A.w[l];
+                double py = exp((double)r[l] - m) / t;
+                if (py < FLT_MIN) {
+                    double q = py + FLT_MIN;
+                    nl = -log(q);
+                    rr = py / q;
+                }
+            }
+            local += wv * nl;
+        }
+        const double *an = A.a + n * C, *bn = A.b + n * C;
+        double dot = 0;
+        if (A.dice)
+            for (int64_t c = 0; c < C; c++) dot += exp((double)r[c] - m) / t * ((c == l ? an[c] : 0.0) + bn[c]);
         for (int64_t c = 0; c < C; c++) {
-            float p = expf(r[c] - m) * inv, g = 0;
-            if (L.ce) g += wl * (p - (c == l ? 1.f : 0.f)) * L.invM;
-            if (L.dice) g += p * ((c == l ? L.a[c] : 0.f) + L.b[c] - gd);
-            d[c] = g;
+            double p = exp((double)r[c] - m) / t, g = 0;
+            if (A.ce) g += wv * rr * (p - (c == l ? 1.0 : 0.0)) / (double)A.M;
+            if (A.dice) g += p * ((c == l ? an[c] : 0.0) + bn[c] - dot);
+            d[c] = (float)g;
         }
     }
-    /* warp then block reduction, one atomic per block */
+    /* warp, then block; one atomic per block */
     for (int o = 16; o > 0; o >>= 1) {
         local += __shfl_down_sync(0xffffffffu, local, o);
         bad += __shfl_down_sync(0xffffffffu, bad, o);
@@ -123,10 +158,10 @@ __global__ void k_loss_main(loss_args L)
     if (lane == 0) ws[wid][0] = local, ws[wid][1] = bad;
     __syncthreads();
     if (threadIdx.x == 0) {
-        double t = 0, tb = 0;
-        for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) t += ws[i][0], tb += ws[i][1];
-        if (t != 0) atomicAdd(&L.acc[0], t);
-        if (tb != 0) atomicAdd(&L.acc[1], tb);
+        double tl = 0, tb = 0;
+        for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) tl += ws[i][0], tb += ws[i][1];
+        if (tl != 0) atomicAdd(&A.head[0], tl);
+        if (tb != 0) atomicAdd(&A.head[1], tb);
     }
 }
 
@@ -146,35 +181,46 @@ int cuda_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits
                        (long long)labels->w);
     int kind = ld->kind;
     if (kind < DLT_LOSS_CE || kind > DLT_LOSS_DICE_CE) return dlt_err(DLT_EINVAL, "cuda loss: unknown kind %d", kind);
-    int64_t C = logits->c, vox = logits->n * spatial(logits);
+    int64_t N = logits->n, C = logits->c, S = spatial(logits);
     if (C > 1024) return dlt_err(DLT_EUNSUP, "cuda loss: %lld classes (at most 1024)", (long long)C);
-    if (vox == 0 || C == 0) return dlt_err(DLT_ESHAPE, "cuda loss: empty logits");
+    if (N * S == 0 || C == 0) return dlt_err(DLT_ESHAPE, "cuda loss: empty logits");
+    if (N > 65535) return dlt_err(DLT_EUNSUP, "cuda loss: batch of %lld (at most 65535)", (long long)N);
     int ce = kind != DLT_LOSS_DICE, dice = kind == DLT_LOSS_DICE || kind == DLT_LOSS_DICE_CE,
         balanced = kind == DLT_LOSS_BALANCED_CE;
-    int64_t nacc = ACC_HEAD + 3 * C;
-    char *scr;
-    RET(cuda_scratch(be, SCR_RED, nacc * 8 + 3 * C * 4, (void **)&scr));
-    double *acc = (double *)scr;
-    float *w = (float *)(acc + nacc), *a = w + C, *b = a + C;
-    CUDA_CK(cudaMemsetAsync(acc, 0, (size_t)(nacc * 8 + 3 * C * 4), st), "loss accumulators");
-    loss_args L = {(const float *)logits->data, (const int32_t *)labels->data, (float *)dlogits->data, vox, C, ce,
-                   dice, balanced, acc, w, a, b, (float)(1.0 / (double)vox)};
-    int blocks = cuda_blocks(vox, 256);
+    int64_t nd = ACC_HEAD + 5 * N * C + C;
+    double *acc;
+    RET(cuda_scratch(be, SCR_RED, nd * 8, (void **)&acc));
+    CUDA_CK(cudaMemsetAsync(acc, 0, (size_t)(nd * 8), st), "loss accumulators");
+    loss_args A;
+    A.z = (const float *)logits->data;
+    A.lab = (const int32_t *)labels->data;
+    A.dz = (float *)dlogits->data;
+    A.S = S, A.C = C, A.M = N * S;
+    A.ce = ce, A.dice = dice, A.balanced = balanced;
+    A.head = acc;
+    A.I = acc + ACC_HEAD;
+    A.L = A.I + N * C;
+    A.P = A.L + N * C;
+    A.w = A.P + N * C;
+    A.a = A.w + C;
+    A.b = A.a + N * C;
+    int bx = cuda_blocks(S, 256);
+    if (bx * N > 132 * 64) bx = (int)((132 * 64 + N - 1) / N);
+    dim3 grid((unsigned)bx, (unsigned)N);
     if (dice || balanced) {
-        k_loss_stats<<<blocks, 256, (size_t)(3 * C * 8), st>>>(L);
-        KCHECK("loss stats");
-        k_loss_coef<<<1, 32, 0, st>>>(acc, C, (double)vox, dice, balanced, ld->smooth, ld->include_bg,
-                                      ld->only_present, w, a, b);
+        k_loss_stats<<<grid, 256, (size_t)(3 * C * 8), st>>>(A);
+        KCHECK("loss class sums");
+        k_loss_coef<<<1, 32, 0, st>>>(A, N, ld->smooth, ld->include_bg, ld->only_present);
         KCHECK("loss coefficients");
     }
-    k_loss_main<<<blocks, 256, 0, st>>>(L);
+    k_loss_main<<<grid, 256, 0, st>>>(A);
     KCHECK("loss");
-    CUDA_CK(cudaMemcpyAsync(x->h_out, acc, 4 * sizeof(double), cudaMemcpyDeviceToHost, st), "loss value");
+    CUDA_CK(cudaMemcpyAsync(x->h_out, acc, ACC_HEAD * sizeof(double), cudaMemcpyDeviceToHost, st), "loss value");
     CUDA_CK(cudaStreamSynchronize(st), "loss (a fault in an earlier kernel also shows here)");
     if (x->h_out[1] > 0)
-        return dlt_err(DLT_EINVAL, "cuda loss: %.0f labels outside 0..%lld", x->h_out[1], (long long)(C - 1));
+        return dlt_err(DLT_EINVAL, "cuda loss: %.0f labels outside the %lld classes", x->h_out[1], (long long)C);
     double v = 0;
-    if (ce) v += x->h_out[0] / (double)vox;
+    if (ce) v += x->h_out[0] / (double)(N * S);
     if (dice) v += x->h_out[2];
     *value = v;
     return 0;

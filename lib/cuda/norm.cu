@@ -9,18 +9,18 @@ namespace {
 struct f_moments {
     const float *x;
     int64_t C;
-    __device__ void operator()(int64_t, int64_t r, int64_t c, float v[2]) const
+    __device__ void operator()(int64_t, int64_t r, int64_t c, double v[2]) const
     {
-        float a = x[r * C + c];
+        double a = x[r * C + c];
         v[0] = a;
-        v[1] = a * a; /* squared in float, summed in double: exact enough for 1e-4 */
+        v[1] = a * a;
     }
 };
 
 struct f_chan {
     const float *x;
     int64_t C;
-    __device__ void operator()(int64_t, int64_t r, int64_t c, float v[1]) const { v[0] = x[r * C + c]; }
+    __device__ void operator()(int64_t, int64_t r, int64_t c, double v[1]) const { v[0] = x[r * C + c]; }
 };
 
 /* dz = dy * act'(y); sums of dz and dz*xhat */
@@ -29,11 +29,11 @@ struct f_bwd {
     int64_t C;
     int act;
     float alpha;
-    __device__ void operator()(int64_t g, int64_t r, int64_t c, float v[2]) const
+    __device__ void operator()(int64_t g, int64_t r, int64_t c, double v[2]) const
     {
         int64_t i = r * C + c;
-        float dz = dy[i] * act_grad_from_y(act, alpha, y[i]);
-        float xh = (x[i] - mean[g * C + c]) * rstd[g * C + c];
+        double dz = (double)dy[i] * act_grad_from_y(act, alpha, y[i]);
+        double xh = ((double)x[i] - mean[g * C + c]) * (double)rstd[g * C + c];
         v[0] = dz;
         v[1] = dz * xh;
     }
@@ -85,7 +85,7 @@ __global__ void k_norm_apply(const float *__restrict__ x, const float *mean, con
 /* Stage 2 of backward: per (g,c) the two sums -> coefficients in place
  * (coef[2*gc] = S1/R, coef[2*gc+1] = S2/R), and parameter gradients summed
  * over groups (one thread per channel, fixed order). */
-__global__ void k_bwd_final(const double *partial, int chunks, int64_t G, int64_t C, int64_t R, float *coef,
+__global__ void k_bwd_final(const double *partial, int chunks, int64_t G, int64_t C, int64_t R, double *coef,
                             float *dgamma, float *dbeta)
 {
     int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -93,8 +93,8 @@ __global__ void k_bwd_final(const double *partial, int chunks, int64_t G, int64_
     double tg = 0, tb = 0;
     for (int64_t g = 0; g < G; g++) {
         double s1 = chan_total<2>(partial, g, c, 0, chunks, C), s2 = chan_total<2>(partial, g, c, 1, chunks, C);
-        coef[2 * (g * C + c)] = (float)(s1 / R);
-        coef[2 * (g * C + c) + 1] = (float)(s2 / R);
+        coef[2 * (g * C + c)] = s1 / R;
+        coef[2 * (g * C + c) + 1] = s2 / R;
         tb += s1;
         tg += s2;
     }
@@ -103,16 +103,17 @@ __global__ void k_bwd_final(const double *partial, int chunks, int64_t G, int64_
 }
 
 __global__ void k_norm_dx(const float *__restrict__ x, const float *__restrict__ y, const float *__restrict__ dy,
-                          const float *mean, const float *rstd, const float *gamma, const float *coef, int64_t total,
+                          const float *mean, const float *rstd, const float *gamma, const double *coef, int64_t total,
                           int64_t C, int64_t RC, int act, float alpha, int accum, float *__restrict__ dx)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t c = i % C, gc = (i / RC) * C + c;
-        float dz = dy[i] * act_grad_from_y(act, alpha, y[i]);
-        float xh = (x[i] - mean[gc]) * rstd[gc];
-        float g = gamma ? gamma[c] : 1.f;
-        float v = g * rstd[gc] * (dz - coef[2 * gc] - xh * coef[2 * gc + 1]);
-        dx[i] = accum ? dx[i] + v : v;
+        /* in double: dz - mean(dz) - xhat*mean(dz*xhat) cancels */
+        double dz = (double)dy[i] * act_grad_from_y(act, alpha, y[i]);
+        double xh = ((double)x[i] - mean[gc]) * (double)rstd[gc];
+        double g = gamma ? gamma[c] : 1.0;
+        double v = g * rstd[gc] * (dz - coef[2 * gc] - xh * coef[2 * gc + 1]);
+        dx[i] = accum ? (float)(dx[i] + v) : (float)v;
     }
 }
 
@@ -210,9 +211,9 @@ int cuda_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x,
     int chunks = red_chunks(R, G, C);
     int64_t pbytes = G * chunks * C * 2 * (int64_t)sizeof(double);
     char *scr;
-    RET(cuda_scratch(be, SCR_RED, pbytes + 2 * G * C * 4, (void **)&scr));
+    RET(cuda_scratch(be, SCR_RED, pbytes + 2 * G * C * 8, (void **)&scr));
     double *partial = (double *)scr;
-    float *coef = (float *)(scr + pbytes);
+    double *coef = (double *)(scr + pbytes);
     const float *mean = (const float *)smean->data, *rstd = (const float *)srstd->data;
     chan_partial<2>(st,
                     f_bwd{(const float *)x->data, (const float *)y->data, (const float *)dy->data, mean, rstd, C,

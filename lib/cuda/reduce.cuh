@@ -29,7 +29,7 @@ static inline int red_chunks(int64_t rows, int64_t groups, int64_t C)
     return want < 1 ? 1 : (int)want;
 }
 
-/* F: __device__ void operator()(int64_t g, int64_t row_global, int64_t c, float v[K]) const */
+/* F: __device__ void operator()(int64_t g, int64_t row_global, int64_t c, double v[K]) const */
 template <int K, class F>
 __global__ void k_chan_partial(F f, int64_t R, int64_t C, int chunks, double *__restrict__ partial)
 {
@@ -41,7 +41,7 @@ __global__ void k_chan_partial(F f, int64_t R, int64_t C, int chunks, double *__
     for (int k = 0; k < K; k++) acc[k] = 0;
     if (c < C)
         for (int64_t r = r0 + threadIdx.y; r < r1; r += RED_TY) {
-            float v[K];
+            double v[K];
             f(g, g * R + r, c, v);
             for (int k = 0; k < K; k++) acc[k] += v[k];
         }

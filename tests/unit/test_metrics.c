@@ -120,6 +120,28 @@ int main(void)
               m[1].hd95, m[1].assd);
     }
 
+    /* On volumes: the grid is checked first. */
+    {
+        double A[4][4] = {{2, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+        dlt_volume a, b, c;
+        dlt_volume_new(&a, 10, 10, 10, 1, 1, A);
+        dlt_volume_like(&b, &a, 1, 1);
+        int64_t n[3] = {10, 10, 10};
+        cube(a.label, n, 1, 2, 5, 2, 5, 2, 5);
+        cube(b.label, n, 1, 3, 6, 2, 5, 2, 5);
+        int l = 1;
+        dlt_class_metrics m;
+        CHECK(dlt_metrics_volumes(&a, &b, 1e-3, &l, 1, 1, &m) == 0 && fabs(m.assd - 36.0 / 56.0) < 1e-9 && m.hd95 == 2,
+              "on volumes: spacing from the grid");
+        A[1][3] = 0.5;
+        dlt_volume_new(&c, 10, 10, 10, 1, 1, A);
+        CHECK(dlt_metrics_volumes(&a, &c, 1e-3, &l, 1, 1, &m) == DLT_ESHAPE && strstr(dlt_errmsg(), "origin"),
+              "different origin refused: %s", dlt_errmsg());
+        dlt_volume_free(&a);
+        dlt_volume_free(&b);
+        dlt_volume_free(&c);
+    }
+
     /* Percentile and stats. */
     {
         double x[5] = {5, 1, 4, 2, 3};

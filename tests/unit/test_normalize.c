@@ -302,5 +302,41 @@ int main(void)
               "crop-pad moves the origin by the offset");
         dlt_volume_free(&v);
     }
+    {
+        /* a plan on a volume with a mask that follows a reorientation */
+        dlt_volume v, mk;
+        double A[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+        dlt_volume_new(&v, 8, 6, 4, 2, 0, A);
+        for (int i = 0; i < 2 * 192; i++) v.data[i] = (float)(50 * dlt_rng_normal(&r) + 7);
+        dlt_volume_like(&mk, &v, 1, 1);
+        for (int k = 1; k < 3; k++)
+            for (int j = 0; j < 4; j++)
+                for (int i = 2; i < 7; i++) mk.label[(k * 6 + j) * 8 + i] = 1;
+        dlt_norm_plan p;
+        dlt_norm_plan_parse(&p, "reorient=LPS;whiten=mask");
+        CHECK(dlt_norm_apply_volume(&p, &v, &mk) == 0, "reorient + masked whiten: %s", dlt_errmsg());
+        /* in LPS the mask box x in [2,6] becomes [1,5], y [0,3] becomes [2,5] */
+        int ok = 1, cnt = 0;
+        double sum = 0, ss = 0;
+        for (int c = 0; c < 2; c++)
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 6; j++)
+                    for (int i = 0; i < 8; i++) {
+                        float x = v.data[c * 192 + (k * 6 + j) * 8 + i];
+                        int in = k >= 1 && k < 3 && j >= 2 && i >= 1 && i <= 5;
+                        if (!in) ok &= x == 0;
+                        else if (c == 1) cnt++, sum += x, ss += x * x;
+                    }
+        CHECK(ok && cnt == 40 && fabs(sum / cnt) < 1e-5 && fabs(ss / cnt - 1) < 1e-4, "mask followed the reorientation (%d)", cnt);
+        CHECK(dlt_norm_apply_volume(&p, &v, NULL) == DLT_EINVAL, "whiten=mask without a mask fails");
+        dlt_norm_plan q;
+        dlt_norm_plan_parse(&q, "ct=0,1");
+        CHECK(dlt_norm_apply_volume(&q, &mk, NULL) == DLT_EINVAL && strstr(dlt_errmsg(), "label"), "intensity step on a label refused");
+        dlt_norm_plan_parse(&q, "spacing=0.5,0.5,0.5:bspline");
+        CHECK(dlt_norm_apply_volume(&q, &mk, NULL) == 0 && mk.nx == 16 && mk.label && dlt_norm_apply_volume(&p, &v, &mk) == DLT_ESHAPE,
+              "label resampled (nearest whatever the step says); a mask on another grid refused");
+        dlt_volume_free(&v);
+        dlt_volume_free(&mk);
+    }
     return check_done();
 }

@@ -1,0 +1,541 @@
+/* dlt-sample - subjects (images + label) -> a patch stream on stdout.
+ *
+ *   dlt-sample --list train.tsv --patch 64 --sampler balanced --seed 1 | dlt-train ...
+ *   dlt-sample --image t1.nii.gz --image t2.nii.gz --label seg.nii.gz --count 100 > p.dltp
+ *
+ * Options -> dlt_sample_config; the work is in lib/sample*.c and
+ * lib/augment.c. Records are made in parallel batches (each record depends
+ * only on the seed and its index) and written in order. */
+#include "dlt/core.h"
+#include "dlt/io.h"
+#include "dlt/patches.h"
+#include "dlt/sample.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dlt-sample (--list FILE | --image IMG [--image IMG2...] [--label SEG]) [options] > stream\n"
+            "Write a patch stream (dlt-patches(5)) of patches sampled from the subjects.\n"
+            "\n"
+            "input:\n"
+            "  -l, --list FILE         TSV: id, image(s), label; header row 'id image label' or\n"
+            "                          'id image1 image2 ... label'; paths relative to FILE\n"
+            "  -i, --image FILE        an image (repeat for channels)\n"
+            "  -L, --label FILE        its label volume\n"
+            "      --classes N         class count (default: largest label + 1)\n"
+            "      --class-names FILE  TSV 'id name' lines, recorded in the header\n"
+            "sampling:\n"
+            "  -s, --sampler KIND      random | balanced | foreground (default random)\n"
+            "  -p, --patch X[,Y,Z]     patch size in voxels (default 64)\n"
+            "      --pad MODE          zero | edge | reflect | none (default zero)\n"
+            "      --class-weights W,.. balanced: relative weight per class\n"
+            "      --fg-fraction F     foreground: fraction of patches centred on foreground (0.33)\n"
+            "counts:\n"
+            "  -n, --per-volume N      patches per subject per epoch (default 1)\n"
+            "  -e, --epochs N          stop after N epochs (default: endless)\n"
+            "  -c, --count N           stop after N records\n"
+            "      --skip N            start at record N (resume a stream exactly)\n"
+            "      --shuffle           permute each epoch's records across subjects\n"
+            "      --seed S            RNG seed (default 1)\n"
+            "augmentation (image and label together where geometric):\n"
+            "      --flip AXES         random flips along these axes, e.g. x,y,z\n"
+            "      --rot90             random in-plane (x-y) quarter turns (needs X == Y)\n"
+            "      --noise SIGMA       Gaussian noise per voxel\n"
+            "      --offset SIGMA      Gaussian offset per channel\n"
+            "      --scale LO,HI       intensity scale factor\n"
+            "      --gamma LO,HI       gamma (on the patch's min-max range)\n"
+            "      --elastic A,S       elastic warp: displacement sd A voxels, smoothness S voxels\n"
+            "other:\n"
+            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
+            "Without --epochs or --count the stream is endless: the consumer (dlt-train) stops it.\n"
+            "DLT_THREADS sets the number of threads.\n");
+}
+
+enum {
+    O_CLASSES = 256, O_NAMES, O_PAD, O_WEIGHTS, O_FG, O_SKIP, O_SHUFFLE, O_SEED, O_FLIP, O_ROT, O_NOISE,
+    O_OFFSET, O_SCALE, O_GAMMA, O_ELASTIC, O_VERSION
+};
+
+static const struct option longopts[] = {
+    {"list", required_argument, 0, 'l'},       {"image", required_argument, 0, 'i'},
+    {"label", required_argument, 0, 'L'},      {"classes", required_argument, 0, O_CLASSES},
+    {"class-names", required_argument, 0, O_NAMES}, {"sampler", required_argument, 0, 's'},
+    {"patch", required_argument, 0, 'p'},      {"pad", required_argument, 0, O_PAD},
+    {"class-weights", required_argument, 0, O_WEIGHTS}, {"fg-fraction", required_argument, 0, O_FG},
+    {"per-volume", required_argument, 0, 'n'}, {"epochs", required_argument, 0, 'e'},
+    {"count", required_argument, 0, 'c'},      {"skip", required_argument, 0, O_SKIP},
+    {"shuffle", no_argument, 0, O_SHUFFLE},    {"seed", required_argument, 0, O_SEED},
+    {"flip", required_argument, 0, O_FLIP},    {"rot90", no_argument, 0, O_ROT},
+    {"noise", required_argument, 0, O_NOISE},  {"offset", required_argument, 0, O_OFFSET},
+    {"scale", required_argument, 0, O_SCALE},  {"gamma", required_argument, 0, O_GAMMA},
+    {"elastic", required_argument, 0, O_ELASTIC}, {"quiet", no_argument, 0, 'q'},
+    {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, O_VERSION},    {0, 0, 0, 0}};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    dlt_error("%s (see --help)", msg);
+    return 2;
+}
+
+static int parse_i64(const char *s, int64_t lo, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < lo) return -1;
+    *v = x;
+    return 0;
+}
+
+static int parse_double(const char *s, double lo, double hi, double *v)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s || *end || !(x >= lo && x <= hi)) return -1;
+    *v = x;
+    return 0;
+}
+
+static int parse_range(const char *s, double r[2])
+{
+    int n;
+    if (dlt_parse_doubles(s, 2, r, &n) || n != 2 || !(r[0] <= r[1])) return -1;
+    return 0;
+}
+
+/* --class-names FILE: "id<TAB>name" lines (a header row and '#' lines are
+ * skipped) -> "name0,name1,..." with "classN" for ids not named. */
+static int read_class_names(const char *path, int nclasses, char **out)
+{
+    uint8_t *buf;
+    int64_t len;
+    int rc = dlt_read_file(path, &buf, &len);
+    if (rc) return rc;
+    char **names = calloc((size_t)nclasses, sizeof(char *));
+    char *text = malloc((size_t)len + 1);
+    if (!names || !text) {
+        dlt_free(buf);
+        free(names);
+        free(text);
+        return dlt_err(DLT_ENOMEM, "out of memory");
+    }
+    memcpy(text, buf, (size_t)len);
+    text[len] = 0;
+    dlt_free(buf);
+    int lineno = 0;
+    rc = 0;
+    for (char *line = text, *next; line && !rc; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        lineno++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
+        if (!n || line[0] == '#') continue;
+        char *tab = strchr(line, '\t'), *end;
+        if (!tab) {
+            rc = dlt_err(DLT_EFORMAT, "%s:%d: want 'id<TAB>name'", path, lineno);
+            break;
+        }
+        *tab = 0;
+        long id = strtol(line, &end, 10);
+        if (end == line || *end) {
+            if (lineno == 1) continue; /* a header row */
+            rc = dlt_err(DLT_EFORMAT, "%s:%d: class id '%s' is not a number", path, lineno, line);
+        } else if (id < 0 || id >= nclasses) {
+            rc = dlt_err(DLT_EINVAL, "%s:%d: class id %ld, but there are %d classes (0..%d)", path, lineno, id,
+                         nclasses, nclasses - 1);
+        } else if (strchr(tab + 1, ',')) {
+            rc = dlt_err(DLT_EFORMAT, "%s:%d: class name '%s' contains a comma", path, lineno, tab + 1);
+        } else {
+            free(names[id]);
+            names[id] = strdup(tab + 1);
+        }
+    }
+    size_t total = 1;
+    for (int c = 0; c < nclasses; c++) total += (names[c] ? strlen(names[c]) : 16) + 1;
+    char *s = rc ? NULL : malloc(total);
+    if (s) {
+        size_t k = 0;
+        for (int c = 0; c < nclasses; c++) {
+            if (names[c]) k += (size_t)sprintf(s + k, "%s%s", c ? "," : "", names[c]);
+            else k += (size_t)sprintf(s + k, "%sclass%d", c ? "," : "", c);
+        }
+    } else if (!rc) {
+        rc = dlt_err(DLT_ENOMEM, "out of memory");
+    }
+    for (int c = 0; c < nclasses; c++) free(names[c]);
+    free(names);
+    free(text);
+    *out = s;
+    return rc;
+}
+
+static const char *mib(int64_t b, char *buf)
+{
+    snprintf(buf, 32, "%.1f MiB", b / 1048576.0);
+    return buf;
+}
+
+/* Report a write failure; a consumer that went away (EPIPE, with SIGPIPE
+ * ignored by our parent) is a normal end, not an error. */
+static int write_failed(void)
+{
+    if (errno == EPIPE) exit(0);
+    dlt_error("%s", dlt_errmsg());
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    dlt_log_init("dlt-sample");
+    signal(SIGPIPE, SIG_DFL); /* an early-exiting consumer ends us quietly */
+    const char *list = NULL, *labelpath = NULL, *namesfile = NULL, *weights = NULL;
+    const char *images[64];
+    int nimages = 0;
+    int64_t classes = 0, per_volume = 1, epochs = 0, count = -1, skip = 0, seed = 1;
+    dlt_sample_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.patch[0] = cfg.patch[1] = cfg.patch[2] = 64;
+    cfg.fg_fraction = 0.33;
+    int loglevel = dlt_log_level(), opt;
+    char flipdesc[8] = ""; /* e.g. "x,y,z" */
+    while ((opt = getopt_long(argc, argv, "l:i:L:s:p:n:e:c:qvh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': list = optarg; break;
+        case 'i':
+            if (nimages == 64) return usage_error("too many --image options (%s)", "64 at most");
+            images[nimages++] = optarg;
+            break;
+        case 'L': labelpath = optarg; break;
+        case O_CLASSES:
+            if (parse_i64(optarg, 1, &classes) || classes > 65536) return usage_error("--classes %s: want 1..65536", optarg);
+            break;
+        case O_NAMES: namesfile = optarg; break;
+        case 's':
+            if ((cfg.sampler = dlt_sampler_kind(optarg)) < 0)
+                return usage_error("--sampler %s: want random, balanced or foreground", optarg);
+            break;
+        case 'p':
+            if (dlt_parse_int3(optarg, 1, 1024, cfg.patch)) return usage_error("--patch %s: want X or X,Y,Z in 1..1024", optarg);
+            break;
+        case O_PAD:
+            if ((cfg.pad = dlt_pad_mode(optarg)) < 0) return usage_error("--pad %s: want zero, edge, reflect or none", optarg);
+            break;
+        case O_WEIGHTS: weights = optarg; break;
+        case O_FG:
+            if (parse_double(optarg, 0, 1, &cfg.fg_fraction)) return usage_error("--fg-fraction %s: want 0..1", optarg);
+            break;
+        case 'n':
+            if (parse_i64(optarg, 1, &per_volume) || per_volume > 1000000)
+                return usage_error("--per-volume %s: want 1..1000000", optarg);
+            break;
+        case 'e':
+            if (parse_i64(optarg, 1, &epochs)) return usage_error("--epochs %s: want a positive integer", optarg);
+            break;
+        case 'c':
+            if (parse_i64(optarg, 0, &count)) return usage_error("--count %s: want an integer >= 0", optarg);
+            break;
+        case O_SKIP:
+            if (parse_i64(optarg, 0, &skip)) return usage_error("--skip %s: want an integer >= 0", optarg);
+            break;
+        case O_SHUFFLE: cfg.shuffle = 1; break;
+        case O_SEED:
+            if (parse_i64(optarg, 0, &seed)) return usage_error("--seed %s: want an integer >= 0", optarg);
+            break;
+        case O_FLIP: {
+            char *dup = strdup(optarg), *sv = NULL;
+            int bad = 0;
+            for (char *t = strtok_r(dup, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+                if (!strcmp(t, "x")) cfg.aug.flip[0] = 1;
+                else if (!strcmp(t, "y")) cfg.aug.flip[1] = 1;
+                else if (!strcmp(t, "z")) cfg.aug.flip[2] = 1;
+                else bad = 1;
+            }
+            free(dup);
+            if (bad) return usage_error("--flip %s: want axes among x,y,z (e.g. x,y)", optarg);
+            break;
+        }
+        case O_ROT: cfg.aug.rot90 = 1; break;
+        case O_NOISE:
+            if (parse_double(optarg, 0, 1e30, &cfg.aug.noise)) return usage_error("--noise %s: want SIGMA >= 0", optarg);
+            break;
+        case O_OFFSET:
+            if (parse_double(optarg, 0, 1e30, &cfg.aug.offset)) return usage_error("--offset %s: want SIGMA >= 0", optarg);
+            break;
+        case O_SCALE:
+            if (parse_range(optarg, cfg.aug.scale) || cfg.aug.scale[0] < 0)
+                return usage_error("--scale %s: want LO,HI with 0 <= LO <= HI", optarg);
+            break;
+        case O_GAMMA:
+            if (parse_range(optarg, cfg.aug.gamma) || !(cfg.aug.gamma[0] > 0))
+                return usage_error("--gamma %s: want LO,HI with 0 < LO <= HI", optarg);
+            break;
+        case O_ELASTIC: {
+            double v[2];
+            int n;
+            if (dlt_parse_doubles(optarg, 2, v, &n) || n != 2 || !(v[0] >= 0 && v[0] <= 64) || !(v[1] > 0 && v[1] <= 256))
+                return usage_error("--elastic %s: want ALPHA,SIGMA in voxels (0 <= ALPHA <= 64, SIGMA > 0)", optarg);
+            cfg.aug.elastic_alpha = v[0];
+            cfg.aug.elastic_sigma = v[1];
+            break;
+        }
+        case 'q': loglevel = 0; break;
+        case 'v': loglevel++; break;
+        case 'h': usage(stdout); return 0;
+        case O_VERSION: printf("dlt-sample %s\n", DLT_VERSION); return 0;
+        default: return usage_error("%s", "bad option");
+        }
+    }
+    dlt_log_set_level(loglevel);
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!list == !nimages) return usage_error("%s", "give either --list FILE or --image FILE [--label FILE]");
+    if (list && labelpath) return usage_error("%s", "--label goes with --image, not with --list");
+    if (cfg.aug.rot90 && cfg.patch[0] != cfg.patch[1])
+        return usage_error("--rot90 needs a patch with X == Y (%s)", "rotations are in the x-y plane");
+    if (dlt_stdout_is_tty()) {
+        dlt_error("refusing to write a binary patch stream to a terminal; redirect stdout or pipe it (e.g. | dlt-train)");
+        return 2;
+    }
+    for (int a = 0; a < 3; a++)
+        if (cfg.aug.flip[a]) {
+            if (*flipdesc) strcat(flipdesc, ",");
+            strcat(flipdesc, a == 0 ? "x" : a == 1 ? "y" : "z");
+        }
+    cfg.per_volume = (int)per_volume;
+    cfg.seed = (uint64_t)seed;
+
+    /* ---- subjects ---- */
+    dlt_subject *subj = NULL;
+    int nsubj = 0, rc;
+    if (list) {
+        if ((rc = dlt_sample_list_read(list, &subj, &nsubj))) {
+            dlt_error("%s", dlt_errmsg());
+            return 1;
+        }
+    } else {
+        subj = calloc(1, sizeof *subj);
+        nsubj = 1;
+        if (!subj || (rc = dlt_subject_from_paths(subj, images, nimages, labelpath))) {
+            dlt_error("%s", dlt_errmsg());
+            return 1;
+        }
+    }
+    dlt_progress prog;
+    if (isatty(2) && loglevel > 0) dlt_progress_start(&prog, "loading", nsubj);
+    int maxlabel = -1, labelled = 1;
+    for (int i = 0; i < nsubj; i++) {
+        if ((rc = dlt_subject_load(&subj[i]))) {
+            dlt_error("%s", dlt_errmsg());
+            dlt_subjects_free(subj, nsubj);
+            return 1;
+        }
+        if (subj[i].label) {
+            if (subj[i].maxlabel > maxlabel) maxlabel = subj[i].maxlabel;
+        } else {
+            labelled = 0;
+        }
+        if (isatty(2) && loglevel > 0) dlt_progress_update(&prog, i + 1, subj[i].id);
+    }
+    if (isatty(2) && loglevel > 0) dlt_progress_end(&prog, NULL);
+    for (int i = 1; i < nsubj; i++)
+        if (!subj[i].label != !subj[0].label) {
+            dlt_error("%s has a label but %s has none: give every subject a label, or none", subj[i].label ? subj[i].id : subj[0].id,
+                      subj[i].label ? subj[0].id : subj[i].id);
+            dlt_subjects_free(subj, nsubj);
+            return 1;
+        }
+    if (cfg.sampler != DLT_SAMPLER_RANDOM && !labelled) {
+        dlt_error("the %s sampler needs label volumes (--label, or a label column)", dlt_sampler_name(cfg.sampler));
+        dlt_subjects_free(subj, nsubj);
+        return 1;
+    }
+    cfg.nclasses = classes ? (int)classes : maxlabel >= 0 ? maxlabel + 1 : 1;
+    double *w = NULL;
+    if (weights) {
+        w = calloc((size_t)cfg.nclasses, sizeof(double));
+        int n = 0;
+        if (!w || dlt_parse_doubles(weights, cfg.nclasses, w, &n) || n != cfg.nclasses) {
+            dlt_error("--class-weights %s: want %d comma-separated weights, one per class", weights, cfg.nclasses);
+            dlt_subjects_free(subj, nsubj);
+            return 2;
+        }
+        cfg.class_weights = w;
+    }
+    char *names = NULL;
+    if (namesfile && (rc = read_class_names(namesfile, cfg.nclasses, &names))) {
+        dlt_error("%s", dlt_errmsg());
+        dlt_subjects_free(subj, nsubj);
+        return 1;
+    }
+
+    dlt_sampler s;
+    if ((rc = dlt_sampler_init(&s, &cfg, subj, nsubj))) {
+        dlt_error("%s", dlt_errmsg());
+        dlt_subjects_free(subj, nsubj);
+        return rc == DLT_EINVAL && strstr(dlt_errmsg(), "--rot90") ? 2 : 1;
+    }
+    for (int i = 0; i < s.nmissing; i++) {
+        char nb[128] = "";
+        if (names) {
+            const char *p = names;
+            for (int k = 0; p && k < s.missing_classes[i]; k++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+            if (p) snprintf(nb, sizeof nb, " (%.*s)", (int)(strchr(p, ',') ? strchr(p, ',') - p : (long)strlen(p)), p);
+        }
+        dlt_warn("class %d%s is absent from every volume; balanced sampling draws only the classes present",
+                 s.missing_classes[i], nb);
+    }
+    if (cfg.sampler == DLT_SAMPLER_FOREGROUND) {
+        int nofg = 0;
+        for (int i = 0; i < nsubj; i++) {
+            int64_t fg = 0;
+            for (int c = 1; c < cfg.nclasses; c++) fg += subj[i].count[c];
+            if (!fg) nofg++;
+        }
+        if (nofg) dlt_warn("%d of %d subjects have no foreground voxels; their patches are all random", nofg, nsubj);
+    }
+    const char *pre = subj[0].preprocessing;
+    for (int i = 1; i < nsubj; i++)
+        if (strcmp(subj[i].preprocessing, pre)) {
+            dlt_warn("subjects differ in preprocessing ('%s' in %s, '%s' in %s); the header records the first's", pre,
+                     subj[0].id, subj[i].preprocessing, subj[i].id);
+            break;
+        }
+    int64_t bi = 0, bl = 0, bx = 0;
+    for (int i = 0; i < nsubj; i++) {
+        int64_t a, b, c;
+        dlt_subject_bytes(&subj[i], &a, &b, &c);
+        bi += a, bl += b, bx += c;
+    }
+    int nvol = 0;
+    for (int i = 0; i < nsubj; i++) nvol += subj[i].nvol + (subj[i].label != NULL);
+    char m1[32], m2[32], m3[32], m4[32];
+    dlt_log(1, "%d subject%s, %d volumes held in memory: %s (images %s, labels %s, class indices %s)", nsubj,
+            nsubj == 1 ? "" : "s", nvol, mib(bi + bl + bx, m1), mib(bi, m2), mib(bl, m3), mib(bx, m4));
+
+    /* ---- header ---- */
+    dlt_patch_header h;
+    memset(&h, 0, sizeof h);
+    char v[512];
+    snprintf(v, sizeof v, "%lld", (long long)s.channels);
+    dlt_patch_header_set(&h, "channels", v);
+    if (labelled || classes) {
+        snprintf(v, sizeof v, "%d", cfg.nclasses);
+        dlt_patch_header_set(&h, "classes", v);
+    }
+    snprintf(v, sizeof v, "%d,%d,%d", cfg.patch[0], cfg.patch[1], cfg.patch[2]);
+    dlt_patch_header_set(&h, "patch", v);
+    dlt_patch_header_set(&h, "label", labelled ? "yes" : "no");
+    if (names) dlt_patch_header_set(&h, "class_names", names);
+    if (*pre) dlt_patch_header_set(&h, "preprocessing", pre);
+    dlt_patch_header_set(&h, "sampler", dlt_sampler_name(cfg.sampler));
+    snprintf(v, sizeof v, "%lld", (long long)seed);
+    dlt_patch_header_set(&h, "seed", v);
+    dlt_patch_header_set(&h, "pad", dlt_pad_name(cfg.pad));
+    snprintf(v, sizeof v, "%lld", (long long)per_volume);
+    dlt_patch_header_set(&h, "per_volume", v);
+    dlt_patch_header_set(&h, "shuffle", cfg.shuffle ? "yes" : "no");
+    {
+        int k = 0;
+        v[0] = 0;
+        if (*flipdesc) k += snprintf(v + k, sizeof v - (size_t)k, " flip=%s", flipdesc);
+        if (cfg.aug.rot90) k += snprintf(v + k, sizeof v - (size_t)k, " rot90");
+        if (cfg.aug.noise > 0) k += snprintf(v + k, sizeof v - (size_t)k, " noise=%g", cfg.aug.noise);
+        if (cfg.aug.offset > 0) k += snprintf(v + k, sizeof v - (size_t)k, " offset=%g", cfg.aug.offset);
+        if (cfg.aug.scale[0] != cfg.aug.scale[1] || (cfg.aug.scale[0] != 0 && cfg.aug.scale[0] != 1))
+            k += snprintf(v + k, sizeof v - (size_t)k, " scale=%g,%g", cfg.aug.scale[0], cfg.aug.scale[1]);
+        if (cfg.aug.gamma[0] != cfg.aug.gamma[1] || (cfg.aug.gamma[0] != 0 && cfg.aug.gamma[0] != 1))
+            k += snprintf(v + k, sizeof v - (size_t)k, " gamma=%g,%g", cfg.aug.gamma[0], cfg.aug.gamma[1]);
+        if (cfg.aug.elastic_alpha > 0)
+            k += snprintf(v + k, sizeof v - (size_t)k, " elastic=%g,%g", cfg.aug.elastic_alpha, cfg.aug.elastic_sigma);
+        dlt_patch_header_set(&h, "augment", k ? v + 1 : "none");
+    }
+    if (cfg.sampler == DLT_SAMPLER_BALANCED && weights) dlt_patch_header_set(&h, "class_weights", weights);
+    if (cfg.sampler == DLT_SAMPLER_FOREGROUND) {
+        snprintf(v, sizeof v, "%g", cfg.fg_fraction);
+        dlt_patch_header_set(&h, "fg_fraction", v);
+    }
+    dlt_patch_header_set(&h, "source", list ? list : images[0]);
+
+    static char obuf[1 << 20];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+    if (dlt_patch_write_header(stdout, &h)) return write_failed();
+
+    /* ---- records ---- */
+    int64_t per_epoch = (int64_t)nsubj * per_volume;
+    int64_t end = -1; /* first record index not written; -1 = endless */
+    if (epochs > 0) end = epochs * per_epoch;
+    if (count >= 0 && (end < 0 || skip + count < end)) end = skip + count;
+    int T = dlt_threads();
+    if (T < 1) T = 1;
+    if (T > 64) T = 64;
+    int B = T == 1 ? 1 : 2 * T;
+    dlt_sampler *ts = calloc((size_t)T, sizeof *ts);
+    dlt_patch *batch = calloc((size_t)B, sizeof *batch);
+    int *brc = calloc((size_t)B, sizeof(int));
+    char (*bmsg)[512] = calloc((size_t)B, 512);
+    if (!ts || !batch || !brc || !bmsg) {
+        dlt_error("out of memory");
+        return 1;
+    }
+    ts[0] = s;
+    for (int t = 1; t < T; t++) dlt_sampler_clone(&ts[t], &s);
+    int showprog = isatty(2) && loglevel > 0;
+    if (showprog) dlt_progress_start(&prog, "patches", end >= 0 ? end - skip : 0);
+    int status = 0;
+    for (int64_t k = skip; end < 0 || k < end; k += B) {
+        int nb = end < 0 || end - k > B ? B : (int)(end - k);
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+        for (int i = 0; i < nb; i++) {
+#ifdef _OPENMP
+            int t = omp_get_thread_num();
+#else
+            int t = 0;
+#endif
+            brc[i] = dlt_sampler_record(&ts[t], k + i, &batch[i]);
+            if (brc[i]) snprintf(bmsg[i], 512, "%s", dlt_errmsg());
+        }
+        for (int i = 0; i < nb && !status; i++) {
+            if (brc[i]) {
+                dlt_error("record %lld: %s", (long long)(k + i), bmsg[i]);
+                status = 1;
+            } else if (dlt_patch_write(stdout, &batch[i])) {
+                status = write_failed();
+            }
+        }
+        if (status) break;
+        if (showprog) dlt_progress_update(&prog, k + nb - skip, NULL);
+    }
+    if (!status && fflush(stdout) != 0) {
+        if (errno == EPIPE) return 0;
+        dlt_error("stdout: write failed: %s", strerror(errno));
+        status = 1;
+    }
+    if (showprog) dlt_progress_end(&prog, NULL);
+    if (!status && end >= 0) dlt_log(2, "wrote %lld records", (long long)(end > skip ? end - skip : 0));
+    for (int i = 0; i < B; i++) dlt_patch_free(&batch[i]);
+    for (int t = 0; t < T; t++) dlt_sampler_free(&ts[t]);
+    free(ts);
+    free(batch);
+    free(brc);
+    free(bmsg);
+    free(w);
+    free(names);
+    dlt_patch_header_free(&h);
+    dlt_subjects_free(subj, nsubj);
+    return status;
+}

@@ -1,0 +1,181 @@
+/* cpu/fast.h - internals of the "cpu" fast path (lib/cpu/fast*.c), shared
+ * by its files only.
+ *
+ * One layout from the first layer to the last: activations (role ACT) with
+ * 8 or more channels live in oneDNN's blocked nCdhw16c, the channel count
+ * padded up to a multiple of 16 with zeros (14 classes use 16 lanes, 2 of
+ * them always zero); thinner ones (the 1-channel input) stay plain NCDHW,
+ * which is what oneDNN's first-layer kernels read. Every kernel of this
+ * backend keeps the padded lanes at zero, so whole-buffer elementwise loops
+ * (add, copy, optimiser) need no masks. A layout is seen as blocks of B
+ * channels (B = 16 or 1): element (n, c, s) of a tensor with spatial size S
+ * is at ((n*CB + c/B)*S + s)*B + c%B, CB = ceil(C/B).
+ *
+ * Weights start plain ([O, I/g, KD, KH, KW]) and move, once, to the layout
+ * their first convolution primitive asks for (format_tag any); gradients
+ * and optimiser state follow their parameter's layout, so the elementwise
+ * optimiser step works on any layout. download/upload always see plain.
+ *
+ * Primitives (and their memory objects) are cached per shape in a small
+ * hash table keyed by the op and its geometry, so a steady-state step
+ * creates nothing. Operations this backend lacks run on the reference
+ * backend (fast_fb_*), logged once per op at debug level. */
+#ifndef DLT_CPU_FAST_H
+#define DLT_CPU_FAST_H
+
+#ifdef DLT_HAVE_DNNL
+#include <dnnl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlt/backend.h"
+
+enum { FF_PLAIN = 0, FF_BLK = 1, FF_OPAQUE = 2 };
+
+/* Backend-private part of a tensor (dlt_tensor.priv). */
+typedef struct fast_tpriv {
+    dnnl_memory_desc_t md;       /* layout of t->data now */
+    dnnl_memory_desc_t plain_md; /* what download/upload mean (weights: oidhw, iodhw, goidhw...) */
+    int64_t cap;                 /* bytes allocated at t->data */
+    int role;
+} fast_tpriv;
+
+/* A cached primitive with its memory objects (data handles set per call). */
+#define FAST_MAXARG 6
+typedef struct fast_prim {
+    struct fast_prim *next;
+    uint64_t hash;
+    size_t klen;
+    unsigned char *key;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    int nargs;
+    int arg[FAST_MAXARG];
+    dnnl_memory_t mem[FAST_MAXARG];
+    dnnl_memory_t scratch;
+    size_t scratch_size;
+    dnnl_memory_desc_t wmd; /* the weights (or diff weights) layout this primitive wants */
+    dnnl_memory_desc_t tmd; /* a temporary's layout, where the op needs one */
+    int flags;
+} fast_prim;
+
+#define FAST_NBUCKET 256
+typedef struct fast_ctx {
+    dlt_backend *ref; /* the oracle, for fallbacks */
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    int nthr;
+    fast_prim *bucket[FAST_NBUCKET];
+    void *scratch; /* oneDNN scratchpads (one at a time: calls are sequential) */
+    size_t scratch_cap;
+    void *tmp[3]; /* temporaries for accumulation and layout changes */
+    size_t tmp_cap[3];
+    struct fast_reo *reo;     /* cached reorders (fast.c) */
+    unsigned char logged[64]; /* fallback ops already named in the debug log */
+} fast_ctx;
+
+#define FAST_CTX(be) ((fast_ctx *)(be)->ctx)
+#define FAST_P(t) ((fast_tpriv *)(t)->priv)
+
+/* Block view of an activation tensor (see the header comment). */
+typedef struct fast_lay {
+    int64_t n, c, cb, s, b; /* batch, channels, channel blocks, spatial size, block (16 or 1) */
+} fast_lay;
+
+static inline fast_lay fast_lay_of(const dlt_tensor *t)
+{
+    fast_lay l;
+    l.b = t->fmt == FF_BLK ? 16 : 1;
+    l.n = t->n, l.c = t->c, l.s = t->d * t->h * t->w;
+    l.cb = (t->c + l.b - 1) / l.b;
+    return l;
+}
+static inline int64_t fast_off(const fast_lay *l, int64_t n, int64_t c, int64_t s)
+{
+    return ((n * l->cb + c / l->b) * l->s + s) * l->b + c % l->b;
+}
+/* Floats in the buffer (padding included). */
+static inline int64_t fast_lay_size(const fast_lay *l) { return l->n * l->cb * l->s * l->b; }
+
+/* ---- fast.c: memory, layouts, cache, fallback ---- */
+int fast_dnnl_err(dnnl_status_t s, const char *what);
+/* Look up a cached primitive by key bytes; NULL if absent. */
+fast_prim *fast_cache_get(fast_ctx *cx, const void *key, size_t klen);
+/* Make a cache entry owning pd: creates the primitive and memory objects
+ * for the nargs (arg, md) pairs, sizes the scratchpad. Takes pd on success
+ * and failure. */
+fast_prim *fast_cache_put(fast_ctx *cx, const void *key, size_t klen, dnnl_primitive_desc_t pd, int nargs,
+                          const int *args, const dnnl_memory_desc_t *const *mds);
+/* Run a cached primitive on the given data pointers (in its args order). */
+int fast_exec(fast_ctx *cx, fast_prim *p, void *const *ptrs);
+/* dst (+)= src between two layouts of one logical tensor (cached reorder). */
+int fast_reorder(fast_ctx *cx, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
+                 void *dst, int accum);
+/* Temporary i (0..2) of at least `bytes`, 64-byte aligned, valid until the next call asking for it. */
+void *fast_tmp(fast_ctx *cx, int i, size_t bytes);
+/* Move a tensor's data to layout `md` (plain_md says what it holds when it is plain). */
+int fast_migrate(fast_ctx *cx, dlt_tensor *t, const dnnl_memory_desc_t *md);
+/* dst[i] (+)= src[i] over n floats, threaded. */
+void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum);
+/* The oneDNN md of an activation tensor in its layout, or in a forced one. */
+void fast_act_md(const dlt_tensor *t, int fmt, dnnl_memory_desc_t *md);
+int fast_same_md(const dlt_tensor *a, const dlt_tensor *b);
+const char *fast_impl_name(dnnl_primitive_desc_t pd);
+
+/* Fallback to the reference backend: a twin holding a plain copy of t
+ * (copy=0: allocated, zeroed), and the way back (copy the twin into t when
+ * `back`, then release the twin). fast_fb_note logs the op once. */
+int fast_fb_twin(fast_ctx *cx, const dlt_tensor *t, dlt_tensor *r, int copy);
+int fast_fb_back(fast_ctx *cx, dlt_tensor *r, dlt_tensor *t, int back);
+void fast_fb_note(fast_ctx *cx, int op, const char *name, const char *why);
+
+/* Op ids for fast_fb_note. */
+enum {
+    FOP_CONV_FWD = 1, FOP_CONV_BWD_DATA, FOP_CONV_BWD_WEIGHTS, FOP_CONVT_FWD, FOP_CONVT_BWD_DATA,
+    FOP_CONVT_BWD_WEIGHTS, FOP_NORM_FWD, FOP_NORM_BWD, FOP_ACT_FWD, FOP_ACT_BWD, FOP_LOSS, FOP_OPTIM,
+    FOP_SOFTMAX, FOP_COPY, FOP_ADD, FOP_POOL, FOP_CHAN,
+};
+
+/* ---- fast_conv.c ---- */
+int fast_conv_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                  const dlt_tensor *b, dlt_tensor *y);
+int fast_conv_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                       dlt_tensor *dx, int accum);
+int fast_conv_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                          dlt_tensor *dw, dlt_tensor *db);
+int fast_convt_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                   const dlt_tensor *b, dlt_tensor *y);
+int fast_convt_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                        dlt_tensor *dx, int accum);
+int fast_convt_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                           dlt_tensor *dw, dlt_tensor *db);
+
+/* ---- fast_norm.c ---- */
+int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+                  const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm,
+                  dlt_tensor *sr, dlt_tensor *y);
+int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
+                  const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *sm, const dlt_tensor *sr,
+                  dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta);
+int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y);
+int fast_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
+                 const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope);
+
+/* ---- fast_ops.c ---- */
+int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y);
+int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
+                     const dlt_tensor *dy, dlt_tensor *dx, int accum);
+int fast_padc_fwd(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y);
+int fast_padc_bwd(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum);
+int fast_concat_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
+int fast_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db, int accum_b);
+int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
+int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
+int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
+int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
+              double *value, dlt_tensor *dlogits);
+int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
+                    dlt_tensor *v);
+
+#endif /* DLT_HAVE_DNNL */
+#endif

@@ -1,0 +1,554 @@
+/* cpu/fast_conv.c - convolution and transposed convolution on the fast
+ * path: oneDNN convolution/deconvolution primitives on the blocked
+ * activations, weights in the layout the primitive picks, and an own kernel
+ * for the depthwise transposed convolution (DLTK's fixed trilinear
+ * upsampling), which oneDNN runs only in its slow reference code for 3-D.
+ *
+ * Geometry: every op is described by the convolution big -> small (for conv
+ * x is big and y small; for convt y is big). TF 'same' padding comes
+ * resolved in the descriptor; oneDNN wants the exact fit, so the right pad is
+ * recomputed as (small-1)*stride + k - big - pad_lo (the rest of pad_hi is
+ * never read anyway). Accumulating outputs (dx with accum, dw, db) are
+ * computed into a temporary and added. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/fast.h"
+
+#ifdef DLT_HAVE_DNNL
+
+enum { K_FWD = 1, K_BWD_DATA, K_BWD_WEIGHTS };
+
+/* The geometry of one call. */
+typedef struct cgeo {
+    int tr, g, bias;
+    const dlt_tensor *big, *small, *w;
+    dnnl_dims_t st, pl, pr;
+} cgeo;
+
+static int geo_init(cgeo *G, const char *op, int tr, const dlt_conv_desc *c, const dlt_tensor *big,
+                    const dlt_tensor *small, const dlt_tensor *w, int bias)
+{
+    memset(G, 0, sizeof *G);
+    G->tr = tr, G->big = big, G->small = small, G->w = w, G->bias = bias;
+    G->g = c->groups > 0 ? c->groups : 1;
+    const dlt_tensor *in = tr ? small : big, *out = tr ? big : small; /* the op's channel roles */
+    const int64_t cin = in->c, cout = out->c;
+    if (big->n != small->n) return dlt_err(DLT_ESHAPE, "%s: batch sizes differ", op);
+    if (cin % G->g || cout % G->g) return dlt_err(DLT_ESHAPE, "%s: channels not divisible by groups", op);
+    /* weights: conv [Cout, Cin/g, k], convt [Cin, Cout/g, k] */
+    int64_t wn = tr ? cin : cout, wc = tr ? cout / G->g : cin / G->g;
+    if (w->n != wn || w->c != wc || w->d != c->k[0] || w->h != c->k[1] || w->w != c->k[2])
+        return dlt_err(DLT_ESHAPE, "%s: weight shape does not match the descriptor and channels (tensor %lldx%lldx%lldx%lldx%lld)",
+                       op, (long long)w->n, (long long)w->c, (long long)w->d, (long long)w->h, (long long)w->w);
+    const int64_t bs[3] = {big->d, big->h, big->w}, ss[3] = {small->d, small->h, small->w};
+    for (int i = 0; i < 3; i++) {
+        if (c->stride[i] < 1 || c->k[i] < 1) return dlt_err(DLT_EINVAL, "%s: kernel and stride must be >= 1", op);
+        int64_t o = bs[i] + c->pad_lo[i] + c->pad_hi[i] - c->k[i];
+        if (o < 0 || o / c->stride[i] + 1 != ss[i])
+            return dlt_err(DLT_ESHAPE, "%s: axis %d: input %lld, kernel %d, stride %d, padding %d+%d does not give %lld",
+                           op, i, (long long)bs[i], c->k[i], c->stride[i], c->pad_lo[i], c->pad_hi[i], (long long)ss[i]);
+        G->st[i] = c->stride[i];
+        G->pl[i] = c->pad_lo[i];
+        G->pr[i] = (ss[i] - 1) * c->stride[i] + c->k[i] - bs[i] - c->pad_lo[i];
+    }
+    return 0;
+}
+
+/* Weight dims and plain tag as oneDNN sees them for this op. */
+static void geo_wmd(const cgeo *G, int any, dnnl_memory_desc_t *md)
+{
+    const dlt_tensor *w = G->w;
+    dnnl_dims_t d;
+    int nd;
+    /* oneDNN: conv weights {O, I}, deconv weights {O = convt output ch, I = convt input ch} */
+    int64_t O = G->tr ? w->c * G->g : w->n, I = G->tr ? w->n : w->c * G->g;
+    if (G->g == 1) {
+        d[0] = O, d[1] = I, d[2] = w->d, d[3] = w->h, d[4] = w->w, nd = 5;
+    } else {
+        d[0] = G->g, d[1] = O / G->g, d[2] = I / G->g, d[3] = w->d, d[4] = w->h, d[5] = w->w, nd = 6;
+    }
+    dnnl_format_tag_t tag = any ? dnnl_format_tag_any
+                                : G->g == 1 ? (G->tr ? dnnl_iodhw : dnnl_oidhw) : (G->tr ? dnnl_giodhw : dnnl_goidhw);
+    memset(md, 0, sizeof *md);
+    dnnl_memory_desc_init_by_tag(md, nd, d, dnnl_f32, tag);
+}
+
+/* A weight tensor that is still plain takes this op's reading of its bytes. */
+static int geo_plain_weight(const cgeo *G, const dlt_tensor *w)
+{
+    fast_tpriv *p = FAST_P(w);
+    if (w->fmt != FF_PLAIN) return 0;
+    dnnl_memory_desc_t md;
+    geo_wmd(G, 0, &md);
+    if (dnnl_memory_desc_get_size(&md) != dnnl_memory_desc_get_size(&p->md))
+        return dlt_err(DLT_ESHAPE, "cpu: weight tensor size does not match its use");
+    p->md = p->plain_md = md;
+    return 0;
+}
+
+static void bias_md(int64_t n, dnnl_memory_desc_t *md)
+{
+    dnnl_dims_t d = {n};
+    memset(md, 0, sizeof *md);
+    dnnl_memory_desc_init_by_tag(md, 1, d, dnnl_f32, dnnl_a);
+}
+
+static size_t geo_key(int64_t *k, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
+                      const dnnl_memory_desc_t *smd)
+{
+    size_t n = 0;
+    k[n++] = 0x636f6e76; /* "conv" */
+    k[n++] = kind, k[n++] = G->tr, k[n++] = G->g, k[n++] = G->bias;
+    for (int i = 0; i < 3; i++) k[n++] = G->st[i], k[n++] = G->pl[i], k[n++] = G->pr[i];
+    k[n++] = G->w->d, k[n++] = G->w->h, k[n++] = G->w->w;
+    const dnnl_memory_desc_t *m[2] = {bmd, smd};
+    for (int j = 0; j < 2; j++) {
+        k[n++] = m[j]->ndims;
+        for (int i = 0; i < m[j]->ndims; i++) k[n++] = m[j]->dims[i], k[n++] = m[j]->padded_dims[i];
+        k[n++] = m[j]->format_kind;
+        if (m[j]->format_kind == dnnl_blocked) {
+            const dnnl_blocking_desc_t *b = &m[j]->format_desc.blocking;
+            for (int i = 0; i < m[j]->ndims; i++) k[n++] = b->strides[i];
+            k[n++] = b->inner_nblks;
+            for (int i = 0; i < b->inner_nblks; i++) k[n++] = b->inner_blks[i], k[n++] = b->inner_idxs[i];
+        }
+    }
+    return n * sizeof(int64_t);
+}
+
+/* Operation descriptor (conv or deconv) for one propagation kind. */
+static dnnl_status_t geo_desc(const cgeo *G, int kind, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *smd,
+                              const dnnl_memory_desc_t *wmd, const dnnl_memory_desc_t *bimd, void *desc)
+{
+    /* deconv: src/diff_src = small, dst/diff_dst = big; conv: src = big, dst = small */
+    const dnnl_memory_desc_t *src = G->tr ? smd : bmd, *dst = G->tr ? bmd : smd;
+    if (!G->tr) {
+        dnnl_convolution_desc_t *d = desc;
+        if (kind == K_FWD)
+            return dnnl_convolution_forward_desc_init(d, dnnl_forward_training, dnnl_convolution_direct, src, wmd, bimd,
+                                                      dst, G->st, G->pl, G->pr);
+        if (kind == K_BWD_DATA)
+            return dnnl_convolution_backward_data_desc_init(d, dnnl_convolution_direct, src, wmd, dst, G->st, G->pl,
+                                                            G->pr);
+        return dnnl_convolution_backward_weights_desc_init(d, dnnl_convolution_direct, src, wmd, bimd, dst, G->st,
+                                                           G->pl, G->pr);
+    }
+    dnnl_deconvolution_desc_t *d = desc;
+    if (kind == K_FWD)
+        return dnnl_deconvolution_forward_desc_init(d, dnnl_forward_training, dnnl_deconvolution_direct, src, wmd, bimd,
+                                                    dst, G->st, G->pl, G->pr);
+    if (kind == K_BWD_DATA)
+        return dnnl_deconvolution_backward_data_desc_init(d, dnnl_deconvolution_direct, src, wmd, dst, G->st, G->pl,
+                                                          G->pr);
+    return dnnl_deconvolution_backward_weights_desc_init(d, dnnl_deconvolution_direct, src, wmd, bimd, dst, G->st,
+                                                         G->pl, G->pr);
+}
+
+/* The cached primitive for (kind, geometry, activation layouts), made on
+ * first use: weights 'any', so oneDNN picks its layout (in p->wmd). */
+static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
+                           const dnnl_memory_desc_t *smd)
+{
+    int64_t key[96];
+    size_t klen = geo_key(key, kind, G, bmd, smd);
+    fast_prim *p = fast_cache_get(cx, key, klen);
+    if (p) return p;
+    union {
+        dnnl_convolution_desc_t c;
+        dnnl_deconvolution_desc_t d;
+    } fd, od;
+    dnnl_memory_desc_t wany, bimd, *bip = NULL;
+    geo_wmd(G, 1, &wany);
+    const int64_t cout = G->tr ? G->big->c : G->small->c;
+    if (G->bias) bias_md(cout, &bimd), bip = &bimd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    dnnl_status_t s = dnnl_primitive_attr_create(&attr);
+    if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success) s = geo_desc(G, K_FWD, bmd, smd, &wany, bip, &fd);
+    if (s == dnnl_success && kind != K_FWD) {
+        s = dnnl_primitive_desc_create(&hint, &fd, NULL, cx->eng, NULL);
+        if (s == dnnl_success) s = geo_desc(G, kind, bmd, smd, &wany, bip, &od);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &od, attr, cx->eng, hint);
+    } else if (s == dnnl_success) {
+        s = dnnl_primitive_desc_create(&pd, &fd, attr, cx->eng, NULL);
+    }
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) {
+        fast_dnnl_err(s, "convolution primitive");
+        return NULL;
+    }
+    const dnnl_memory_desc_t *wq, *mds[4];
+    int args[4], n = 0;
+    const dnnl_memory_desc_t *src = G->tr ? smd : bmd, *dst = G->tr ? bmd : smd;
+    if (kind == K_FWD) {
+        wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        args[n] = DNNL_ARG_SRC, mds[n++] = src;
+        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = wq;
+        if (bip) args[n] = DNNL_ARG_BIAS, mds[n++] = bip;
+        args[n] = DNNL_ARG_DST, mds[n++] = dst;
+    } else if (kind == K_BWD_DATA) {
+        wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = dst;
+        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = wq;
+        args[n] = DNNL_ARG_DIFF_SRC, mds[n++] = src;
+    } else {
+        wq = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
+        args[n] = DNNL_ARG_SRC, mds[n++] = src;
+        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = dst;
+        args[n] = DNNL_ARG_DIFF_WEIGHTS, mds[n++] = wq;
+        if (bip) args[n] = DNNL_ARG_DIFF_BIAS, mds[n++] = bip;
+    }
+    dnnl_memory_desc_t wcopy = *wq;
+    dlt_log(DLT_LOG_DEBUG, "backend cpu: %s%s %s", G->tr ? "deconvolution" : "convolution",
+            kind == K_FWD ? "" : kind == K_BWD_DATA ? " backward data" : " backward weights", fast_impl_name(pd));
+    p = fast_cache_put(cx, key, klen, pd, n, args, mds);
+    if (p) p->wmd = wcopy;
+    return p;
+}
+
+/* ------------------------------------------------------------ depthwise transposed */
+
+/* Per axis, for every index p of the gathering side, the (index, tap)
+ * pairs of the other side that reach it. */
+typedef struct taps {
+    int64_t len, T;
+    int *cnt, *idx, *kk;
+} taps;
+
+static void taps_free(taps *t) { free(t->cnt), free(t->idx), free(t->kk); }
+
+/* to_big=1: big index o gets small i with i*s + kk - pl = o; to_big=0: small
+ * index i gets big o = i*s + kk - pl. */
+static int taps_make(taps *t, int to_big, int64_t big, int64_t small, int k, int s, int pl)
+{
+    t->len = to_big ? big : small;
+    t->T = k;
+    t->cnt = calloc((size_t)t->len, sizeof(int));
+    t->idx = malloc(sizeof(int) * (size_t)(t->len * k));
+    t->kk = malloc(sizeof(int) * (size_t)(t->len * k));
+    if (!t->cnt || !t->idx || !t->kk) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+    for (int64_t p = 0; p < t->len; p++)
+        for (int kk = 0; kk < k; kk++) {
+            int64_t q;
+            if (to_big) {
+                int64_t j = p + pl - kk;
+                if (j < 0 || j % s || j / s >= small) continue;
+                q = j / s;
+            } else {
+                q = p * s + kk - pl;
+                if (q < 0 || q >= big) continue;
+            }
+            t->idx[p * k + t->cnt[p]] = (int)q;
+            t->kk[p * k + t->cnt[p]] = kk;
+            t->cnt[p]++;
+        }
+    return 0;
+}
+
+/* out[n,c,p] (+)= sum over taps of w[c][kd][kh][kw] * in[n,c,q], per channel
+ * block of B lanes; wt is [CB][KD*KH*KW][B]. */
+#define DW_GATHER(NAME, BB)                                                                                         \
+    static void NAME(int nthr, const taps *td, const taps *th, const taps *tw, int KH, int KW, int64_t N,           \
+                     int64_t CB, const float *in, int64_t ID, int64_t IH, int64_t IW, const float *wt, float *out,  \
+                     int accum, const float *bias)                                                                  \
+    {                                                                                                               \
+        const int64_t OD = td->len, OH = th->len, OW = tw->len, KV = (int64_t)td->T * KH * KW;                      \
+        _Pragma("omp parallel for collapse(3) num_threads(nthr) schedule(static)")                                 \
+        for (int64_t n = 0; n < N; n++)                                                                             \
+            for (int64_t cb = 0; cb < CB; cb++)                                                                     \
+                for (int64_t od = 0; od < OD; od++) {                                                               \
+                    const float *ib = in + (n * CB + cb) * ID * IH * IW * BB;                                       \
+                    float *ob = out + (n * CB + cb) * OD * OH * OW * BB;                                            \
+                    const float *wb = wt + cb * KV * BB;                                                            \
+                    for (int64_t oh = 0; oh < OH; oh++)                                                             \
+                        for (int64_t ow = 0; ow < OW; ow++) {                                                       \
+                            float acc[BB];                                                                          \
+                            for (int l = 0; l < BB; l++) acc[l] = bias ? bias[cb * BB + l] : 0.f;                  \
+                            for (int a = 0; a < td->cnt[od]; a++) {                                                 \
+                                const int64_t id = td->idx[od * td->T + a], ka = td->kk[od * td->T + a];            \
+                                for (int b = 0; b < th->cnt[oh]; b++) {                                             \
+                                    const int64_t ih = th->idx[oh * th->T + b], kb = th->kk[oh * th->T + b];        \
+                                    for (int cc = 0; cc < tw->cnt[ow]; cc++) {                                      \
+                                        const int64_t iw = tw->idx[ow * tw->T + cc], kc = tw->kk[ow * tw->T + cc];  \
+                                        const float *xp = ib + ((id * IH + ih) * IW + iw) * BB;                     \
+                                        const float *wp = wb + ((ka * KH + kb) * KW + kc) * BB;                     \
+                                        for (int l = 0; l < BB; l++) acc[l] += wp[l] * xp[l];                       \
+                                    }                                                                               \
+                                }                                                                                   \
+                            }                                                                                       \
+                            float *yp = ob + ((od * OH + oh) * OW + ow) * BB;                                       \
+                            if (accum)                                                                              \
+                                for (int l = 0; l < BB; l++) yp[l] += acc[l];                                       \
+                            else                                                                                    \
+                                for (int l = 0; l < BB; l++) yp[l] = acc[l];                                        \
+                        }                                                                                           \
+                }                                                                                                   \
+    }
+DW_GATHER(dw_gather16, 16)
+DW_GATHER(dw_gather1, 1)
+
+/* The plain weights [C, 1, k] of a depthwise convt as [CB][k][B] (zero lanes past C). */
+static float *dw_weights(fast_ctx *cx, const dlt_tensor *w, int64_t B, int64_t C)
+{
+    const int64_t KV = w->d * w->h * w->w, CB = (C + B - 1) / B;
+    float *wt = fast_tmp(cx, 1, (size_t)(CB * KV * B) * 4);
+    if (!wt) return NULL;
+    const float *ws = w->data;
+    for (int64_t cb = 0; cb < CB; cb++)
+        for (int64_t k = 0; k < KV; k++)
+            for (int64_t l = 0; l < B; l++) {
+                int64_t c = cb * B + l;
+                wt[(cb * KV + k) * B + l] = c < C ? ws[c * KV + k] : 0.f;
+            }
+    return wt;
+}
+
+static int is_dw_convt(const cgeo *G)
+{
+    return G->tr && G->g > 1 && G->g == G->big->c && G->g == G->small->c && G->big->fmt == G->small->fmt &&
+           G->big->fmt != FF_OPAQUE && G->w->fmt == FF_PLAIN;
+}
+
+/* Depthwise convt forward (to_big=1: y big from x small) or its adjoint
+ * (to_big=0: dx small from dy big). */
+static int dw_run(fast_ctx *cx, const dlt_conv_desc *c, const cgeo *G, int to_big, const dlt_tensor *in,
+                  dlt_tensor *out, int accum, const dlt_tensor *bias)
+{
+    const fast_lay l = fast_lay_of(out);
+    taps t[3];
+    memset(t, 0, sizeof t);
+    const int64_t bs[3] = {G->big->d, G->big->h, G->big->w}, ss[3] = {G->small->d, G->small->h, G->small->w};
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) rc = taps_make(&t[i], to_big, bs[i], ss[i], c->k[i], c->stride[i], c->pad_lo[i]);
+    float *wt = rc ? NULL : dw_weights(cx, G->w, l.b, l.c);
+    float *bv = NULL;
+    if (!rc && !wt) rc = DLT_ENOMEM;
+    if (!rc && bias) {
+        if (!(bv = calloc((size_t)(l.cb * l.b), sizeof(float)))) rc = dlt_err(DLT_ENOMEM, "cpu: out of memory");
+        else memcpy(bv, bias->data, (size_t)l.c * 4);
+    }
+    if (!rc) {
+        if (l.b == 16)
+            dw_gather16(cx->nthr, &t[0], &t[1], &t[2], c->k[1], c->k[2], l.n, l.cb, in->data, in->d, in->h, in->w, wt,
+                        out->data, accum, bv);
+        else
+            dw_gather1(cx->nthr, &t[0], &t[1], &t[2], c->k[1], c->k[2], l.n, l.cb, in->data, in->d, in->h, in->w, wt,
+                       out->data, accum, bv);
+    }
+    free(bv);
+    for (int i = 0; i < 3; i++) taps_free(&t[i]);
+    return rc;
+}
+
+/* dw[c][k] += sum x[small] * dy[big] over the pairs of the forward taps;
+ * db[c] += sum dy. Double accumulators per channel block. */
+static int dw_bwd_weights(fast_ctx *cx, const dlt_conv_desc *c, const cgeo *G, const dlt_tensor *x,
+                          const dlt_tensor *dy, dlt_tensor *dw, dlt_tensor *db)
+{
+    const fast_lay l = fast_lay_of(dy);
+    const int64_t B = l.b, KD = c->k[0], KH = c->k[1], KW = c->k[2], KV = KD * KH * KW;
+    taps t[3];
+    memset(t, 0, sizeof t);
+    const int64_t bs[3] = {G->big->d, G->big->h, G->big->w}, ss[3] = {G->small->d, G->small->h, G->small->w};
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) rc = taps_make(&t[i], 1, bs[i], ss[i], c->k[i], c->stride[i], c->pad_lo[i]);
+    if (rc) goto done;
+    const float *xs = x->data, *gs = dy->data;
+    float *wd = dw->data, *bd = db ? db->data : NULL;
+    const int64_t OD = dy->d, OH = dy->h, OW = dy->w, ID = x->d, IH = x->h, IW = x->w;
+#pragma omp parallel for num_threads(cx->nthr) schedule(dynamic)
+    for (int64_t cb = 0; cb < l.cb; cb++) {
+        double *acc = calloc((size_t)((KV + 1) * B), sizeof(double));
+        if (!acc) continue;
+        for (int64_t n = 0; n < l.n; n++) {
+            const float *ib = xs + (n * l.cb + cb) * ID * IH * IW * B, *ob = gs + (n * l.cb + cb) * OD * OH * OW * B;
+            for (int64_t od = 0; od < OD; od++)
+                for (int64_t oh = 0; oh < OH; oh++)
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        const float *gp = ob + ((od * OH + oh) * OW + ow) * B;
+                        for (int64_t q = 0; q < B; q++) acc[KV * B + q] += gp[q];
+                        for (int a = 0; a < t[0].cnt[od]; a++)
+                            for (int b = 0; b < t[1].cnt[oh]; b++)
+                                for (int e = 0; e < t[2].cnt[ow]; e++) {
+                                    const int64_t id = t[0].idx[od * t[0].T + a], ih = t[1].idx[oh * t[1].T + b],
+                                                  iw = t[2].idx[ow * t[2].T + e];
+                                    const int64_t k = (t[0].kk[od * t[0].T + a] * KH + t[1].kk[oh * t[1].T + b]) * KW +
+                                                      t[2].kk[ow * t[2].T + e];
+                                    const float *xp = ib + ((id * IH + ih) * IW + iw) * B;
+                                    for (int64_t q = 0; q < B; q++) acc[k * B + q] += (double)gp[q] * xp[q];
+                                }
+                    }
+        }
+        for (int64_t q = 0; q < B; q++) {
+            const int64_t ch = cb * B + q;
+            if (ch >= l.c) continue;
+            for (int64_t k = 0; k < KV; k++) wd[ch * KV + k] += (float)acc[k * B + q];
+            if (bd) bd[ch] += (float)acc[KV * B + q];
+        }
+        free(acc);
+    }
+done:
+    for (int i = 0; i < 3; i++) taps_free(&t[i]);
+    return rc;
+}
+
+/* ------------------------------------------------------------ fallbacks */
+
+static int fb_conv(fast_ctx *cx, int op, const char *name, int tr, const dlt_conv_desc *c, const dlt_tensor *a,
+                   const dlt_tensor *b, const dlt_tensor *bias, dlt_tensor *out, dlt_tensor *out2, int accum)
+{
+    fast_fb_note(cx, op, name, dlt_errmsg());
+    dlt_backend *r = cx->ref;
+    dlt_tensor ra = {0}, rb = {0}, rbias = {0}, ro = {0}, ro2 = {0};
+    int rc = fast_fb_twin(cx, a, &ra, 1);
+    if (!rc) rc = fast_fb_twin(cx, b, &rb, 1);
+    if (!rc) rc = fast_fb_twin(cx, bias, &rbias, 1);
+    if (!rc) rc = fast_fb_twin(cx, out, &ro, op == FOP_CONV_BWD_WEIGHTS || op == FOP_CONVT_BWD_WEIGHTS || accum);
+    if (!rc) rc = fast_fb_twin(cx, out2, &ro2, 1);
+    if (!rc) {
+        switch (op) {
+        case FOP_CONV_FWD: rc = r->conv_fwd(r, c, &ra, &rb, bias ? &rbias : NULL, &ro); break;
+        case FOP_CONV_BWD_DATA: rc = r->conv_bwd_data(r, c, &ra, &rb, &ro, accum); break;
+        case FOP_CONV_BWD_WEIGHTS: rc = r->conv_bwd_weights(r, c, &ra, &rb, &ro, out2 ? &ro2 : NULL); break;
+        case FOP_CONVT_FWD: rc = r->convt_fwd(r, c, &ra, &rb, bias ? &rbias : NULL, &ro); break;
+        case FOP_CONVT_BWD_DATA: rc = r->convt_bwd_data(r, c, &ra, &rb, &ro, accum); break;
+        default: rc = r->convt_bwd_weights(r, c, &ra, &rb, &ro, out2 ? &ro2 : NULL); break;
+        }
+    }
+    (void)tr;
+    int rc2 = fast_fb_back(cx, &ro, out, !rc);
+    int rc3 = fast_fb_back(cx, &ro2, out2, !rc);
+    fast_fb_back(cx, &ra, NULL, 0);
+    fast_fb_back(cx, &rb, NULL, 0);
+    fast_fb_back(cx, &rbias, NULL, 0);
+    return rc ? rc : rc2 ? rc2 : rc3;
+}
+
+/* ------------------------------------------------------------ the ops */
+
+static int do_fwd(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                  const dlt_tensor *b, dlt_tensor *y)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const char *op = tr ? "convt_fwd" : "conv_fwd";
+    cgeo G;
+    int rc = tr ? geo_init(&G, op, 1, c, y, x, w, b != NULL) : geo_init(&G, op, 0, c, x, y, w, b != NULL);
+    if (rc) return rc;
+    if (b && dlt_tensor_numel(b) != y->c) return dlt_err(DLT_ESHAPE, "%s: bias is not Cout long", op);
+    if (is_dw_convt(&G)) return dw_run(cx, c, &G, 1, x, y, 0, b);
+    if ((rc = geo_plain_weight(&G, w))) return rc;
+    fast_prim *p = geo_prim(cx, K_FWD, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
+    if (!p) return fb_conv(cx, tr ? FOP_CONVT_FWD : FOP_CONV_FWD, op, tr, c, x, w, b, y, NULL, 0);
+    if ((rc = fast_migrate(cx, (dlt_tensor *)w, &p->wmd))) return rc;
+    void *ptrs[4];
+    int n = 0;
+    ptrs[n++] = x->data;
+    ptrs[n++] = w->data;
+    if (b) ptrs[n++] = b->data;
+    ptrs[n++] = y->data;
+    return fast_exec(cx, p, ptrs);
+}
+
+static int do_bwd_data(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                       dlt_tensor *dx, int accum)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const char *op = tr ? "convt_bwd_data" : "conv_bwd_data";
+    cgeo G;
+    int rc = tr ? geo_init(&G, op, 1, c, dy, dx, w, 0) : geo_init(&G, op, 0, c, dx, dy, w, 0);
+    if (rc) return rc;
+    if (is_dw_convt(&G)) return dw_run(cx, c, &G, 0, dy, dx, accum, NULL);
+    if ((rc = geo_plain_weight(&G, w))) return rc;
+    /* dx: oneDNN's backward-data kernels want it blocked (a plain diff_src
+     * of one channel falls to its reference code) */
+    dnnl_memory_desc_t dxmd;
+    fast_act_md(dx, FF_BLK, &dxmd);
+    const int direct = !accum && dx->fmt == FF_BLK;
+    const dnnl_memory_desc_t *bmd = tr ? &FAST_P(dy)->md : &dxmd, *smd = tr ? &dxmd : &FAST_P(dy)->md;
+    fast_prim *p = geo_prim(cx, K_BWD_DATA, &G, bmd, smd);
+    if (!p) return fb_conv(cx, tr ? FOP_CONVT_BWD_DATA : FOP_CONV_BWD_DATA, op, tr, c, dy, w, NULL, dx, NULL, accum);
+    const void *wp = w->data;
+    if (!dnnl_memory_desc_equal(&FAST_P(w)->md, &p->wmd)) {
+        void *t = fast_tmp(cx, 1, dnnl_memory_desc_get_size(&p->wmd));
+        if (!t) return DLT_ENOMEM;
+        if ((rc = fast_reorder(cx, &FAST_P(w)->md, w->data, &p->wmd, t, 0))) return rc;
+        wp = t;
+    }
+    void *out = dx->data;
+    if (!direct && !(out = fast_tmp(cx, 0, dnnl_memory_desc_get_size(&dxmd)))) return DLT_ENOMEM;
+    void *ptrs[3] = {dy->data, (void *)wp, out};
+    if ((rc = fast_exec(cx, p, ptrs))) return rc;
+    if (direct) return 0;
+    if (dx->fmt == FF_BLK) {
+        fast_lay l = fast_lay_of(dx);
+        fast_vcopy(cx, fast_lay_size(&l), out, dx->data, accum);
+        return 0;
+    }
+    return fast_reorder(cx, &dxmd, out, &FAST_P(dx)->md, dx->data, accum);
+}
+
+static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                          dlt_tensor *dw, dlt_tensor *db)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const char *op = tr ? "convt_bwd_weights" : "conv_bwd_weights";
+    cgeo G;
+    int rc = tr ? geo_init(&G, op, 1, c, dy, x, dw, db != NULL) : geo_init(&G, op, 0, c, x, dy, dw, db != NULL);
+    if (rc) return rc;
+    if (db && dlt_tensor_numel(db) != dy->c) return dlt_err(DLT_ESHAPE, "%s: bias is not Cout long", op);
+    if (is_dw_convt(&G)) return dw_bwd_weights(cx, c, &G, x, dy, dw, db);
+    if ((rc = geo_plain_weight(&G, dw))) return rc;
+    fast_prim *p = geo_prim(cx, K_BWD_WEIGHTS, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
+    if (!p) return fb_conv(cx, tr ? FOP_CONVT_BWD_WEIGHTS : FOP_CONV_BWD_WEIGHTS, op, tr, c, x, dy, NULL, dw, db, 0);
+    if ((rc = fast_migrate(cx, dw, &p->wmd))) return rc;
+    size_t wbytes = dnnl_memory_desc_get_size(&p->wmd);
+    float *tw = fast_tmp(cx, 1, wbytes), *tb = NULL;
+    if (!tw) return DLT_ENOMEM;
+    if (db && !(tb = fast_tmp(cx, 2, (size_t)dy->c * 4))) return DLT_ENOMEM;
+    void *ptrs[4] = {x->data, dy->data, tw, tb};
+    if ((rc = fast_exec(cx, p, ptrs))) return rc;
+    fast_vcopy(cx, (int64_t)(wbytes / 4), tw, dw->data, 1);
+    if (db) fast_vcopy(cx, dy->c, tb, db->data, 1);
+    return 0;
+}
+
+int fast_conv_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                  const dlt_tensor *b, dlt_tensor *y)
+{
+    return do_fwd(be, 0, c, x, w, b, y);
+}
+
+int fast_conv_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                       dlt_tensor *dx, int accum)
+{
+    return do_bwd_data(be, 0, c, dy, w, dx, accum);
+}
+
+int fast_conv_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                          dlt_tensor *dw, dlt_tensor *db)
+{
+    return do_bwd_weights(be, 0, c, x, dy, dw, db);
+}
+
+int fast_convt_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                   const dlt_tensor *b, dlt_tensor *y)
+{
+    return do_fwd(be, 1, c, x, w, b, y);
+}
+
+int fast_convt_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                        dlt_tensor *dx, int accum)
+{
+    return do_bwd_data(be, 1, c, dy, w, dx, accum);
+}
+
+int fast_convt_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                           dlt_tensor *dw, dlt_tensor *db)
+{
+    return do_bwd_weights(be, 1, c, x, dy, dw, db);
+}
+
+#endif /* DLT_HAVE_DNNL */

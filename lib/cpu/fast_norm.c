@@ -1,0 +1,478 @@
+/* cpu/fast_norm.c - batch/instance normalisation with the fused activation,
+ * and the stand-alone activations, as own OpenMP loops over the blocked
+ * layout (16 channel lanes innermost, so every inner loop is one AVX-512
+ * vector wide).
+ *
+ * Statistics: the work is cut into items (sample, channel block, spatial
+ * chunk); each item sums in double around a per-channel shift (the first
+ * value of its group), the items are then combined in a fixed order, so the
+ * result does not depend on the thread count. One pass gives mean and
+ * variance: with the shift, sum of squares minus square of sum loses nothing
+ * that matters in double. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/fast.h"
+
+#ifdef DLT_HAVE_DNNL
+
+#define INL static inline __attribute__((always_inline))
+
+/* Items: per (n, cb) `nch` chunks of `len` voxels. */
+typedef struct items {
+    int64_t nch, len, count;
+} items;
+
+static items items_make(const fast_lay *l, int nthr)
+{
+    items it;
+    int64_t want = 8 * (int64_t)nthr, per = l->n * l->cb;
+    it.nch = (want + per - 1) / per;
+    if (it.nch > l->s / 512) it.nch = l->s / 512;
+    if (it.nch < 1) it.nch = 1;
+    it.len = (l->s + it.nch - 1) / it.nch;
+    it.count = per * it.nch;
+    return it;
+}
+
+static float act_f(int act, float a, float z)
+{
+    switch (act) {
+    case DLT_ACT_RELU: return z > 0 ? z : 0;
+    case DLT_ACT_LEAKY: return z > 0 ? z : a * z;
+    case DLT_ACT_RELU6: return z < 0 ? 0 : (z > 6 ? 6 : z);
+    default: return z;
+    }
+}
+
+/* y = act(x*sc + sh) per lane, over one item's span; act switched outside
+ * the loop so each case vectorises. */
+INL void apply(int act, float alpha, const float *x, float *y, int64_t nv, const float *sc, const float *sh, const int B)
+{
+    switch (act) {
+    case DLT_ACT_RELU:
+        for (int64_t i = 0; i < nv; i++)
+            for (int l = 0; l < B; l++) {
+                float z = x[i * B + l] * sc[l] + sh[l];
+                y[i * B + l] = z > 0 ? z : 0;
+            }
+        break;
+    case DLT_ACT_LEAKY:
+        for (int64_t i = 0; i < nv; i++)
+            for (int l = 0; l < B; l++) {
+                float z = x[i * B + l] * sc[l] + sh[l];
+                y[i * B + l] = z > 0 ? z : alpha * z;
+            }
+        break;
+    case DLT_ACT_RELU6:
+        for (int64_t i = 0; i < nv; i++)
+            for (int l = 0; l < B; l++) {
+                float z = x[i * B + l] * sc[l] + sh[l];
+                z = z < 0 ? 0 : z;
+                y[i * B + l] = z > 6 ? 6 : z;
+            }
+        break;
+    default:
+        for (int64_t i = 0; i < nv; i++)
+            for (int l = 0; l < B; l++) y[i * B + l] = x[i * B + l] * sc[l] + sh[l];
+    }
+}
+
+/* s1 += sum(x - k), s2 += sum((x - k)^2) per lane */
+INL void sums(const float *x, int64_t nv, const float *k, double *s1, double *s2, const int B)
+{
+    for (int64_t i = 0; i < nv; i++)
+        for (int l = 0; l < B; l++) {
+            double v = (double)x[i * B + l] - k[l];
+            s1[l] += v;
+            s2[l] += v * v;
+        }
+}
+
+/* dz = dy * act'(y); s1 += dz, s2 += dz * (x - mean) per lane (times rstd later) */
+INL void bsums(int act, float alpha, const float *x, const float *y, const float *dy, int64_t nv, const float *mu,
+               double *s1, double *s2, const int B)
+{
+    for (int64_t i = 0; i < nv; i++)
+        for (int l = 0; l < B; l++) {
+            const float yv = y[i * B + l];
+            float d = act == DLT_ACT_RELU    ? (yv > 0 ? 1.f : 0.f)
+                      : act == DLT_ACT_LEAKY ? (yv > 0 ? 1.f : alpha)
+                      : act == DLT_ACT_RELU6 ? (yv > 0 && yv < 6 ? 1.f : 0.f)
+                                             : 1.f;
+            double dz = (double)(dy[i * B + l] * d);
+            s1[l] += dz;
+            s2[l] += dz * ((double)x[i * B + l] - mu[l]);
+        }
+}
+
+/* dx (+)= A*dz + Bc*x + Cc per lane */
+INL void bapply(int act, float alpha, const float *x, const float *y, const float *dy, float *dx, int64_t nv,
+                const float *A, const float *Bc, const float *Cc, int accum, const int B)
+{
+    for (int64_t i = 0; i < nv; i++)
+        for (int l = 0; l < B; l++) {
+            const float yv = y[i * B + l];
+            float d = act == DLT_ACT_RELU    ? (yv > 0 ? 1.f : 0.f)
+                      : act == DLT_ACT_LEAKY ? (yv > 0 ? 1.f : alpha)
+                      : act == DLT_ACT_RELU6 ? (yv > 0 && yv < 6 ? 1.f : 0.f)
+                                             : 1.f;
+            float v = A[l] * (dy[i * B + l] * d) + Bc[l] * x[i * B + l] + Cc[l];
+            dx[i * B + l] = accum ? dx[i * B + l] + v : v;
+        }
+}
+
+static const float *vec(const dlt_tensor *t) { return t ? (const float *)t->data : NULL; }
+
+static int check_vec(const char *op, const dlt_tensor *v, int64_t n, const char *what)
+{
+    if (v && dlt_tensor_numel(v) != n) return dlt_err(DLT_ESHAPE, "%s: %s", op, what);
+    return 0;
+}
+
+static int same_shape(const dlt_tensor *a, const dlt_tensor *b)
+{
+    return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w && a->fmt == b->fmt;
+}
+
+static int norm_fb(fast_ctx *cx, int fwd, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+                   const dlt_tensor *y, const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *beta,
+                   dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm, dlt_tensor *sr, dlt_tensor *out, int accum,
+                   dlt_tensor *dg, dlt_tensor *db)
+{
+    fast_fb_note(cx, fwd ? FOP_NORM_FWD : FOP_NORM_BWD, fwd ? "norm_fwd" : "norm_bwd", dlt_errmsg());
+    dlt_backend *r = cx->ref;
+    dlt_tensor t[11], tdb;
+    memset(t, 0, sizeof t);
+    memset(&tdb, 0, sizeof tdb);
+    const dlt_tensor *src[11] = {x, y, dy, gamma, beta, rm, rv, sm, sr, out, dg};
+    int rc = 0;
+    for (int i = 0; i < 11; i++) rc = rc ? rc : fast_fb_twin(cx, src[i], &t[i], 1);
+    if (!rc) rc = fast_fb_twin(cx, db, &tdb, 1);
+#define T(i) (src[i] ? &t[i] : NULL)
+    if (!rc) {
+        if (fwd)
+            rc = r->norm_fwd(r, nd, training, T(0), T(3), T(4), T(5), T(6), T(7), T(8), T(9));
+        else
+            rc = r->norm_bwd(r, nd, T(0), T(1), T(2), T(3), T(7), T(8), T(9), accum, T(10), db ? &tdb : NULL);
+    }
+#undef T
+    int rc2 = 0;
+    for (int i = 0; i < 11; i++) {
+        /* what the op wrote: forward rm, rv, sm, sr, y; backward dx, dgamma (and dbeta below) */
+        const int back = !rc && (fwd ? (i >= 5 && i <= 9) : (i >= 9));
+        int e = fast_fb_back(cx, &t[i], (dlt_tensor *)src[i], back);
+        rc2 = rc2 ? rc2 : e;
+    }
+    int e = fast_fb_back(cx, &tdb, db, !rc);
+    return rc ? rc : rc2 ? rc2 : e;
+}
+
+int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+                  const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm,
+                  dlt_tensor *sr, dlt_tensor *y)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const int inst = nd->kind == DLT_NORM_INSTANCE;
+    if (nd->kind != DLT_NORM_BATCH && !inst) return dlt_err(DLT_EINVAL, "norm_fwd: unknown norm kind %d", nd->kind);
+    if (!same_shape(x, y)) return dlt_err(DLT_ESHAPE, "norm_fwd: output shape differs from input");
+    const int64_t ns = inst ? x->n * x->c : x->c;
+    int rc = check_vec("norm_fwd", gamma, x->c, "gamma is not C long");
+    if (!rc) rc = check_vec("norm_fwd", beta, x->c, "beta is not C long");
+    if (!rc) rc = check_vec("norm_fwd", rm, x->c, "running mean is not C long");
+    if (!rc) rc = check_vec("norm_fwd", rv, x->c, "running var is not C long");
+    if (!rc) rc = check_vec("norm_fwd", sm, ns, "saved mean has the wrong length");
+    if (!rc) rc = check_vec("norm_fwd", sr, ns, "saved rstd has the wrong length");
+    if (rc) return rc;
+    if (!training && !inst && (!rm || !rv)) return dlt_err(DLT_EINVAL, "norm_fwd: inference needs running stats");
+    if (nd->affine && (!gamma || !beta)) return dlt_err(DLT_EINVAL, "norm_fwd: affine norm needs gamma and beta");
+    if (nd->act == DLT_ACT_PRELU || x->fmt == FF_OPAQUE) {
+        dlt_err(DLT_EUNSUP, nd->act == DLT_ACT_PRELU ? "fused PReLU" : "layout");
+        return norm_fb(cx, 1, nd, training, x, NULL, NULL, gamma, beta, rm, rv, sm, sr, y, 0, NULL, NULL);
+    }
+    const fast_lay l = fast_lay_of(x);
+    const int64_t B = l.b, NG = inst ? l.n : 1; /* statistic groups per channel */
+    const int stats = training || inst;
+    /* per (group, channel) scale and shift, padded to whole blocks */
+    float *sc = calloc((size_t)(NG * l.cb * B * 2), sizeof(float)), *sh = sc ? sc + NG * l.cb * B : NULL;
+    if (!sc) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+    const float *xd = x->data;
+    const float *ga = nd->affine ? vec(gamma) : NULL, *bt = nd->affine ? vec(beta) : NULL;
+    const items it = items_make(&l, cx->nthr);
+    if (stats) {
+        double *part = calloc((size_t)(it.count * 2 * B), sizeof(double));
+        float *kshift = malloc(sizeof(float) * (size_t)(l.n * l.cb * B));
+        if (!part || !kshift) {
+            free(part), free(kshift), free(sc);
+            return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+        }
+        for (int64_t n = 0; n < l.n; n++)
+            for (int64_t cb = 0; cb < l.cb; cb++)
+                for (int64_t q = 0; q < B; q++) /* shift: the group's first value */
+                    kshift[(n * l.cb + cb) * B + q] = xd[((inst ? n : 0) * l.cb + cb) * l.s * B + q];
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        for (int64_t i = 0; i < it.count; i++) {
+            const int64_t ncb = i / it.nch, j = i % it.nch, s0 = j * it.len;
+            const int64_t s1 = s0 + it.len < l.s ? s0 + it.len : l.s;
+            if (s1 <= s0) continue;
+            const float *xp = xd + (ncb * l.s + s0) * B;
+            if (B == 16)
+                sums(xp, s1 - s0, kshift + ncb * B, part + i * 2 * B, part + i * 2 * B + B, 16);
+            else
+                sums(xp, s1 - s0, kshift + ncb * B, part + i * 2 * B, part + i * 2 * B + B, 1);
+        }
+        float *smd = sm ? sm->data : NULL, *srd = sr ? sr->data : NULL;
+        float *rmd = rm ? rm->data : NULL, *rvd = rv ? rv->data : NULL;
+        const double M = (double)(inst ? l.s : l.n * l.s);
+        for (int64_t g = 0; g < NG; g++)
+            for (int64_t c = 0; c < l.c; c++) {
+                const int64_t cb = c / B, q = c % B;
+                double s1 = 0, s2 = 0;
+                for (int64_t n = inst ? g : 0; n < (inst ? g + 1 : l.n); n++)
+                    for (int64_t j = 0; j < it.nch; j++) {
+                        const double *pp = part + ((n * l.cb + cb) * it.nch + j) * 2 * B;
+                        s1 += pp[q], s2 += pp[B + q];
+                    }
+                const double k = kshift[(g * l.cb + cb) * B + q]; /* batch norm: g = 0, sample 0's shift */
+                const double m1 = s1 / M;
+                double var = s2 / M - m1 * m1;
+                if (var < 0) var = 0;
+                const double mean = k + m1, rstd = 1.0 / sqrt(var + (double)nd->eps);
+                const int64_t gi = inst ? g * l.c + c : c;
+                if (smd) smd[gi] = (float)mean;
+                if (srd) srd[gi] = (float)rstd;
+                if (!inst && training && rmd && rvd) {
+                    const double mo = nd->momentum, unb = M > 1 ? var * M / (M - 1) : var;
+                    rmd[c] = (float)(mo * rmd[c] + (1 - mo) * mean);
+                    rvd[c] = (float)(mo * rvd[c] + (1 - mo) * unb);
+                }
+                const double a = (ga ? ga[c] : 1.0) * rstd;
+                sc[(g * l.cb + cb) * B + q] = (float)a;
+                sh[(g * l.cb + cb) * B + q] = (float)((bt ? bt[c] : 0.0) - mean * a);
+            }
+        free(part), free(kshift);
+    } else {
+        const float *rmd = rm->data, *rvd = rv->data;
+        for (int64_t c = 0; c < l.c; c++) {
+            const double rstd = 1.0 / sqrt((double)rvd[c] + (double)nd->eps), a = (ga ? ga[c] : 1.0) * rstd;
+            sc[c] = (float)a;
+            sh[c] = (float)((bt ? bt[c] : 0.0) - rmd[c] * a);
+        }
+    }
+    float *yd = y->data;
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+    for (int64_t i = 0; i < it.count; i++) {
+        const int64_t ncb = i / it.nch, j = i % it.nch, s0 = j * it.len;
+        const int64_t s1 = s0 + it.len < l.s ? s0 + it.len : l.s;
+        if (s1 <= s0) continue;
+        const int64_t n = ncb / l.cb, cb = ncb % l.cb, g = inst ? n : 0;
+        const float *a = sc + (g * l.cb + cb) * B, *b = sh + (g * l.cb + cb) * B;
+        const int64_t o = (ncb * l.s + s0) * B;
+        if (B == 16)
+            apply(nd->act, nd->alpha, xd + o, yd + o, s1 - s0, a, b, 16);
+        else
+            apply(nd->act, nd->alpha, xd + o, yd + o, s1 - s0, a, b, 1);
+    }
+    free(sc);
+    return 0;
+}
+
+int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
+                  const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *sm, const dlt_tensor *sr,
+                  dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const int inst = nd->kind == DLT_NORM_INSTANCE;
+    if (!same_shape(x, y) || !same_shape(x, dy) || !same_shape(x, dx))
+        return dlt_err(DLT_ESHAPE, "norm_bwd: x, y, dy and dx must have one shape");
+    const int64_t ns = inst ? x->n * x->c : x->c;
+    if (!sm || !sr) return dlt_err(DLT_EINVAL, "norm_bwd: needs the saved statistics of a training forward");
+    int rc = check_vec("norm_bwd", sm, ns, "saved mean has the wrong length");
+    if (!rc) rc = check_vec("norm_bwd", sr, ns, "saved rstd has the wrong length");
+    if (!rc) rc = check_vec("norm_bwd", gamma, x->c, "gamma is not C long");
+    if (!rc) rc = check_vec("norm_bwd", dgamma, x->c, "dgamma is not C long");
+    if (!rc) rc = check_vec("norm_bwd", dbeta, x->c, "dbeta is not C long");
+    if (rc) return rc;
+    if (nd->act == DLT_ACT_PRELU || x->fmt == FF_OPAQUE) {
+        dlt_err(DLT_EUNSUP, nd->act == DLT_ACT_PRELU ? "fused PReLU" : "layout");
+        return norm_fb(cx, 0, nd, 1, x, y, dy, gamma, NULL, NULL, NULL, (dlt_tensor *)sm, (dlt_tensor *)sr, dx, accum,
+                       dgamma, dbeta);
+    }
+    const fast_lay l = fast_lay_of(x);
+    const int64_t B = l.b, NG = inst ? l.n : 1;
+    const items it = items_make(&l, cx->nthr);
+    double *part = calloc((size_t)(it.count * 2 * B), sizeof(double));
+    float *mu = calloc((size_t)(NG * l.cb * B * 4), sizeof(float));
+    if (!part || !mu) {
+        free(part), free(mu);
+        return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+    }
+    float *A = mu + NG * l.cb * B, *Bc = A + NG * l.cb * B, *Cc = Bc + NG * l.cb * B;
+    const float *smd = sm->data, *srd = sr->data, *ga = nd->affine ? vec(gamma) : NULL;
+    for (int64_t g = 0; g < NG; g++)
+        for (int64_t c = 0; c < l.c; c++) mu[(g * l.cb + c / B) * B + c % B] = smd[inst ? g * l.c + c : c];
+    const float *xd = x->data, *yd = y->data, *gd = dy->data;
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+    for (int64_t i = 0; i < it.count; i++) {
+        const int64_t ncb = i / it.nch, j = i % it.nch, s0 = j * it.len;
+        const int64_t s1 = s0 + it.len < l.s ? s0 + it.len : l.s;
+        if (s1 <= s0) continue;
+        const int64_t n = ncb / l.cb, cb = ncb % l.cb, g = inst ? n : 0;
+        const int64_t o = (ncb * l.s + s0) * B;
+        const float *m = mu + (g * l.cb + cb) * B;
+        if (B == 16)
+            bsums(nd->act, nd->alpha, xd + o, yd + o, gd + o, s1 - s0, m, part + i * 2 * B, part + i * 2 * B + B, 16);
+        else
+            bsums(nd->act, nd->alpha, xd + o, yd + o, gd + o, s1 - s0, m, part + i * 2 * B, part + i * 2 * B + B, 1);
+    }
+    float *dgd = dgamma && nd->affine ? dgamma->data : NULL, *dbd = dbeta && nd->affine ? dbeta->data : NULL;
+    const double M = (double)(inst ? l.s : l.n * l.s);
+    for (int64_t c = 0; c < l.c; c++) {
+        const int64_t cb = c / B, q = c % B;
+        double dgs = 0, dbs = 0;
+        for (int64_t g = 0; g < NG; g++) {
+            double s1 = 0, s2 = 0;
+            for (int64_t n = inst ? g : 0; n < (inst ? g + 1 : l.n); n++)
+                for (int64_t j = 0; j < it.nch; j++) {
+                    const double *pp = part + ((n * l.cb + cb) * it.nch + j) * 2 * B;
+                    s1 += pp[q], s2 += pp[B + q];
+                }
+            const int64_t gi = inst ? g * l.c + c : c;
+            const double rstd = srd[gi], mean = smd[gi], gam = ga ? ga[c] : 1.0;
+            const double sdz = s1, sdzx = s2 * rstd; /* sum dz, sum dz*xhat */
+            dgs += sdzx, dbs += sdz;
+            /* dx = gam*rstd*(dz - sdz/M - (x-mean)*rstd*sdzx/M) */
+            const int64_t k = (g * l.cb + cb) * B + q;
+            A[k] = (float)(gam * rstd);
+            Bc[k] = (float)(-gam * rstd * rstd * sdzx / M);
+            Cc[k] = (float)(gam * rstd * (-sdz / M + mean * rstd * sdzx / M));
+        }
+        if (dgd) dgd[c] += (float)dgs;
+        if (dbd) dbd[c] += (float)dbs;
+    }
+    float *dxd = dx->data;
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+    for (int64_t i = 0; i < it.count; i++) {
+        const int64_t ncb = i / it.nch, j = i % it.nch, s0 = j * it.len;
+        const int64_t s1 = s0 + it.len < l.s ? s0 + it.len : l.s;
+        if (s1 <= s0) continue;
+        const int64_t n = ncb / l.cb, cb = ncb % l.cb, g = inst ? n : 0;
+        const int64_t o = (ncb * l.s + s0) * B, k = (g * l.cb + cb) * B;
+        if (B == 16)
+            bapply(nd->act, nd->alpha, xd + o, yd + o, gd + o, dxd + o, s1 - s0, A + k, Bc + k, Cc + k, accum, 16);
+        else
+            bapply(nd->act, nd->alpha, xd + o, yd + o, gd + o, dxd + o, s1 - s0, A + k, Bc + k, Cc + k, accum, 1);
+    }
+    free(part), free(mu);
+    return 0;
+}
+
+/* ------------------------------------------------------------ activations */
+
+static int act_fb(fast_ctx *cx, int fwd, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
+                  const dlt_tensor *dy, dlt_tensor *out, int accum, dlt_tensor *dslope)
+{
+    fast_fb_note(cx, fwd ? FOP_ACT_FWD : FOP_ACT_BWD, fwd ? "act_fwd" : "act_bwd", dlt_errmsg());
+    dlt_backend *r = cx->ref;
+    dlt_tensor ts = {0}, tx = {0}, tdy = {0}, to = {0}, tds = {0};
+    int rc = fast_fb_twin(cx, slope, &ts, 1);
+    if (!rc) rc = fast_fb_twin(cx, x, &tx, 1);
+    if (!rc) rc = fast_fb_twin(cx, dy, &tdy, 1);
+    if (!rc) rc = fast_fb_twin(cx, out, &to, accum);
+    if (!rc) rc = fast_fb_twin(cx, dslope, &tds, 1);
+    if (!rc)
+        rc = fwd ? r->act_fwd(r, act, alpha, slope ? &ts : NULL, &tx, &to)
+                 : r->act_bwd(r, act, alpha, slope ? &ts : NULL, &tx, &tdy, &to, accum, dslope ? &tds : NULL);
+    int e1 = fast_fb_back(cx, &to, out, !rc), e2 = fast_fb_back(cx, &tds, dslope, !rc);
+    fast_fb_back(cx, &ts, NULL, 0), fast_fb_back(cx, &tx, NULL, 0), fast_fb_back(cx, &tdy, NULL, 0);
+    return rc ? rc : e1 ? e1 : e2;
+}
+
+int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (!same_shape(x, y)) return dlt_err(DLT_ESHAPE, "act_fwd: output shape differs from input");
+    if (act == DLT_ACT_PRELU && (!slope || dlt_tensor_numel(slope) != x->c))
+        return dlt_err(DLT_EINVAL, "act_fwd: PReLU needs a slope vector of C");
+    if (x->fmt == FF_OPAQUE) {
+        dlt_err(DLT_EUNSUP, "layout");
+        return act_fb(cx, 1, act, alpha, slope, x, NULL, y, 0, NULL);
+    }
+    const fast_lay l = fast_lay_of(x);
+    const float *xd = x->data;
+    float *yd = y->data;
+    if (act != DLT_ACT_PRELU) {
+        const int64_t n = fast_lay_size(&l);
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        for (int64_t i = 0; i < n; i++) yd[i] = act_f(act, alpha, xd[i]);
+        return 0;
+    }
+    const float *sl = slope->data;
+#pragma omp parallel for collapse(2) num_threads(cx->nthr) schedule(static)
+    for (int64_t ncb = 0; ncb < l.n * l.cb; ncb++)
+        for (int64_t s = 0; s < l.s; s++)
+            for (int64_t q = 0; q < l.b; q++) {
+                const int64_t c = (ncb % l.cb) * l.b + q, o = (ncb * l.s + s) * l.b + q;
+                const float a = c < l.c ? sl[c] : 0.f;
+                yd[o] = xd[o] > 0 ? xd[o] : a * xd[o];
+            }
+    return 0;
+}
+
+int fast_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
+                 const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (!same_shape(x, dy) || !same_shape(x, dx))
+        return dlt_err(DLT_ESHAPE, "act_bwd: x, dy, dx must have one shape");
+    if (act == DLT_ACT_PRELU && (!slope || dlt_tensor_numel(slope) != x->c))
+        return dlt_err(DLT_EINVAL, "act_bwd: PReLU needs a slope vector of C");
+    if (dslope && dlt_tensor_numel(dslope) != x->c) return dlt_err(DLT_ESHAPE, "act_bwd: dslope is not C long");
+    if (x->fmt == FF_OPAQUE) {
+        dlt_err(DLT_EUNSUP, "layout");
+        return act_fb(cx, 0, act, alpha, slope, x, dy, dx, accum, dslope);
+    }
+    const fast_lay l = fast_lay_of(x);
+    const float *xd = x->data, *gd = dy->data;
+    float *dxd = dx->data;
+    if (act != DLT_ACT_PRELU) {
+        const int64_t n = fast_lay_size(&l);
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            const float z = xd[i];
+            const float d = act == DLT_ACT_RELU    ? (z > 0 ? 1.f : 0.f)
+                            : act == DLT_ACT_LEAKY ? (z > 0 ? 1.f : alpha)
+                            : act == DLT_ACT_RELU6 ? (z > 0 && z < 6 ? 1.f : 0.f)
+                                                   : 1.f;
+            dxd[i] = accum ? dxd[i] + gd[i] * d : gd[i] * d;
+        }
+        return 0;
+    }
+    /* PReLU: per (n, cb) partial slope gradients, combined in order */
+    const float *sl = slope->data;
+    double *part = calloc((size_t)(l.n * l.cb * l.b), sizeof(double));
+    if (!part) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+    for (int64_t ncb = 0; ncb < l.n * l.cb; ncb++)
+        for (int64_t s = 0; s < l.s; s++)
+            for (int64_t q = 0; q < l.b; q++) {
+                const int64_t c = (ncb % l.cb) * l.b + q, o = (ncb * l.s + s) * l.b + q;
+                const float a = c < l.c ? sl[c] : 0.f, z = xd[o];
+                const float v = z > 0 ? gd[o] : a * gd[o];
+                if (!(z > 0)) part[ncb * l.b + q] += (double)gd[o] * z;
+                dxd[o] = accum ? dxd[o] + v : v;
+            }
+    if (dslope) {
+        float *ds = dslope->data;
+        for (int64_t c = 0; c < l.c; c++) {
+            double s = 0;
+            for (int64_t n = 0; n < l.n; n++) s += part[(n * l.cb + c / l.b) * l.b + c % l.b];
+            ds[c] += (float)s;
+        }
+    }
+    free(part);
+    return 0;
+}
+
+#endif /* DLT_HAVE_DNNL */

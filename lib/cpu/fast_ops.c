@@ -1,0 +1,423 @@
+/* cpu/fast_ops.c - the rest of the table on the fast path: max pooling,
+ * channel padding and concatenation, add/copy, softmax, the cross-entropy
+ * loss (other losses run on the reference) and the optimiser step, as own
+ * OpenMP loops over the blocked layout. Sums are formed per work item in
+ * double and combined in a fixed order (thread-count independent). */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/fast.h"
+
+#ifdef DLT_HAVE_DNNL
+
+#define INL static inline __attribute__((always_inline))
+
+static int shape_eq(const dlt_tensor *a, const dlt_tensor *b)
+{
+    return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w;
+}
+static int spatial_eq(const dlt_tensor *a, const dlt_tensor *b)
+{
+    return a->n == b->n && a->d == b->d && a->h == b->h && a->w == b->w;
+}
+static int is_act(const dlt_tensor *t) { return t->fmt == FF_BLK || t->fmt == FF_PLAIN; }
+
+/* ------------------------------------------------------------ pooling */
+
+INL void pool_fwd_k(const int k[3], const float *x, float *y, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                    int64_t od, const int B)
+{
+    for (int64_t oh = 0; oh < OH; oh++)
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float best[16];
+            const float *p0 = x + ((od * k[0] * H + oh * k[1]) * W + ow * k[2]) * B;
+            for (int l = 0; l < B; l++) best[l] = p0[l];
+            for (int a = 0; a < k[0]; a++)
+                for (int b = 0; b < k[1]; b++)
+                    for (int c = 0; c < k[2]; c++) {
+                        const float *p = x + (((od * k[0] + a) * H + oh * k[1] + b) * W + ow * k[2] + c) * B;
+                        for (int l = 0; l < B; l++) best[l] = p[l] > best[l] ? p[l] : best[l];
+                    }
+            for (int l = 0; l < B; l++) y[((od * OH + oh) * OW + ow) * B + l] = best[l];
+        }
+}
+
+INL void pool_bwd_k(const int k[3], const float *x, const float *dy, float *dx, int64_t H, int64_t W, int64_t OH,
+                    int64_t OW, int64_t od, const int B)
+{
+    for (int64_t oh = 0; oh < OH; oh++)
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float best[16];
+            int64_t at[16];
+            const int64_t o0 = ((od * k[0] * H + oh * k[1]) * W + ow * k[2]) * B;
+            for (int l = 0; l < B; l++) best[l] = x[o0 + l], at[l] = o0 + l;
+            for (int a = 0; a < k[0]; a++)
+                for (int b = 0; b < k[1]; b++)
+                    for (int c = 0; c < k[2]; c++) {
+                        const int64_t o = (((od * k[0] + a) * H + oh * k[1] + b) * W + ow * k[2] + c) * B;
+                        for (int l = 0; l < B; l++)
+                            if (x[o + l] > best[l]) best[l] = x[o + l], at[l] = o + l;
+                    }
+            const float *g = dy + ((od * OH + oh) * OW + ow) * B;
+            for (int l = 0; l < B; l++) dx[at[l]] += g[l];
+        }
+}
+
+static int check_pool(const char *op, const int k[3], const dlt_tensor *x, const dlt_tensor *y)
+{
+    if (k[0] < 1 || k[1] < 1 || k[2] < 1) return dlt_err(DLT_EINVAL, "%s: pool size must be >= 1", op);
+    if (x->d % k[0] || x->h % k[1] || x->w % k[2])
+        return dlt_err(DLT_ESHAPE, "%s: spatial size not divisible by the pool size", op);
+    if (y->n != x->n || y->c != x->c || y->d != x->d / k[0] || y->h != x->h / k[1] || y->w != x->w / k[2])
+        return dlt_err(DLT_ESHAPE, "%s: output shape is not input / pool size", op);
+    if (!is_act(x) || x->fmt != y->fmt) return dlt_err(DLT_EUNSUP, "%s: tensors in different layouts", op);
+    return 0;
+}
+
+int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    int rc = check_pool("maxpool_fwd", k, x, y);
+    if (rc) return rc;
+    const fast_lay l = fast_lay_of(x), m = fast_lay_of(y);
+    const float *xd = x->data;
+    float *yd = y->data;
+#pragma omp parallel for collapse(2) num_threads(cx->nthr) schedule(static)
+    for (int64_t ncb = 0; ncb < l.n * l.cb; ncb++)
+        for (int64_t od = 0; od < y->d; od++) {
+            const float *xp = xd + ncb * l.s * l.b;
+            float *yp = yd + ncb * m.s * m.b;
+            if (l.b == 16)
+                pool_fwd_k(k, xp, yp, x->h, x->w, y->h, y->w, od, 16);
+            else
+                pool_fwd_k(k, xp, yp, x->h, x->w, y->h, y->w, od, 1);
+        }
+    return 0;
+}
+
+int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
+                     const dlt_tensor *dy, dlt_tensor *dx, int accum)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    int rc = check_pool("maxpool_bwd", k, x, dy);
+    if (rc) return rc;
+    if (!shape_eq(x, dx) || dx->fmt != x->fmt) return dlt_err(DLT_ESHAPE, "maxpool_bwd: dx shape differs from x");
+    const fast_lay l = fast_lay_of(x), m = fast_lay_of(dy);
+    if (!accum) memset(dx->data, 0, (size_t)fast_lay_size(&l) * 4);
+    const float *xd = x->data, *gd = dy->data;
+    float *dxd = dx->data;
+#pragma omp parallel for collapse(2) num_threads(cx->nthr) schedule(static)
+    for (int64_t ncb = 0; ncb < l.n * l.cb; ncb++)
+        for (int64_t od = 0; od < dy->d; od++) {
+            const int64_t xo = ncb * l.s * l.b, yo = ncb * m.s * m.b;
+            if (l.b == 16)
+                pool_bwd_k(k, xd + xo, gd + yo, dxd + xo, x->h, x->w, dy->h, dy->w, od, 16);
+            else
+                pool_bwd_k(k, xd + xo, gd + yo, dxd + xo, x->h, x->w, dy->h, dy->w, od, 1);
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------ channel ops */
+
+/* Channels [c0, c0+nc) of src to [d0, d0+nc) of dst, (+)=, for every n and
+ * voxel; layouts may differ. Whole 16-lane blocks move as runs. */
+static void chcopy(fast_ctx *cx, const dlt_tensor *src, int64_t c0, dlt_tensor *dst, int64_t d0, int64_t nc, int accum)
+{
+    const fast_lay a = fast_lay_of(src), b = fast_lay_of(dst);
+    const float *sd = src->data;
+    float *dd = dst->data;
+    if (a.b == b.b && c0 % a.b == 0 && d0 % b.b == 0 && (nc % a.b == 0 || c0 + nc == a.c) &&
+        (nc % a.b == 0 || d0 + nc == b.c)) {
+        /* block-aligned: whole blocks (a partial last block is padding on both sides) */
+        const int64_t nb = (nc + a.b - 1) / a.b, run = a.s * a.b;
+        for (int64_t n = 0; n < a.n; n++)
+            for (int64_t j = 0; j < nb; j++)
+                fast_vcopy(cx, run, sd + (n * a.cb + c0 / a.b + j) * run, dd + (n * b.cb + d0 / b.b + j) * run, accum);
+        return;
+    }
+#pragma omp parallel for collapse(2) num_threads(cx->nthr) schedule(static)
+    for (int64_t n = 0; n < a.n; n++)
+        for (int64_t s = 0; s < a.s; s++)
+            for (int64_t c = 0; c < nc; c++) {
+                const float v = sd[fast_off(&a, n, c0 + c, s)];
+                float *q = dd + fast_off(&b, n, d0 + c, s);
+                *q = accum ? *q + v : v;
+            }
+}
+
+int fast_padc_fwd(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y)
+{
+    if (lo < 0 || hi < 0 || !spatial_eq(x, y) || y->c != x->c + lo + hi || !is_act(x) || !is_act(y))
+        return dlt_err(DLT_ESHAPE, "padc_fwd: output is not the input with lo+hi more channels");
+    const fast_lay l = fast_lay_of(y);
+    memset(y->data, 0, (size_t)fast_lay_size(&l) * 4);
+    chcopy(FAST_CTX(be), x, 0, y, lo, x->c, 0);
+    return 0;
+}
+
+int fast_padc_bwd(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum)
+{
+    if (lo < 0 || hi < 0 || !spatial_eq(dx, dy) || dy->c != dx->c + lo + hi || !is_act(dx) || !is_act(dy))
+        return dlt_err(DLT_ESHAPE, "padc_bwd: dy is not dx with lo+hi more channels");
+    chcopy(FAST_CTX(be), dy, lo, dx, 0, dx->c, accum);
+    return 0;
+}
+
+int fast_concat_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
+{
+    if (!spatial_eq(a, b) || !spatial_eq(a, y) || y->c != a->c + b->c || !is_act(a) || !is_act(b) || !is_act(y))
+        return dlt_err(DLT_ESHAPE, "concat_fwd: output is not [a, b] along channels");
+    chcopy(FAST_CTX(be), a, 0, y, 0, a->c, 0);
+    chcopy(FAST_CTX(be), b, 0, y, a->c, b->c, 0);
+    return 0;
+}
+
+int fast_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db, int accum_b)
+{
+    if (!da || !db || !spatial_eq(da, db) || !spatial_eq(da, dy) || dy->c != da->c + db->c || !is_act(dy) ||
+        !is_act(da) || !is_act(db))
+        return dlt_err(DLT_ESHAPE, "concat_bwd: dy is not [da, db] along channels");
+    chcopy(FAST_CTX(be), dy, 0, da, 0, da->c, accum_a);
+    chcopy(FAST_CTX(be), dy, da->c, db, 0, db->c, accum_b);
+    return 0;
+}
+
+int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (!shape_eq(a, b) || !shape_eq(a, y)) return dlt_err(DLT_ESHAPE, "add_fwd: a, b, y must have one shape");
+    if (!fast_same_md(a, b) || !fast_same_md(a, y)) {
+        /* y = a, then y += b through layout-changing copies */
+        int rc = be->copy(be, a, y, 0);
+        return rc ? rc : be->copy(be, b, y, 1);
+    }
+    const int64_t n = (int64_t)(dnnl_memory_desc_get_size(&FAST_P(a)->md) / 4);
+    const float *ad = a->data, *bd = b->data;
+    float *yd = y->data;
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+    for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
+    return 0;
+}
+
+int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (!shape_eq(src, dst)) return dlt_err(DLT_ESHAPE, "copy: src and dst shapes differ");
+    if (fast_same_md(src, dst)) {
+        fast_vcopy(cx, (int64_t)(dnnl_memory_desc_get_size(&FAST_P(src)->md) / 4), src->data, dst->data, accum);
+        return 0;
+    }
+    /* different layouts: through the plain bytes (every reading of a
+     * tensor's plain layout is the same NCDHW / [O, I, k] order) */
+    fast_tpriv *ps = FAST_P(src), *pd = FAST_P(dst);
+    const int64_t numel = dlt_tensor_numel(src);
+    const void *plain = src->data;
+    if (src->fmt != FF_PLAIN) {
+        void *t = fast_tmp(cx, 2, (size_t)numel * 4);
+        if (!t) return DLT_ENOMEM;
+        int rc = fast_reorder(cx, &ps->md, src->data, &ps->plain_md, t, 0);
+        if (rc) return rc;
+        plain = t;
+    }
+    if (dst->fmt == FF_PLAIN) {
+        fast_vcopy(cx, numel, plain, dst->data, accum);
+        return 0;
+    }
+    return fast_reorder(cx, &pd->plain_md, plain, &pd->md, dst->data, accum);
+}
+
+/* ------------------------------------------------------------ softmax, loss */
+
+/* Softmax of the C values of one voxel, read at stride `cs` inside blocks of
+ * B lanes: the channel c lives at base + (c/B)*bs + c%B. */
+INL void vox_softmax(const float *z, int64_t C, int64_t B, int64_t bs, float *p, float *mx_out, double *sum_out)
+{
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < C; c++) {
+        float v = z[(c / B) * bs + c % B];
+        p[c] = v;
+        mx = v > mx ? v : mx;
+    }
+    double s = 0;
+    for (int64_t c = 0; c < C; c++) {
+        p[c] = expf(p[c] - mx);
+        s += p[c];
+    }
+    *mx_out = mx;
+    *sum_out = s;
+}
+
+int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (!shape_eq(x, y) || x->fmt != y->fmt || !is_act(x))
+        return dlt_err(DLT_ESHAPE, "softmax_fwd: output shape differs from input");
+    const fast_lay l = fast_lay_of(x);
+    const int64_t bs = l.s * l.b;
+    const float *xd = x->data;
+    float *yd = y->data;
+    int bad = 0;
+#pragma omp parallel num_threads(cx->nthr)
+    {
+        float *p = malloc(sizeof(float) * (size_t)l.c);
+        if (!p) bad = 1;
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t n = 0; n < l.n; n++)
+            for (int64_t s = 0; s < l.s; s++) {
+                if (!p) continue;
+                const int64_t o = n * l.cb * bs + s * l.b;
+                float mx;
+                double sum;
+                vox_softmax(xd + o, l.c, l.b, bs, p, &mx, &sum);
+                const float r = (float)(1.0 / sum);
+                for (int64_t c = 0; c < l.c; c++) yd[o + (c / l.b) * bs + c % l.b] = p[c] * r;
+            }
+        free(p);
+    }
+    return bad ? dlt_err(DLT_ENOMEM, "cpu: out of memory") : 0;
+}
+
+static int loss_fb(fast_ctx *cx, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
+                   double *value, dlt_tensor *dlogits)
+{
+    fast_fb_note(cx, FOP_LOSS, "loss", dlt_errmsg());
+    dlt_backend *r = cx->ref;
+    dlt_tensor tl = {0}, tb = {0}, td = {0};
+    int rc = fast_fb_twin(cx, logits, &tl, 1);
+    if (!rc) rc = fast_fb_twin(cx, labels, &tb, 1);
+    if (!rc) rc = fast_fb_twin(cx, dlogits, &td, 0);
+    if (!rc) rc = r->loss(r, ld, &tl, &tb, value, dlogits ? &td : NULL);
+    int e = fast_fb_back(cx, &td, dlogits, !rc);
+    fast_fb_back(cx, &tl, NULL, 0), fast_fb_back(cx, &tb, NULL, 0);
+    return rc ? rc : e;
+}
+
+int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
+              double *value, dlt_tensor *dlogits)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (ld->kind < DLT_LOSS_CE || ld->kind > DLT_LOSS_DICE_CE)
+        return dlt_err(DLT_EINVAL, "loss: unknown loss kind %d", ld->kind);
+    if (labels->n != logits->n || labels->c != 1 || labels->d != logits->d || labels->h != logits->h ||
+        labels->w != logits->w)
+        return dlt_err(DLT_ESHAPE, "loss: labels are not [N,1,D,H,W] of the logits");
+    if (dlogits && (!shape_eq(logits, dlogits) || dlogits->fmt != logits->fmt))
+        return dlt_err(DLT_ESHAPE, "loss: dlogits shape differs");
+    if (ld->kind != DLT_LOSS_CE || !is_act(logits)) {
+        dlt_err(DLT_EUNSUP, "only cross-entropy is native");
+        return loss_fb(cx, ld, logits, labels, value, dlogits);
+    }
+    const fast_lay l = fast_lay_of(logits);
+    const int32_t *lab = labels->data;
+    for (int64_t n = 0; n < l.n; n++)
+        for (int64_t i = 0; i < l.s; i++) {
+            int32_t v = lab[n * l.s + i];
+            if (v < 0 || v >= l.c)
+                return dlt_err(DLT_EINVAL, "label %d at voxel %lld of sample %lld is outside the %lld classes", v,
+                               (long long)i, (long long)n, (long long)l.c);
+        }
+    const int64_t bs = l.s * l.b, chunk = 4096, nch = (l.s + chunk - 1) / chunk, items = l.n * nch;
+    const double M = (double)(l.n * l.s);
+    const float invM = (float)(1.0 / M);
+    double *part = calloc((size_t)items, sizeof(double));
+    if (!part) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+    const float *xd = logits->data;
+    float *gd = dlogits ? dlogits->data : NULL;
+    int bad = 0;
+#pragma omp parallel num_threads(cx->nthr)
+    {
+        float *p = malloc(sizeof(float) * (size_t)l.c);
+        if (!p) bad = 1;
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < items; it++) {
+            if (!p) continue;
+            const int64_t n = it / nch, s0 = (it % nch) * chunk, s1 = s0 + chunk < l.s ? s0 + chunk : l.s;
+            double acc = 0;
+            for (int64_t s = s0; s < s1; s++) {
+                const int64_t o = n * l.cb * bs + s * l.b;
+                const int32_t y = lab[n * l.s + s];
+                float mx;
+                double sum;
+                vox_softmax(xd + o, l.c, l.b, bs, p, &mx, &sum);
+                acc += log(sum) + mx - xd[o + (y / l.b) * bs + y % l.b];
+                if (gd) {
+                    const float r = (float)(1.0 / sum);
+                    for (int64_t c = 0; c < l.c; c++) gd[o + (c / l.b) * bs + c % l.b] = (p[c] * r - (c == y)) * invM;
+                }
+            }
+            part[it] = acc;
+        }
+        free(p);
+    }
+    double tot = 0;
+    for (int64_t i = 0; i < items; i++) tot += part[i];
+    free(part);
+    if (bad) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+    *value = tot / M;
+    return 0;
+}
+
+/* ------------------------------------------------------------ optimiser */
+
+int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
+                    dlt_tensor *v)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const int64_t numel = dlt_tensor_numel(p);
+    if (dlt_tensor_numel(g) != numel || (m && dlt_tensor_numel(m) != numel) || (v && dlt_tensor_numel(v) != numel))
+        return dlt_err(DLT_ESHAPE, "optim_step: parameter, gradient and state sizes differ");
+    if (od->kind == DLT_OPTIM_ADAM && (!m || !v)) return dlt_err(DLT_EINVAL, "optim_step: Adam needs m and v");
+    if (od->kind == DLT_OPTIM_ADAM && od->t < 1) return dlt_err(DLT_EINVAL, "optim_step: Adam step t must be >= 1");
+    if (od->kind != DLT_OPTIM_ADAM && od->kind != DLT_OPTIM_SGD)
+        return dlt_err(DLT_EINVAL, "optim_step: unknown optimiser %d", od->kind);
+    /* gradient and state take the parameter's layout (once), so the step is
+     * one loop over the buffer, padding included (zeros stay zeros) */
+    const dnnl_memory_desc_t *md = &FAST_P(p)->md;
+    dlt_tensor *st[3] = {(dlt_tensor *)g, m, v};
+    for (int i = 0; i < 3; i++) {
+        if (!st[i] || fast_same_md(st[i], p)) continue;
+        if (st[i]->fmt == FF_PLAIN && p->fmt == FF_OPAQUE) {
+            /* a plain twin: read its bytes as the parameter's plain reading */
+            fast_tpriv *q = FAST_P(st[i]);
+            if (dnnl_memory_desc_get_size(&q->md) != dnnl_memory_desc_get_size(&FAST_P(p)->plain_md))
+                return dlt_err(DLT_ESHAPE, "optim_step: state size differs");
+            q->md = q->plain_md = FAST_P(p)->plain_md;
+        }
+        int rc = fast_migrate(cx, st[i], md);
+        if (rc) return rc;
+    }
+    const int64_t n = (int64_t)(dnnl_memory_desc_get_size(md) / 4);
+    float *pd = p->data, *md_ = m ? m->data : NULL, *vd = v ? v->data : NULL;
+    const float *gd = g->data;
+    if (od->kind == DLT_OPTIM_ADAM) {
+        const double b1 = od->beta1, b2 = od->beta2, t = (double)od->t;
+        const double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
+        const double step = od->lr / bc1, sbc2 = sqrt(bc2), wd = od->weight_decay, eps = od->eps;
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            double gi = (double)gd[i] + wd * pd[i];
+            double mi = b1 * md_[i] + (1 - b1) * gi, vi = b2 * vd[i] + (1 - b2) * gi * gi;
+            md_[i] = (float)mi;
+            vd[i] = (float)vi;
+            pd[i] = (float)(pd[i] - step * mi / (sqrt(vi) / sbc2 + eps));
+        }
+    } else {
+        const double mu = od->momentum, wd = od->weight_decay, lr = od->lr;
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            double gi = (double)gd[i] + wd * pd[i];
+            if (mu != 0 && md_) {
+                double b = mu * md_[i] + gi;
+                md_[i] = (float)b;
+                gi = od->nesterov ? gi + mu * b : b;
+            }
+            pd[i] = (float)(pd[i] - lr * gi);
+        }
+    }
+    return 0;
+}
+
+#endif /* DLT_HAVE_DNNL */

@@ -1,0 +1,95 @@
+/* dlt/augment.h - seeded data augmentation of patches (DLTK's
+ * dltk.io.augmentation, plus nnU-Net's gamma and a fast elastic warp).
+ *
+ * Patches are [channels][Z][Y][X] float32 images with an optional
+ * [Z][Y][X] uint16 label (x fastest). Geometric transforms (flips, 90-degree
+ * rotations, elastic warps) move image and label together; labels are never
+ * interpolated (nearest neighbour). Every random number comes from the
+ * counter-based Philox RNG at (seed, stream, position): the caller gives each
+ * patch its own stream (e.g. derived from its record index), so a patch's
+ * augmentation depends on nothing else, whatever came before it. */
+#ifndef DLT_AUGMENT_H
+#define DLT_AUGMENT_H
+
+#include <stdint.h>
+
+/* What to draw. A zeroed struct (with scale and gamma {0,0} or {1,1}) is
+ * "no augmentation". */
+typedef struct dlt_aug_config {
+    int flip[3];          /* x,y,z: 1 = flip that axis with probability 1/2 */
+    int rot90;            /* 1 = rotate in the x-y plane by k*90 degrees, k uniform in
+                             0..3 (the patch must have X == Y) */
+    double noise;         /* Gaussian noise sigma per voxel (0 = off) */
+    double offset;        /* sigma of a Gaussian offset added per channel (0 = off) */
+    double scale[2];      /* intensity scale factor, uniform in [lo,hi] (both 0 or 1 = off) */
+    double gamma[2];      /* gamma, uniform in [lo,hi] (both 0 or 1 = off); applied as
+                             nnU-Net does: per channel the patch is mapped to [0,1] by
+                             its min and max, raised to gamma, mapped back */
+    double elastic_alpha; /* elastic warp: displacement standard deviation in voxels
+                             (0 = off) */
+    double elastic_sigma; /* elastic warp: Gaussian smoothing width of the displacement
+                             field in voxels (its correlation length) */
+} dlt_aug_config;
+
+/* One patch's draw. `seed` and `stream` are kept for the per-voxel draws
+ * (noise, the elastic field) and the per-channel offsets. */
+typedef struct dlt_aug_params {
+    int flip[3];        /* 1 = flipped */
+    int rot;            /* quarter turns in the x-y plane, 0..3 */
+    float scale, gamma; /* 1 = none */
+    float noise, offset_sigma;
+    float elastic_alpha, elastic_sigma; /* alpha 0 = no warp */
+    uint64_t seed, stream;
+} dlt_aug_params;
+
+/* Check a configuration for a patch size (X,Y,Z): ranges ordered and
+ * positive where they must be, rot90 only with X == Y. 0 or DLT_EINVAL. */
+int dlt_aug_check(const dlt_aug_config *cfg, const int size[3]);
+/* Draw one patch's parameters from stream `stream` (pure: same inputs, same
+ * draw). */
+void dlt_aug_draw(const dlt_aug_config *cfg, uint64_t seed, uint64_t stream, dlt_aug_params *p);
+/* 1 when the draw moves voxels (flip, rotation or warp). */
+int dlt_aug_is_geometric(const dlt_aug_params *p);
+
+/* Reusable scratch buffers (zero-initialise; free with dlt_aug_work_free). */
+typedef struct dlt_aug_work {
+    float *f;
+    int64_t fcap;
+    uint16_t *u;
+    int64_t ucap;
+    float *field; /* [3][Z][Y][X] displacement */
+    int64_t fieldcap;
+} dlt_aug_work;
+void dlt_aug_work_free(dlt_aug_work *w);
+
+/* Flips and rotation in place on image [channels][Z][Y][X] and label
+ * [Z][Y][X] (label may be NULL). 0 or DLT_ENOMEM. */
+int dlt_aug_flip_rotate(const dlt_aug_params *p, float *image, int64_t channels, uint16_t *label,
+                        const int size[3], dlt_aug_work *w);
+/* Intensity changes in place, in this order: gamma, scale, per-channel
+ * offset, per-voxel noise. Labels are untouched. */
+void dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, const int size[3]);
+
+/* Elastic displacement field for a patch of size (X,Y,Z): disp[3][Z][Y][X]
+ * (components x,y,z, in voxels). White Gaussian noise on a coarse grid
+ * (spacing sigma/2) is smoothed by a Gaussian of width sigma and scaled so
+ * that each component has standard deviation alpha, then trilinearly
+ * interpolated to every voxel: far cheaper than smoothing a full-size field,
+ * and the same field (it is band-limited at ~1/sigma anyway). *maxabs gets
+ * the largest |component|, so the caller can read a big enough source box.
+ * Pure in (alpha, sigma, size, seed, stream). 0 or DLT_ENOMEM / DLT_EINVAL. */
+int dlt_aug_elastic_field(double alpha, double sigma, const int size[3], uint64_t seed, uint64_t stream,
+                          float *disp, float *maxabs);
+/* Warp: for every output voxel v (x,y,z), the source position is
+ * v + origin + disp(v) in a source box src[channels][SZ][SY][SX] (srcsize =
+ * SX,SY,SZ); images are read trilinearly, labels at the nearest voxel,
+ * positions outside the box clamped to its edge. dst is [channels][Z][Y][X],
+ * dstlab [Z][Y][X] (both label pointers may be NULL). */
+void dlt_aug_warp(const float *src, const uint16_t *srclab, int64_t channels, const int srcsize[3],
+                  const int origin[3], const float *disp, float *dst, uint16_t *dstlab, const int size[3]);
+/* The same on a patch in place (its own box, clamped at its border), for
+ * tools that only have patches (e.g. dlt-train). */
+int dlt_aug_elastic_patch(const dlt_aug_params *p, float *image, int64_t channels, uint16_t *label,
+                          const int size[3], dlt_aug_work *w);
+
+#endif

@@ -1,0 +1,77 @@
+#!/usr/bin/env bats
+# The build itself: CUDA detection, the summary line, install, help targets.
+
+setup() {
+    ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+}
+
+@test "CUDA=0 builds no CUDA code and says so" {
+    run make -C "$ROOT" -n -B CUDA=0 all
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"CUDA: no"* ]]
+    [[ "$output" != *"-DDLT_HAVE_CUDA"* ]]
+    ! grep -q '^[^ ]*nvcc ' <<<"$output"
+}
+
+@test "CUDA_HOME pointing at an empty folder turns CUDA off" {
+    empty="$BATS_TEST_TMPDIR/nocuda"
+    mkdir -p "$empty"
+    run make -C "$ROOT" -n CUDA_HOME="$empty" summary
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"CUDA: no"* ]]
+    [[ "$output" == *"$empty"* ]]
+}
+
+@test "CUDA is detected when nvcc and cudnn.h exist" {
+    [ -x /usr/local/cuda/bin/nvcc ] && [ -e /usr/local/cuda/include/cudnn.h ] || skip "no CUDA toolkit here"
+    run make -C "$ROOT" -n summary
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"CUDA: yes"* ]]
+}
+
+@test "a cuDNN in its own folder is found through CUDNN_HOME" {
+    [ -x /usr/local/cuda/bin/nvcc ] || skip "no CUDA toolkit here"
+    cudnn="$BATS_TEST_TMPDIR/cudnn"
+    mkdir -p "$cudnn/include" "$cudnn/lib"
+    touch "$cudnn/include/cudnn.h"
+    run make -C "$ROOT" -n CUDA_HOME=/usr/local/cuda CUDNN_HOME="$cudnn" summary
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"cudnn.h in $cudnn/include/"* ]]
+}
+
+@test "make install puts tools, library, headers and man pages under PREFIX" {
+    prefix="$BATS_TEST_TMPDIR/prefix"
+    run make -C "$ROOT" install PREFIX="$prefix"
+    [ "$status" -eq 0 ]
+    for src in "$ROOT"/bin/dlt-*.c; do
+        t=$(basename "$src" .c)
+        [ -x "$prefix/bin/$t" ] || { echo "$t not installed"; false; }
+        [ -f "$prefix/share/man/man1/$t.1" ] || { echo "$t.1 not installed"; false; }
+    done
+    for m in "$ROOT"/man/man5/*.5; do
+        [ -e "$m" ] || continue
+        [ -f "$prefix/share/man/man5/$(basename "$m")" ] || { echo "$m not installed"; false; }
+    done
+    [ -f "$prefix/lib/libdlt.a" ] && [ -f "$prefix/lib/libdlt.so" ]
+    [ -f "$prefix/include/dlt/core.h" ]
+}
+
+@test "every tool answers --help on stdout and --version" {
+    for t in "$ROOT"/bin/dlt-*; do
+        [ -x "$t" ] || continue
+        case "$t" in *.c|*.h) continue ;; esac
+        run "$t" --help
+        [ "$status" -eq 0 ] || { echo "$t --help: $status"; false; }
+        [ -n "$output" ]
+        run "$t" --version
+        [ "$status" -eq 0 ] || { echo "$t --version: $status"; false; }
+    done
+}
+
+@test "every tool has a man page" {
+    for src in "$ROOT"/bin/dlt-*.c; do
+        [ -e "$src" ] || continue
+        t=$(basename "$src" .c)
+        [ -f "$ROOT/man/man1/$t.1" ] || { echo "no man page for $t"; false; }
+    done
+}

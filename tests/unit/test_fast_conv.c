@@ -1,0 +1,130 @@
+/* test_fast_conv.c - the fast path's convolutions against the reference
+ * backend on random inputs: forward, backward data (overwrite and
+ * accumulate), backward weights (accumulating onto random dw, bias), for
+ * odd channel counts (1, 4, 14, 48), strides 2, kernel 4 stride 2,
+ * anisotropic kernels and strides, odd sizes (asymmetric 'same' padding),
+ * groups, bias; transposed convolutions: the depthwise upsampling (own
+ * kernel) and a dense one (oneDNN deconvolution). The weights are used
+ * again after the first call has moved them to oneDNN's layout, and read
+ * back plain. */
+#include <stdio.h>
+
+#include "fastcheck.h"
+
+static void conv_case(const char *name, int n, int cin, int cout, int groups, const int in[3], const int k[3],
+                      const int s[3], int bias, uint64_t seed)
+{
+    dlt_conv_desc cd;
+    memset(&cd, 0, sizeof cd);
+    for (int i = 0; i < 3; i++) cd.k[i] = k[i], cd.stride[i] = s[i];
+    cd.groups = groups, cd.bias = bias;
+    const int64_t in64[3] = {in[0], in[1], in[2]};
+    int64_t out[3];
+    dlt_conv_same(&cd, in64, out);
+    ft_pair x, w, b, y, dy, dx, dw, db;
+    int rc = ft_new(&x, DLT_T_ACT, n, cin, in[0], in[1], in[2], seed);
+    rc = rc ? rc : ft_new(&w, DLT_T_WEIGHT, cout, cin / groups, k[0], k[1], k[2], seed + 1);
+    rc = rc ? rc : ft_new(&b, DLT_T_VEC, cout, 1, 1, 1, 1, seed + 2);
+    rc = rc ? rc : ft_new(&y, DLT_T_ACT, n, cout, out[0], out[1], out[2], 0);
+    rc = rc ? rc : ft_new(&dy, DLT_T_ACT, n, cout, out[0], out[1], out[2], seed + 3);
+    rc = rc ? rc : ft_new(&dx, DLT_T_ACT, n, cin, in[0], in[1], in[2], seed + 4);
+    rc = rc ? rc : ft_new(&dw, DLT_T_WEIGHT, cout, cin / groups, k[0], k[1], k[2], seed + 5);
+    rc = rc ? rc : ft_new(&db, DLT_T_VEC, cout, 1, 1, 1, 1, seed + 6);
+    CHECK(rc == 0, "%s: tensors allocated", name);
+    if (rc) return;
+    const dlt_tensor *fb = bias ? &b.f : NULL, *rb = bias ? &b.r : NULL;
+    for (int rep = 0; rep < 2; rep++) { /* the second time with the weights already moved */
+        rc = ft_fast->conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
+        rc = rc ? rc : ft_ref->conv_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
+        CHECK(rc == 0, "%s: conv_fwd runs (%s)", name, rc ? dlt_errmsg() : "ok");
+        FT_CHECK(&y, "%s: conv_fwd%s", name, rep ? " again" : "");
+    }
+    FT_CHECK(&w, "%s: weights read back plain after the move", name);
+    if (cin > 1 || n > 0) {
+        for (int accum = 1; accum >= 0; accum--) {
+            rc = ft_fast->conv_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
+            rc = rc ? rc : ft_ref->conv_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
+            CHECK(rc == 0, "%s: conv_bwd_data accum=%d runs (%s)", name, accum, rc ? dlt_errmsg() : "ok");
+            FT_CHECK(&dx, "%s: conv_bwd_data accum=%d", name, accum);
+        }
+    }
+    rc = ft_fast->conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
+    rc = rc ? rc : ft_ref->conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
+    CHECK(rc == 0, "%s: conv_bwd_weights runs (%s)", name, rc ? dlt_errmsg() : "ok");
+    FT_CHECK(&dw, "%s: conv_bwd_weights accumulates dw", name);
+    if (bias) FT_CHECK(&db, "%s: conv_bwd_weights accumulates db", name);
+    ft_free(&x), ft_free(&w), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&dw), ft_free(&db);
+}
+
+/* Transposed conv: x small [n, cin, small], y big [n, cout, big] with big =
+ * small * stride; weights [cin, cout/g, k]. */
+static void convt_case(const char *name, int n, int cin, int cout, int groups, const int small[3], const int k[3],
+                       const int s[3], int bias, uint64_t seed)
+{
+    dlt_conv_desc cd;
+    memset(&cd, 0, sizeof cd);
+    for (int i = 0; i < 3; i++) cd.k[i] = k[i], cd.stride[i] = s[i];
+    cd.groups = groups, cd.bias = bias;
+    const int64_t big[3] = {(int64_t)small[0] * s[0], (int64_t)small[1] * s[1], (int64_t)small[2] * s[2]};
+    int64_t sm[3];
+    dlt_conv_same(&cd, big, sm);
+    ft_pair x, w, b, y, dy, dx, dw, db;
+    int rc = ft_new(&x, DLT_T_ACT, n, cin, sm[0], sm[1], sm[2], seed);
+    rc = rc ? rc : ft_new(&w, DLT_T_WEIGHT, cin, cout / groups, k[0], k[1], k[2], seed + 1);
+    rc = rc ? rc : ft_new(&b, DLT_T_VEC, cout, 1, 1, 1, 1, seed + 2);
+    rc = rc ? rc : ft_new(&y, DLT_T_ACT, n, cout, big[0], big[1], big[2], 0);
+    rc = rc ? rc : ft_new(&dy, DLT_T_ACT, n, cout, big[0], big[1], big[2], seed + 3);
+    rc = rc ? rc : ft_new(&dx, DLT_T_ACT, n, cin, sm[0], sm[1], sm[2], seed + 4);
+    rc = rc ? rc : ft_new(&dw, DLT_T_WEIGHT, cin, cout / groups, k[0], k[1], k[2], seed + 5);
+    rc = rc ? rc : ft_new(&db, DLT_T_VEC, cout, 1, 1, 1, 1, seed + 6);
+    CHECK(rc == 0, "%s: tensors allocated", name);
+    if (rc) return;
+    const dlt_tensor *fb = bias ? &b.f : NULL, *rb = bias ? &b.r : NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        rc = ft_fast->convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
+        rc = rc ? rc : ft_ref->convt_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
+        CHECK(rc == 0, "%s: convt_fwd runs (%s)", name, rc ? dlt_errmsg() : "ok");
+        FT_CHECK(&y, "%s: convt_fwd%s", name, rep ? " again" : "");
+    }
+    for (int accum = 1; accum >= 0; accum--) {
+        rc = ft_fast->convt_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
+        rc = rc ? rc : ft_ref->convt_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
+        CHECK(rc == 0, "%s: convt_bwd_data accum=%d runs (%s)", name, accum, rc ? dlt_errmsg() : "ok");
+        FT_CHECK(&dx, "%s: convt_bwd_data accum=%d", name, accum);
+    }
+    rc = ft_fast->convt_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
+    rc = rc ? rc : ft_ref->convt_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
+    CHECK(rc == 0, "%s: convt_bwd_weights runs (%s)", name, rc ? dlt_errmsg() : "ok");
+    FT_CHECK(&dw, "%s: convt_bwd_weights accumulates dw", name);
+    if (bias) FT_CHECK(&db, "%s: convt_bwd_weights accumulates db", name);
+    ft_free(&x), ft_free(&w), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&dw), ft_free(&db);
+}
+
+int main(void)
+{
+    if (ft_init()) {
+        SKIP("no oneDNN fast path in this build (%s)", dlt_errmsg());
+        return check_done();
+    }
+    const int k3[3] = {3, 3, 3}, k4[3] = {4, 4, 4}, k1[3] = {1, 1, 1}, s1[3] = {1, 1, 1}, s2[3] = {2, 2, 2};
+    const int kan[3] = {3, 4, 4}, san[3] = {1, 2, 2}, k2[3] = {2, 2, 2};
+    conv_case("stem 1->16 k3", 2, 1, 16, 1, (int[3]){10, 9, 8}, k3, s1, 0, 11);
+    conv_case("16->16 k3", 2, 16, 16, 1, (int[3]){8, 8, 8}, k3, s1, 0, 21);
+    conv_case("16->32 k4 s2", 2, 16, 32, 1, (int[3]){8, 8, 8}, k4, s2, 0, 31);
+    conv_case("48->16 k3 odd size", 1, 48, 16, 1, (int[3]){6, 5, 7}, k3, s1, 0, 41);
+    conv_case("16->14 k1 (head)", 2, 16, 14, 1, (int[3]){6, 6, 6}, k1, s1, 0, 51);
+    conv_case("14->48 k3,4,4 s1,2,2", 2, 14, 48, 1, (int[3]){5, 8, 6}, kan, san, 0, 61);
+    conv_case("32->32 k3 s2 odd size", 1, 32, 32, 1, (int[3]){9, 7, 8}, k3, s2, 0, 71);
+    conv_case("4->8 k3 plain input", 2, 4, 8, 1, (int[3]){6, 7, 5}, k3, s1, 0, 81);
+    conv_case("16->24 k3 bias", 1, 16, 24, 1, (int[3]){5, 6, 7}, k3, s1, 1, 91);
+    conv_case("16->16 k3 groups 4", 1, 16, 16, 4, (int[3]){6, 6, 6}, k3, s1, 0, 101);
+    conv_case("32->32 k2 s2 even kernel", 1, 32, 32, 1, (int[3]){8, 6, 4}, k2, s2, 0, 111);
+    convt_case("upsample dw 32 k4 s2", 2, 32, 32, 32, (int[3]){4, 4, 4}, k4, s2, 0, 121);
+    convt_case("upsample dw 14 k4 s2", 1, 14, 14, 14, (int[3]){3, 4, 5}, k4, s2, 0, 131);
+    convt_case("upsample dw 16 k2,4,4 s1,2,2", 1, 16, 16, 16, (int[3]){5, 3, 4}, (int[3]){2, 4, 4}, san, 0, 141);
+    convt_case("upsample dw 4 plain k4 s2 bias", 2, 4, 4, 4, (int[3]){3, 3, 3}, k4, s2, 1, 151);
+    convt_case("convt dense 16->8 k4 s2", 2, 16, 8, 1, (int[3]){4, 3, 4}, k4, s2, 0, 161);
+    convt_case("convt dense 14->32 k3 s2 bias", 1, 14, 32, 1, (int[3]){3, 4, 3}, k3, s2, 1, 171);
+    ft_done();
+    return check_done();
+}
