@@ -29,11 +29,12 @@ done
 PEER=${DLT_SHARED:-$PWD/../shared}/peers/torch_dltk_unet.py
 PY=/usr/bin/python3
 make -s all >/dev/null
-mkdir -p build/bench
-cc -O2 -std=c11 -D_GNU_SOURCE -Ilib bench/memory.c -o build/bench/memory -Lbuild -l:libdlt.so \
-    -Wl,-rpath,"$PWD/build" -fopenmp -lm
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
+# against a copy of libdlt.so (which carries its own dependencies), so that a
+# rebuild during the run changes nothing
+cp build/libdlt.so "$W/"
+cc -O2 -std=c11 -D_GNU_SOURCE -Ilib bench/memory.c -o "$W/memory" -L"$W" -l:libdlt.so -Wl,-rpath,"$W" -fopenmp -lm
 
 # run NAME CMD...: the command's stdout in $W/NAME.out, its peak RSS (KiB) echoed
 run() {
@@ -57,11 +58,11 @@ if [ $peer_ok = 1 ]; then
 fi
 for mode in train infer; do
     batch=$([ $mode = train ] && echo 2 || echo 1)
-    ours=$(run ours "build/bench/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH")
+    ours=$(run ours "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH")
     dev=$(cut -f1 "$W/ours.out")
     printf '%s\tdlt %s\t%s\t%s\t%s\n' $mode "$dev" "$(mib "$ours")" "$(field ours plan_mib)" "$(field ours s)"
     if [ $KEEP = 1 ]; then
-        keep=$(DLT_NET_KEEP_ALL=1 run keep "build/bench/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH")
+        keep=$(DLT_NET_KEEP_ALL=1 run keep "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH")
         printf '%s\tdlt %s keep-all\t%s\t%s\t%s\n' $mode "$dev" "$(mib "$keep")" "$(field keep plan_mib)" "$(field keep s)"
     fi
     if [ $peer_ok = 1 ]; then
