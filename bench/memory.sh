@@ -6,9 +6,11 @@
 #
 #   bench/memory.sh [--device cpu|cpu-ref|cuda] [--patch 64] [--no-keep-all]
 #
-# Rows: ours (memory plans), ours with DLT_NET_KEEP_ALL=1 (a tensor for every
-# activation and gradient: the executor before memory planning; skipped with
-# --no-keep-all), and the peer (`torch_dltk_unet.py train --batch 2 --steps 1
+# Rows: ours (memory plans; two passes as the peer's warm-up + step, and
+# for inference also a single pass, which at a new shape allocates each
+# activation at its first write and frees it after its last read), ours
+# with DLT_NET_KEEP_ALL=1 (a tensor for every activation and gradient: the
+# executor before memory planning; skipped with --no-keep-all), the peer (`torch_dltk_unet.py train --batch 2 --steps 1
 # --warmup 1`, `infer --batch 1 --steps 1 --warmup 1`; torch alone takes
 # ~230 MiB of that, see the `torch import` row). plan_MiB is what the
 # executor's plans hold (dlt_net_plan_bytes). On the reference backend
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --patch) PATCH=$2; shift 2 ;;
     --no-keep-all) KEEP=0; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "memory.sh: error: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -58,11 +60,16 @@ if [ $peer_ok = 1 ]; then
 fi
 for mode in train infer; do
     batch=$([ $mode = train ] && echo 2 || echo 1)
-    ours=$(run ours "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH")
+    # two passes, as the peer's --warmup 1 --steps 1
+    ours=$(run ours "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH" --steps 2)
     dev=$(cut -f1 "$W/ours.out")
     printf '%s\tdlt %s\t%s\t%s\t%s\n' $mode "$dev" "$(mib "$ours")" "$(field ours plan_mib)" "$(field ours s)"
+    if [ $mode = infer ]; then # one pass: the first at a shape runs node by node on its own tensors
+        one=$(run one "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH" --steps 1)
+        printf '%s\tdlt %s one pass\t%s\t%s\t%s\n' $mode "$dev" "$(mib "$one")" "$(field one plan_mib)" "$(field one s)"
+    fi
     if [ $KEEP = 1 ]; then
-        keep=$(DLT_NET_KEEP_ALL=1 run keep "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH")
+        keep=$(DLT_NET_KEEP_ALL=1 run keep "$W/memory" $mode --device "$DEVICE" --batch $batch --patch "$PATCH" --steps 2)
         printf '%s\tdlt %s keep-all\t%s\t%s\t%s\n' $mode "$dev" "$(mib "$keep")" "$(field keep plan_mib)" "$(field keep s)"
     fi
     if [ $peer_ok = 1 ]; then

@@ -10,13 +10,21 @@
  * (n, c, d, h, w) are identical (never otherwise: a backend may keep a
  * private layout per tensor). Buffers are handed out by a linear scan in
  * order of start time, which for intervals needs the fewest buffers of each
- * shape. Everything is allocated once, when a plan is made; steps with the
+ * shape. The buffers are allocated once per plan (a training plan when it
+ * is made, an inference plan at its second forward, below); steps with the
  * same shape then run without allocating.
  *
  * Inference (training=0): an activation lives until its last consumer has
  * run, so a forward pass holds a few tensors at a time: the skip connections
  * of a U-Net until their concat, and the tensors the current node reads and
- * writes. The logits live until the next forward (they are returned).
+ * writes. The logits live until the next forward (they are returned). The
+ * first forward of an inference plan (unless its buffers are all shared
+ * with the training plan) does not allocate the plan's buffers: it runs on
+ * tensors allocated at their first write and released after their last
+ * read, so a shape used once (a whole volume as one window) peaks at the
+ * most bytes live at once rather than at the pool's size, which exceeds it
+ * because buffers are shared only within one shape (default U-Net at 64^3:
+ * 112 against 249 MiB). A shape that comes again gets the pool's buffers.
  *
  * Training: backward reads, per node kind, these forward values (kept until
  * that node's backward step, then free for gradients):
@@ -74,7 +82,8 @@ static void drop_plan(dlt_net *net, int m)
 {
     net_plan *p = &net->plans[m];
     for (int i = 0; i < net->nbufs; i++) net->bufs[i].users &= ~(1 << m);
-    free(p->act), free(p->grad);
+    for (int v = 0; p->dyn && v < net->nvalues; v++) dlt_tensor_release(&p->dyn[v]);
+    free(p->act), free(p->grad), free(p->last), free(p->dyn);
     dlt_tensor_release(&p->probs);
     if (m == 1)
         for (int i = 0; i < net->nnodes; i++) {
@@ -227,6 +236,19 @@ static int new_buf(dlt_net *net, int64_t n, int c, const int64_t dhw[3])
     return i;
 }
 
+/* Allocate the pool buffers of plans[m] that have no storage yet. */
+static int materialize(dlt_net *net, int m)
+{
+    for (int i = 0; i < net->nbufs; i++) {
+        net_buf *q = &net->bufs[i];
+        int rc;
+        if (q->users & (1 << m) && !q->t.data &&
+            (rc = dlt_tensor_alloc(net->be, &q->t, DLT_T_ACT, q->n, q->c, q->dhw[0], q->dhw[1], q->dhw[2])))
+            return rc;
+    }
+    return 0;
+}
+
 static int plan_make(dlt_net *net, int m, int64_t n)
 {
     net_plan *p = &net->plans[m];
@@ -235,7 +257,9 @@ static int plan_make(dlt_net *net, int m, int64_t n)
     int *busy = NULL, rc = 0;
     p->act = malloc(sizeof(int) * (size_t)nv);
     p->grad = malloc(sizeof(int) * (size_t)nv);
-    if (!L || !p->act || !p->grad) goto nomem;
+    p->last = malloc(sizeof(int) * (size_t)nv);
+    p->dyn = calloc((size_t)nv, sizeof(dlt_tensor));
+    if (!L || !p->act || !p->grad || !p->last || !p->dyn) goto nomem;
     for (int v = 0; v < nv; v++) p->act[v] = p->grad[v] = -1;
     int nl = lifetimes(net, m, L);
     if (nl < 0) {
@@ -259,13 +283,10 @@ static int plan_make(dlt_net *net, int m, int64_t n)
         net->bufs[b].users |= 1 << m;
         busy[b] = L[k].end;
         (L[k].grad ? p->grad : p->act)[L[k].value] = b;
+        if (!L[k].grad) p->last[L[k].value] = L[k].end;
     }
-    for (int i = 0; i < net->nbufs; i++) {
-        net_buf *q = &net->bufs[i];
-        if (q->users && !q->t.data &&
-            (rc = dlt_tensor_alloc(net->be, &q->t, DLT_T_ACT, q->n, q->c, q->dhw[0], q->dhw[1], q->dhw[2])))
-            goto fail;
-    }
+    p->keep_all = keep_all;
+    if (m && (rc = materialize(net, m))) goto fail; /* inference: see prepare() */
     for (int i = 0; m && i < net->nnodes; i++) {
         net_node *nd = &net->nodes[i];
         if (nd->op != NODE_NORM) continue;
@@ -320,7 +341,36 @@ static int plan(dlt_net *net, int m, int64_t n, int64_t d, int64_t h, int64_t w)
 
 /* ---- running ---- */
 
-static dlt_tensor *ACT(dlt_net *net, int m, int v) { return &net->bufs[net->plans[m].act[v]].t; }
+static void dyn_release(dlt_net *net)
+{
+    net_plan *p = &net->plans[0];
+    for (int v = 0; p->dyn && v < net->nvalues; v++) dlt_tensor_release(&p->dyn[v]);
+    p->dynamic = 0;
+}
+
+/* Storage for a forward of plans[m]: the plan's buffers; but the first
+ * inference forward of a plan whose buffers are not all there yet (not
+ * shared with the training plan) runs on tensors allocated at their first
+ * write and released after their last read, so that a one-off shape (a
+ * whole volume as one window) peaks at the most bytes live at once. A
+ * shape that comes again gets the plan's buffers (no allocation per pass). */
+static int prepare(dlt_net *net, int m)
+{
+    net_plan *p = &net->plans[m];
+    int missing = 0;
+    for (int i = 0; i < net->nbufs; i++) missing |= (net->bufs[i].users & (1 << m)) && !net->bufs[i].t.data;
+    if (!missing) return 0;
+    if (m || p->runs || p->keep_all) return materialize(net, m);
+    p->dynamic = 1;
+    const net_value *x = &net->values[0];
+    return dlt_tensor_alloc(net->be, &p->dyn[0], DLT_T_ACT, p->n, x->c, x->dhw[0], x->dhw[1], x->dhw[2]);
+}
+
+static dlt_tensor *ACT(dlt_net *net, int m, int v)
+{
+    net_plan *p = &net->plans[m];
+    return p->dynamic ? &p->dyn[v] : &net->bufs[p->act[v]].t;
+}
 static dlt_tensor *GRAD(dlt_net *net, int v) { return &net->bufs[net->plans[1].grad[v]].t; }
 static const dlt_tensor *P(dlt_net *net, int i) { return i >= 0 ? &net->params[i].value : NULL; }
 static dlt_tensor *PM(dlt_net *net, int i) { return i >= 0 ? &net->params[i].value : NULL; }
@@ -329,11 +379,19 @@ static int run_forward(dlt_net *net, int training, const dlt_tensor **logits)
 {
     dlt_backend *be = net->be;
     const int m = !!training;
+    net_plan *p = &net->plans[m];
     for (int i = 0; i < net->nnodes; i++) {
         net_node *nd = &net->nodes[i];
         const dlt_tensor *x = ACT(net, m, nd->in[0]), *x1 = nd->in[1] >= 0 ? ACT(net, m, nd->in[1]) : NULL;
         dlt_tensor *y = ACT(net, m, nd->out);
         int rc = 0;
+        if (p->dynamic) {
+            const net_value *o = &net->values[nd->out];
+            if ((rc = dlt_tensor_alloc(be, y, DLT_T_ACT, p->n, o->c, o->dhw[0], o->dhw[1], o->dhw[2]))) {
+                dyn_release(net);
+                return dlt_err_prefix(rc, "net: forward node %d", i);
+            }
+        }
         switch (nd->op) {
         case NODE_CONV: rc = be->conv_fwd(be, &nd->cd, x, P(net, nd->w), NULL, y); break;
         case NODE_CONVT: rc = be->convt_fwd(be, &nd->cd, x, P(net, nd->w), NULL, y); break;
@@ -347,8 +405,17 @@ static int run_forward(dlt_net *net, int training, const dlt_tensor **logits)
         case NODE_CONCAT: rc = be->concat_fwd(be, x, x1, y); break;
         case NODE_ADD: rc = be->add_fwd(be, x, x1, y); break;
         }
-        if (rc) return dlt_err_prefix(rc, "net: forward node %d", i);
+        if (rc) {
+            if (p->dynamic) dyn_release(net);
+            return dlt_err_prefix(rc, "net: forward node %d", i);
+        }
+        if (p->dynamic) /* the logits' life ends after the last node: they stay */
+            for (int k = 0; k < 3; k++) {
+                int v = k < 2 ? nd->in[k] : nd->out;
+                if (v >= 0 && p->last[v] == i && v != net->nvalues - 1) dlt_tensor_release(&p->dyn[v]);
+            }
     }
+    p->runs++;
     net->trained_fwd = m;
     if (logits) *logits = ACT(net, m, net->nvalues - 1);
     return 0;
@@ -359,7 +426,9 @@ int dlt_net_forward(dlt_net *net, const float *x, int64_t n, int64_t d, int64_t 
 {
     const int m = !!training;
     net->trained_fwd = 0; /* any forward, even a failed one, ends the last training forward's backward */
+    dyn_release(net);
     int rc = plan(net, m, n, d, h, w);
+    if (!rc) rc = prepare(net, m);
     if (rc) return rc;
     if ((rc = net->be->upload(net->be, ACT(net, m, 0), x))) return rc;
     return run_forward(net, training, logits);
@@ -369,10 +438,12 @@ int dlt_net_forward_tensor(dlt_net *net, const dlt_tensor *x, int training, cons
 {
     const int m = !!training;
     net->trained_fwd = 0;
+    dyn_release(net);
     if (x->c != net->cfg.in_channels)
         return dlt_err(DLT_ESHAPE, "net: input has %lld channels, the network takes %d", (long long)x->c,
                        net->cfg.in_channels);
     int rc = plan(net, m, x->n, x->d, x->h, x->w);
+    if (!rc) rc = prepare(net, m);
     if (rc) return rc;
     if ((rc = net->be->copy(net->be, x, ACT(net, m, 0), 0))) return rc;
     return run_forward(net, training, logits);

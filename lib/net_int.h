@@ -48,6 +48,11 @@ typedef struct net_plan {
     int64_t n, dhw[3];
     int *act, *grad;     /* [nvalues] */
     dlt_tensor probs;    /* inference: dlt_net_predict's softmax, allocated at first use */
+    /* inference: the first forward at a shape runs on tensors of its own
+     * (dyn), each released after its last reader (last[v], a node index) */
+    int runs, dynamic, keep_all;
+    int *last;
+    dlt_tensor *dyn;
 } net_plan;
 
 struct dlt_net {

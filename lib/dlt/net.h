@@ -137,13 +137,17 @@ void dlt_net_release_plan(dlt_net *net);
  * plan and an inference plan, each for the last batch shape its mode ran
  * with, drawing on one pool of buffers that are reused once their contents
  * are dead, so an inference forward holds a few activations at a time and a
- * training step only what backward reads. dlt_net_plan_bytes: bytes
- * (logical float32; a backend's private layout may pad) of the activation,
- * gradient and statistics tensors of the training plan (training=1), the
- * inference plan (0), or all the executor holds (-1; shared buffers counted
- * once); 0 where there is no plan. DLT_NET_KEEP_ALL=1 in the environment
- * when a plan is made turns reuse off (a buffer per value and gradient:
- * the same results, for tests and debugging). */
+ * training step only what backward reads. The first forward at a new
+ * inference shape allocates each activation at its first write and frees
+ * it after its last read (peak: the most bytes live at once); the plan's
+ * buffers come at the second forward with that shape.
+ * dlt_net_plan_bytes: bytes (logical float32; a backend's private layout
+ * may pad) of the activation, gradient and statistics tensors of the
+ * training plan (training=1), the inference plan (0; counted from the plan,
+ * allocated or not yet), or all plans (-1; shared buffers counted once); 0
+ * where there is no plan. DLT_NET_KEEP_ALL=1 in the environment when a plan
+ * is made turns reuse off (a buffer per value and gradient: the same
+ * results, for tests and debugging). */
 int64_t dlt_net_plan_bytes(const dlt_net *net, int training);
 
 /* ---- model files (dlt/model.h) ----

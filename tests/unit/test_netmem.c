@@ -101,8 +101,10 @@ static int run(rec *r, int keep, int kind, const char *filters, int act, int nor
         put(r, pr, sizeof(float) * N * 3 * S * S * S);
         bad += dlt_net_predict(net, x, 1, S, 2 * S, S, pr) != 0; /* another shape */
         put(r, pr, sizeof(float) * 3 * S * 2 * S * S);
-        bad += dlt_net_predict(net, x, 1, 2 * S, 2 * S, 2 * S, pr) != 0; /* a larger window */
-        put(r, pr, sizeof(float) * 3 * 8 * S * S * S);
+        for (int k = 0; k < 2; k++) { /* a larger window: first on tensors of its own, then on the plan's */
+            bad += dlt_net_predict(net, x, 1, 2 * S, 2 * S, 2 * S, pr) != 0;
+            put(r, pr, sizeof(float) * 3 * 8 * S * S * S);
+        }
         bad += dlt_trainer_eval_loss(t, x, y, N, S, S, S, &loss) != 0;
         put(r, &loss, sizeof loss);
         bad += dlt_net_forward(net, x, N, S, S, S, 1, &lg) != 0;
