@@ -102,6 +102,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libdlt.a $(LIB_HDR) $(UNIT_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(B)/libdlt.a $(LDLIBS)
 
+# Benchmark programs: bench/NAME.c -> build/bench/NAME (built by the bench scripts).
+$(B)/bench/%: bench/%.c $(B)/libdlt.a $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(B)/libdlt.a $(LDLIBS)
+
 # Every test, unit and bats; ends with "N passed, N failed, N skipped".
 check: all $(UNIT)
 	@tests/run.sh $(UNIT)

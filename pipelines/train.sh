@@ -47,8 +47,13 @@ fi
 
 # The pipeline in the background, so that a trapped signal is handled at
 # once (bash runs traps only between foreground commands); $! is dlt-train.
+# Both tools run in sessions of their own (setsid; it execs in place, as
+# neither leads a process group), so that a signal sent to the whole group
+# (Ctrl-C on a terminal, make, kill -- -PGID) reaches only this script,
+# which passes it on once: dlt-train takes a second signal as "stop now,
+# without a checkpoint", and dlt-sample dying first would cut the stream.
 stopping=0
-"${bin}dlt-sample" "${sample[@]}" "${skip[@]}" | "${bin}dlt-train" "${train[@]}" "${resume[@]}" -o "$ckpt" &
+setsid "${bin}dlt-sample" "${sample[@]}" "${skip[@]}" | setsid "${bin}dlt-train" "${train[@]}" "${resume[@]}" -o "$ckpt" &
 pid=$!
 forward() { stopping=1; kill -TERM "$pid" 2>/dev/null; }
 trap forward TERM INT

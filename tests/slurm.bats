@@ -105,3 +105,21 @@ mv_for() { echo "PHANTOM=1 BIN=$BIN OUT=$1 LOG_EVERY=1 CKPT_EVERY=1000"; }
     run env SLURM_ARRAY_TASK_ID=0 MAKEVARS="$(mv_for "$D/c")" "$S/infer.sbatch"
     [[ "$output" == *"0 volumes segmented"* ]]
 }
+
+@test "train.sh: Ctrl-C to the whole process group stops with a checkpoint, not a crash" {
+    need_tools dlt-phantom dlt-normalize dlt-sample dlt-train dlt-info
+    make -s -C "$ROOT/pipelines/btcv" $(mv_for "$D/g") prep
+    mapfile -t args < <(make -s -C "$ROOT/pipelines/btcv" $(mv_for "$D/g") STEPS=1000000 train-args CONFIG=fcn-random-ce)
+    log="$D/g/fcn-random-ce/log.tsv"
+    # set -m: the job gets a process group of its own, as under a terminal
+    st=$(set -m
+         "$ROOT/pipelines/train.sh" "${args[@]}" > "$D/g.log" 2>&1 &
+         pg=$!
+         for i in $(seq 600); do [ "$(wc -l < "$log" 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.1; done
+         kill -INT -- -"$pg"
+         wait "$pg"; echo $?)
+    cat "$D/g.log"
+    [ "$st" -eq 75 ]
+    grep -q 'stopped at step' "$D/g.log"
+    [ -s "$D/g/fcn-random-ce/ckpt.dltm" ]
+}

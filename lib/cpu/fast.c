@@ -192,13 +192,13 @@ void *fast_tmp(fast_ctx *cx, int i, size_t bytes)
     return cx->tmp[i];
 }
 
-void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum)
+FAST_SIMD void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum)
 {
     if (!accum) {
         if (src != dst) memcpy(dst, src, (size_t)n * 4);
         return;
     }
-#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
@@ -356,6 +356,9 @@ static void fast_destroy(dlt_backend *be)
     if (!be) return;
     fast_ctx *cx = be->ctx;
     if (cx) {
+        dlt_log(DLT_LOG_DEBUG, "backend cpu: temporaries %.1f + %.1f + %.1f MB, oneDNN scratchpad %.1f MB",
+                cx->tmp_cap[0] / 1048576.0, cx->tmp_cap[1] / 1048576.0, cx->tmp_cap[2] / 1048576.0,
+                cx->scratch_cap / 1048576.0);
         for (int i = 0; i < FAST_NBUCKET; i++)
             for (fast_prim *p = cx->bucket[i], *nx; p; p = nx) {
                 nx = p->next;

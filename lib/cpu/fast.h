@@ -97,6 +97,15 @@ static inline int64_t fast_off(const fast_lay *l, int64_t n, int64_t c, int64_t 
 /* Floats in the buffer (padding included). */
 static inline int64_t fast_lay_size(const fast_lay *l) { return l->n * l->cb * l->s * l->b; }
 
+/* The elementwise kernels are compiled twice, for AVX-512 and for any
+ * x86-64, and picked when the program loads (GCC function multiversioning;
+ * the OpenMP bodies are cloned with their function). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FAST_SIMD __attribute__((target_clones("avx512f", "default")))
+#else
+#define FAST_SIMD
+#endif
+
 /* ---- fast.c: memory, layouts, cache, fallback ---- */
 int fast_dnnl_err(dnnl_status_t s, const char *what);
 /* Look up a cached primitive by key bytes; NULL if absent. */

@@ -251,7 +251,7 @@ static int taps_make(taps *t, int to_big, int64_t big, int64_t small, int k, int
 /* out[n,c,p] (+)= sum over taps of w[c][kd][kh][kw] * in[n,c,q], per channel
  * block of B lanes; wt is [CB][KD*KH*KW][B]. */
 #define DW_GATHER(NAME, BB)                                                                                         \
-    static void NAME(int nthr, const taps *td, const taps *th, const taps *tw, int KH, int KW, int64_t N,           \
+    FAST_SIMD static void NAME(int nthr, const taps *td, const taps *th, const taps *tw, int KH, int KW, int64_t N,           \
                      int64_t CB, const float *in, int64_t ID, int64_t IH, int64_t IW, const float *wt, float *out,  \
                      int accum, const float *bias)                                                                  \
     {                                                                                                               \
@@ -275,7 +275,7 @@ static int taps_make(taps *t, int to_big, int64_t big, int64_t small, int k, int
                                         const int64_t iw = tw->idx[ow * tw->T + cc], kc = tw->kk[ow * tw->T + cc];  \
                                         const float *xp = ib + ((id * IH + ih) * IW + iw) * BB;                     \
                                         const float *wp = wb + ((ka * KH + kb) * KW + kc) * BB;                     \
-                                        for (int l = 0; l < BB; l++) acc[l] += wp[l] * xp[l];                       \
+                                        _Pragma("omp simd") for (int l = 0; l < BB; l++) acc[l] += wp[l] * xp[l];   \
                                     }                                                                               \
                                 }                                                                                   \
                             }                                                                                       \

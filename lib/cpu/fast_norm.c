@@ -53,6 +53,7 @@ INL void apply(int act, float alpha, const float *x, float *y, int64_t nv, const
     switch (act) {
     case DLT_ACT_RELU:
         for (int64_t i = 0; i < nv; i++)
+#pragma omp simd
             for (int l = 0; l < B; l++) {
                 float z = x[i * B + l] * sc[l] + sh[l];
                 y[i * B + l] = z > 0 ? z : 0;
@@ -60,6 +61,7 @@ INL void apply(int act, float alpha, const float *x, float *y, int64_t nv, const
         break;
     case DLT_ACT_LEAKY:
         for (int64_t i = 0; i < nv; i++)
+#pragma omp simd
             for (int l = 0; l < B; l++) {
                 float z = x[i * B + l] * sc[l] + sh[l];
                 y[i * B + l] = z > 0 ? z : alpha * z;
@@ -67,6 +69,7 @@ INL void apply(int act, float alpha, const float *x, float *y, int64_t nv, const
         break;
     case DLT_ACT_RELU6:
         for (int64_t i = 0; i < nv; i++)
+#pragma omp simd
             for (int l = 0; l < B; l++) {
                 float z = x[i * B + l] * sc[l] + sh[l];
                 z = z < 0 ? 0 : z;
@@ -75,52 +78,74 @@ INL void apply(int act, float alpha, const float *x, float *y, int64_t nv, const
         break;
     default:
         for (int64_t i = 0; i < nv; i++)
+#pragma omp simd
             for (int l = 0; l < B; l++) y[i * B + l] = x[i * B + l] * sc[l] + sh[l];
     }
 }
 
+/* Sums run in float over runs of RUN voxels (exact enough around the
+ * shift), and in double across runs. */
+#define RUN 256
+
 /* s1 += sum(x - k), s2 += sum((x - k)^2) per lane */
 INL void sums(const float *x, int64_t nv, const float *k, double *s1, double *s2, const int B)
 {
-    for (int64_t i = 0; i < nv; i++)
-        for (int l = 0; l < B; l++) {
-            double v = (double)x[i * B + l] - k[l];
-            s1[l] += v;
-            s2[l] += v * v;
-        }
+    for (int64_t i0 = 0; i0 < nv; i0 += RUN) {
+        const int64_t i1 = i0 + RUN < nv ? i0 + RUN : nv;
+        float a[16] = {0}, b[16] = {0};
+        for (int64_t i = i0; i < i1; i++)
+#pragma omp simd
+            for (int l = 0; l < B; l++) {
+                const float v = x[i * B + l] - k[l];
+                a[l] += v;
+                b[l] += v * v;
+            }
+        for (int l = 0; l < B; l++) s1[l] += a[l], s2[l] += b[l];
+    }
+}
+
+INL float dact_y(int act, float alpha, float y)
+{
+    return act == DLT_ACT_RELU    ? (y > 0 ? 1.f : 0.f)
+           : act == DLT_ACT_LEAKY ? (y > 0 ? 1.f : alpha)
+           : act == DLT_ACT_RELU6 ? (y > 0 && y < 6 ? 1.f : 0.f)
+                                  : 1.f;
 }
 
 /* dz = dy * act'(y); s1 += dz, s2 += dz * (x - mean) per lane (times rstd later) */
 INL void bsums(int act, float alpha, const float *x, const float *y, const float *dy, int64_t nv, const float *mu,
                double *s1, double *s2, const int B)
 {
-    for (int64_t i = 0; i < nv; i++)
-        for (int l = 0; l < B; l++) {
-            const float yv = y[i * B + l];
-            float d = act == DLT_ACT_RELU    ? (yv > 0 ? 1.f : 0.f)
-                      : act == DLT_ACT_LEAKY ? (yv > 0 ? 1.f : alpha)
-                      : act == DLT_ACT_RELU6 ? (yv > 0 && yv < 6 ? 1.f : 0.f)
-                                             : 1.f;
-            double dz = (double)(dy[i * B + l] * d);
-            s1[l] += dz;
-            s2[l] += dz * ((double)x[i * B + l] - mu[l]);
-        }
+    for (int64_t i0 = 0; i0 < nv; i0 += RUN) {
+        const int64_t i1 = i0 + RUN < nv ? i0 + RUN : nv;
+        float a[16] = {0}, b[16] = {0};
+        for (int64_t i = i0; i < i1; i++)
+#pragma omp simd
+            for (int l = 0; l < B; l++) {
+                const float dz = dy[i * B + l] * dact_y(act, alpha, y[i * B + l]);
+                a[l] += dz;
+                b[l] += dz * (x[i * B + l] - mu[l]);
+            }
+        for (int l = 0; l < B; l++) s1[l] += a[l], s2[l] += b[l];
+    }
 }
 
 /* dx (+)= A*dz + Bc*x + Cc per lane */
 INL void bapply(int act, float alpha, const float *x, const float *y, const float *dy, float *dx, int64_t nv,
                 const float *A, const float *Bc, const float *Cc, int accum, const int B)
 {
-    for (int64_t i = 0; i < nv; i++)
-        for (int l = 0; l < B; l++) {
-            const float yv = y[i * B + l];
-            float d = act == DLT_ACT_RELU    ? (yv > 0 ? 1.f : 0.f)
-                      : act == DLT_ACT_LEAKY ? (yv > 0 ? 1.f : alpha)
-                      : act == DLT_ACT_RELU6 ? (yv > 0 && yv < 6 ? 1.f : 0.f)
-                                             : 1.f;
-            float v = A[l] * (dy[i * B + l] * d) + Bc[l] * x[i * B + l] + Cc[l];
-            dx[i * B + l] = accum ? dx[i * B + l] + v : v;
-        }
+    if (accum)
+        for (int64_t i = 0; i < nv; i++)
+#pragma omp simd
+            for (int l = 0; l < B; l++)
+                dx[i * B + l] +=
+                    A[l] * (dy[i * B + l] * dact_y(act, alpha, y[i * B + l])) + Bc[l] * x[i * B + l] + Cc[l];
+    else
+        for (int64_t i = 0; i < nv; i++)
+#pragma omp simd
+            for (int l = 0; l < B; l++)
+                dx[i * B + l] =
+                    A[l] * (dy[i * B + l] * dact_y(act, alpha, y[i * B + l])) + Bc[l] * x[i * B + l] + Cc[l];
 }
 
 static const float *vec(const dlt_tensor *t) { return t ? (const float *)t->data : NULL; }
@@ -169,7 +194,7 @@ static int norm_fb(fast_ctx *cx, int fwd, const dlt_norm_desc *nd, int training,
     return rc ? rc : rc2 ? rc2 : e;
 }
 
-int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+FAST_SIMD int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
                   const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm,
                   dlt_tensor *sr, dlt_tensor *y)
 {
@@ -278,7 +303,7 @@ int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const 
     return 0;
 }
 
-int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
+FAST_SIMD int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
                   const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *sm, const dlt_tensor *sr,
                   dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta)
 {
@@ -389,7 +414,7 @@ static int act_fb(fast_ctx *cx, int fwd, int act, float alpha, const dlt_tensor 
     return rc ? rc : e1 ? e1 : e2;
 }
 
-int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y)
+FAST_SIMD int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!same_shape(x, y)) return dlt_err(DLT_ESHAPE, "act_fwd: output shape differs from input");
@@ -420,7 +445,7 @@ int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope,
     return 0;
 }
 
-int fast_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
+FAST_SIMD int fast_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
                  const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope)
 {
     fast_ctx *cx = FAST_CTX(be);

@@ -38,6 +38,7 @@ INL void pool_fwd_k(const int k[3], const float *x, float *y, int64_t H, int64_t
                 for (int b = 0; b < k[1]; b++)
                     for (int c = 0; c < k[2]; c++) {
                         const float *p = x + (((od * k[0] + a) * H + oh * k[1] + b) * W + ow * k[2] + c) * B;
+#pragma omp simd
                         for (int l = 0; l < B; l++) best[l] = p[l] > best[l] ? p[l] : best[l];
                     }
             for (int l = 0; l < B; l++) y[((od * OH + oh) * OW + ow) * B + l] = best[l];
@@ -76,7 +77,7 @@ static int check_pool(const char *op, const int k[3], const dlt_tensor *x, const
     return 0;
 }
 
-int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y)
+FAST_SIMD int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     int rc = check_pool("maxpool_fwd", k, x, y);
@@ -97,7 +98,7 @@ int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_t
     return 0;
 }
 
-int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
+FAST_SIMD int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
                      const dlt_tensor *dy, dlt_tensor *dx, int accum)
 {
     fast_ctx *cx = FAST_CTX(be);
@@ -124,7 +125,7 @@ int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const
 
 /* Channels [c0, c0+nc) of src to [d0, d0+nc) of dst, (+)=, for every n and
  * voxel; layouts may differ. Whole 16-lane blocks move as runs. */
-static void chcopy(fast_ctx *cx, const dlt_tensor *src, int64_t c0, dlt_tensor *dst, int64_t d0, int64_t nc, int accum)
+FAST_SIMD static void chcopy(fast_ctx *cx, const dlt_tensor *src, int64_t c0, dlt_tensor *dst, int64_t d0, int64_t nc, int accum)
 {
     const fast_lay a = fast_lay_of(src), b = fast_lay_of(dst);
     const float *sd = src->data;
@@ -185,7 +186,7 @@ int fast_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int a
     return 0;
 }
 
-int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
+FAST_SIMD int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!shape_eq(a, b) || !shape_eq(a, y)) return dlt_err(DLT_ESHAPE, "add_fwd: a, b, y must have one shape");
@@ -197,7 +198,7 @@ int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_
     const int64_t n = (int64_t)(dnnl_memory_desc_get_size(&FAST_P(a)->md) / 4);
     const float *ad = a->data, *bd = b->data;
     float *yd = y->data;
-#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
     for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
     return 0;
 }
@@ -231,8 +232,32 @@ int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum
 
 /* ------------------------------------------------------------ softmax, loss */
 
-/* Softmax of the C values of one voxel, read at stride `cs` inside blocks of
- * B lanes: the channel c lives at base + (c/B)*bs + c%B. */
+/* exp(x) for x <= 0 (softmax after subtracting the maximum): 2^(x log2 e)
+ * split into 2^n * 2^f, f in [-1/2, 1/2], with Cephes' exp2f polynomial;
+ * relative error a few 1e-7, and it vectorises (libm's expf does not). */
+INL float fexp(float x)
+{
+    x = x < -87.f ? -87.f : x;
+    const float t = x * 1.44269504088896341f;
+    const float fi = floorf(t + 0.5f);
+    const float f = t - fi;
+    float p = 1.535336188319500e-4f;
+    p = p * f + 1.339887440266574e-3f;
+    p = p * f + 9.618437357674640e-3f;
+    p = p * f + 5.550332471162809e-2f;
+    p = p * f + 2.402264791363012e-1f;
+    p = p * f + 6.931472028550421e-1f;
+    p = p * f + 1.f;
+    union {
+        uint32_t u;
+        float f;
+    } sc;
+    sc.u = (uint32_t)((int32_t)fi + 127) << 23;
+    return p * sc.f;
+}
+
+/* Softmax of the C values of one voxel, channel c at z[(c/B)*bs + c%B]:
+ * p[c] = exp(z - max), *sum_out = sum p. */
 INL void vox_softmax(const float *z, int64_t C, int64_t B, int64_t bs, float *p, float *mx_out, double *sum_out)
 {
     float mx = -INFINITY;
@@ -243,14 +268,31 @@ INL void vox_softmax(const float *z, int64_t C, int64_t B, int64_t bs, float *p,
     }
     double s = 0;
     for (int64_t c = 0; c < C; c++) {
-        p[c] = expf(p[c] - mx);
+        p[c] = fexp(p[c] - mx);
         s += p[c];
     }
     *mx_out = mx;
     *sum_out = s;
 }
 
-int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
+/* The same for C <= 16 classes in one 16-lane block (the usual case):
+ * e[16] (zero past C), returns the sum. */
+INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
+{
+    float mx = -INFINITY;
+    for (int l = 0; l < 16; l++)
+        if (l < C) mx = z[l] > mx ? z[l] : mx;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int l = 0; l < 16; l++) {
+        e[l] = l < C ? fexp(z[l] - mx) : 0.f;
+        s += e[l];
+    }
+    *mx_out = mx;
+    return s;
+}
+
+FAST_SIMD int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!shape_eq(x, y) || x->fmt != y->fmt || !is_act(x))
@@ -259,6 +301,16 @@ int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
     const int64_t bs = l.s * l.b;
     const float *xd = x->data;
     float *yd = y->data;
+    if (l.b == 16 && l.cb == 1) {
+#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        for (int64_t v = 0; v < l.n * l.s; v++) {
+            float e[16], mx;
+            const float r = 1.f / vox_softmax16(xd + v * 16, l.c, e, &mx);
+#pragma omp simd
+            for (int q = 0; q < 16; q++) yd[v * 16 + q] = e[q] * r;
+        }
+        return 0;
+    }
     int bad = 0;
 #pragma omp parallel num_threads(cx->nthr)
     {
@@ -295,8 +347,8 @@ static int loss_fb(fast_ctx *cx, const dlt_loss_desc *ld, const dlt_tensor *logi
     return rc ? rc : e;
 }
 
-int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
-              double *value, dlt_tensor *dlogits)
+FAST_SIMD int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
+                        double *value, dlt_tensor *dlogits)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (ld->kind < DLT_LOSS_CE || ld->kind > DLT_LOSS_DICE_CE)
@@ -326,10 +378,11 @@ int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits
     if (!part) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
     const float *xd = logits->data;
     float *gd = dlogits ? dlogits->data : NULL;
+    const int one_block = l.b == 16 && l.cb == 1;
     int bad = 0;
 #pragma omp parallel num_threads(cx->nthr)
     {
-        float *p = malloc(sizeof(float) * (size_t)l.c);
+        float *p = malloc(sizeof(float) * (size_t)(l.c > 16 ? l.c : 16));
         if (!p) bad = 1;
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < items; it++) {
@@ -339,6 +392,17 @@ int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits
             for (int64_t s = s0; s < s1; s++) {
                 const int64_t o = n * l.cb * bs + s * l.b;
                 const int32_t y = lab[n * l.s + s];
+                if (one_block) {
+                    float mx;
+                    const float sum = vox_softmax16(xd + o, l.c, p, &mx);
+                    acc += log((double)sum) + mx - xd[o + y];
+                    if (gd) {
+                        const float r = invM / sum;
+#pragma omp simd
+                        for (int q = 0; q < 16; q++) gd[o + q] = p[q] * r - (q == y ? invM : 0.f);
+                    }
+                    continue;
+                }
                 float mx;
                 double sum;
                 vox_softmax(xd + o, l.c, l.b, bs, p, &mx, &sum);
@@ -362,7 +426,7 @@ int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits
 
 /* ------------------------------------------------------------ optimiser */
 
-int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
+FAST_SIMD int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
                     dlt_tensor *v)
 {
     fast_ctx *cx = FAST_CTX(be);
@@ -390,31 +454,33 @@ int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, co
         if (rc) return rc;
     }
     const int64_t n = (int64_t)(dnnl_memory_desc_get_size(md) / 4);
-    float *pd = p->data, *md_ = m ? m->data : NULL, *vd = v ? v->data : NULL;
-    const float *gd = g->data;
+    float *restrict pd = p->data, *restrict md_ = m ? m->data : NULL, *restrict vd = v ? v->data : NULL;
+    const float *restrict gd = g->data;
     if (od->kind == DLT_OPTIM_ADAM) {
-        const double b1 = od->beta1, b2 = od->beta2, t = (double)od->t;
-        const double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
-        const double step = od->lr / bc1, sbc2 = sqrt(bc2), wd = od->weight_decay, eps = od->eps;
-#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        const double t = (double)od->t;
+        const double bc1 = 1 - pow(od->beta1, t), bc2 = 1 - pow(od->beta2, t);
+        const float b1 = od->beta1, b2 = od->beta2, step = (float)(od->lr / bc1), isb = (float)(1 / sqrt(bc2));
+        const float wd = od->weight_decay, eps = od->eps;
+#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
         for (int64_t i = 0; i < n; i++) {
-            double gi = (double)gd[i] + wd * pd[i];
-            double mi = b1 * md_[i] + (1 - b1) * gi, vi = b2 * vd[i] + (1 - b2) * gi * gi;
-            md_[i] = (float)mi;
-            vd[i] = (float)vi;
-            pd[i] = (float)(pd[i] - step * mi / (sqrt(vi) / sbc2 + eps));
+            const float gi = gd[i] + wd * pd[i];
+            const float mi = b1 * md_[i] + (1 - b1) * gi, vi = b2 * vd[i] + (1 - b2) * gi * gi;
+            md_[i] = mi;
+            vd[i] = vi;
+            pd[i] -= step * mi / (sqrtf(vi) * isb + eps);
         }
     } else {
-        const double mu = od->momentum, wd = od->weight_decay, lr = od->lr;
-#pragma omp parallel for num_threads(cx->nthr) schedule(static)
+        const float mu = od->momentum, wd = od->weight_decay, lr = od->lr;
+        const int nest = od->nesterov, mom = mu != 0 && md_;
+#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
         for (int64_t i = 0; i < n; i++) {
-            double gi = (double)gd[i] + wd * pd[i];
-            if (mu != 0 && md_) {
-                double b = mu * md_[i] + gi;
-                md_[i] = (float)b;
-                gi = od->nesterov ? gi + mu * b : b;
+            float gi = gd[i] + wd * pd[i];
+            if (mom) {
+                const float b = mu * md_[i] + gi;
+                md_[i] = b;
+                gi = nest ? gi + mu * b : b;
             }
-            pd[i] = (float)(pd[i] - lr * gi);
+            pd[i] -= lr * gi;
         }
     }
     return 0;

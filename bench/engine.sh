@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# bench/engine.sh - the engine beside the PyTorch peer, in one run on this
+# machine: (a) a training step of DLTK's default U-Net (filters 16,32,64,128,
+# strides 1,2,2,2, 1 channel, 14 classes, CE, Adam) on a batch of two 64^3
+# patches, (b) a forward pass of one 64^3 patch. Ours (build/bench/bench_engine
+# on the "cpu" backend) and the peer (../shared/peers/torch_dltk_unet.py)
+# alternate, RUNS times each, so that both see the same load; each run
+# prints its median over STEPS timed steps after WARMUP. Prints seconds,
+# patches/s, GFLOP/s (the peer's nominal conv count: `flops` mode), fraction
+# of the fp32 peak (PEAK GFLOP/s, 233 for 2 Sapphire Rapids cores), the
+# ratio to the peer, and the peak memory of each process (max RSS,
+# /usr/bin/time -v).
+#   bench/engine.sh            RUNS=3 STEPS=3 WARMUP=1 PEAK=233 DLT_THREADS=...
+# Needs /usr/bin/python3 with torch; without it only ours is timed.
+set -eu
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3} STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} PEAK=${PEAK:-233}
+PEER=${DLT_SHARED:-$PWD/../shared}/peers/torch_dltk_unet.py
+PY=/usr/bin/python3
+make -s build/bench/bench_engine >&2
+BIN=build/bench/bench_engine
+THREADS=${DLT_THREADS:-$(nproc)}
+export DLT_THREADS=$THREADS
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+have_peer=1
+if ! $PY -c 'import torch' 2>/dev/null || [ ! -f "$PEER" ]; then
+    have_peer=0
+    echo "# peer not available (no torch in $PY or no $PEER): timing ours only" >&2
+fi
+gflop=0
+if [ $have_peer = 1 ]; then
+    gflop=$($PY "$PEER" flops | sed -n 's/.*fwd_gflop_per_patch=\([0-9.]*\).*/\1/p')
+fi
+
+# field NAME from a tab-separated key=value line
+field() { tr '\t' '\n' | sed -n "s/^$1=//p" | head -1; }
+maxrss() { sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1"; }
+median() { sort -g | awk '{v[NR]=$1} END{if(NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  threads=$THREADS  load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# nominal forward GFLOP per 64^3 patch (peer's count): $gflop; runs=$RUNS steps=$STEPS warmup=$WARMUP"
+for mode in train infer; do
+    batch=$([ $mode = train ] && echo 2 || echo 1)
+    key=$([ $mode = train ] && echo s_per_step || echo s_per_batch)
+    for r in $(seq "$RUNS"); do
+        /usr/bin/time -v $BIN $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" --gflop "$gflop" \
+            >"$tmp/ours.out" 2>"$tmp/ours.err" || { cat "$tmp/ours.err" >&2; exit 1; }
+        field $key <"$tmp/ours.out" >>"$tmp/$mode.ours.s"
+        maxrss "$tmp/ours.err" >>"$tmp/$mode.ours.rss"
+        if [ $have_peer = 1 ]; then
+            /usr/bin/time -v $PY "$PEER" $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" \
+                --threads "$THREADS" >"$tmp/peer.out" 2>"$tmp/peer.err" || { cat "$tmp/peer.err" >&2; exit 1; }
+            field $key <"$tmp/peer.out" >>"$tmp/$mode.peer.s"
+            maxrss "$tmp/peer.err" >>"$tmp/$mode.peer.rss"
+        fi
+        echo "# $mode run $r: ours $(tail -1 "$tmp/$mode.ours.s") s$([ $have_peer = 1 ] && echo ", peer $(tail -1 "$tmp/$mode.peer.s") s")" >&2
+    done
+done
+
+printf '%-6s %-5s %10s %10s %9s %7s %10s %8s\n' mode who seconds patches/s GFLOP/s %peak maxRSS_MB speedup
+for mode in train infer; do
+    batch=$([ $mode = train ] && echo 2 || echo 1)
+    mult=$([ $mode = train ] && echo 3 || echo 1)
+    for who in ours peer; do
+        [ -f "$tmp/$mode.$who.s" ] || continue
+        s=$(median <"$tmp/$mode.$who.s")
+        rss=$(sort -g "$tmp/$mode.$who.rss" | tail -1)
+        echo "$mode $who $s $rss" >>"$tmp/summary"
+    done
+    o=$(awk -v m=$mode '$1==m && $2=="ours"{print $3}' "$tmp/summary")
+    p=$(awk -v m=$mode '$1==m && $2=="peer"{print $3}' "$tmp/summary")
+    for who in ours peer; do
+        line=$(awk -v m=$mode -v w=$who '$1==m && $2==w' "$tmp/summary")
+        [ -n "$line" ] || continue
+        set -- $line
+        awk -v mode=$mode -v who=$who -v s=$3 -v rss=$4 -v b=$batch -v mult=$mult -v gf="$gflop" -v peak=$PEAK \
+            -v o="$o" -v p="${p:-0}" 'BEGIN{
+                g = gf > 0 ? mult * gf * b / s : 0;
+                sp = (who == "ours" && p > 0) ? sprintf("%.2fx", p / o) : "";
+                printf "%-6s %-5s %10.3f %10.3f %9.1f %6.1f%% %10.0f %8s\n", mode, who, s, b / s, g, 100 * g / peak, rss / 1024, sp }'
+    done
+done
+echo "# speedup = peer seconds / ours (median of the runs); the machine is shared, so compare within one run"
