@@ -26,13 +26,13 @@ typedef struct items {
 
 static items items_make(const fast_lay *l, int nthr)
 {
+    /* chunks of a fixed size, not a share per thread: the summation order,
+     * and so the result, does not depend on the thread count */
     items it;
-    int64_t want = 8 * (int64_t)nthr, per = l->n * l->cb;
-    it.nch = (want + per - 1) / per;
-    if (it.nch > l->s / 512) it.nch = l->s / 512;
-    if (it.nch < 1) it.nch = 1;
-    it.len = (l->s + it.nch - 1) / it.nch;
-    it.count = per * it.nch;
+    (void)nthr;
+    it.len = 2048;
+    it.nch = (l->s + it.len - 1) / it.len;
+    it.count = l->n * l->cb * it.nch;
     return it;
 }
 

@@ -12,9 +12,11 @@
  *   dlt_model_set_meta(&out, "patch", ...); dlt_model_write(path, &out);
  *
  * Determinism: on the CPU backends a step's result depends only on the
- * weights, the optimiser state, the step count and the batch (no thread-count
- * dependence), so restoring a checkpoint and feeding the same batches gives
- * bit-identical weights. */
+ * weights, the optimiser state, the step count and the batch, so restoring a
+ * checkpoint and feeding the same batches gives bit-identical weights. On
+ * "cpu-ref" this holds for any thread count; on the oneDNN fast path ("cpu")
+ * for the same thread count (oneDNN splits its weight-gradient sums by
+ * thread; other counts agree to float rounding). */
 #ifndef DLT_TRAIN_H
 #define DLT_TRAIN_H
 

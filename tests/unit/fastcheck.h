@@ -79,7 +79,7 @@ static int ft_new(ft_pair *p, int role, int64_t n, int64_t c, int64_t d, int64_t
 }
 
 /* Integer labels in [0, classes). */
-static int ft_labels(ft_pair *p, int64_t n, int64_t d, int64_t h, int64_t w, int classes, uint64_t seed)
+__attribute__((unused)) static int ft_labels(ft_pair *p, int64_t n, int64_t d, int64_t h, int64_t w, int classes, uint64_t seed)
 {
     int rc = ft_new(p, DLT_T_LABEL, n, 1, d, h, w, 0);
     if (rc) return rc;
@@ -92,14 +92,14 @@ static int ft_labels(ft_pair *p, int64_t n, int64_t d, int64_t h, int64_t w, int
     return rc;
 }
 
-static void ft_free(ft_pair *p)
+__attribute__((unused)) static void ft_free(ft_pair *p)
 {
     if (p->f.data) ft_fast->release(ft_fast, &p->f);
     if (p->r.data) ft_ref->release(ft_ref, &p->r);
 }
 
 /* Normwise relative error between the two copies (downloaded as plain). */
-static double ft_err(const ft_pair *p)
+__attribute__((unused)) static double ft_err(const ft_pair *p)
 {
     float *a = malloc(sizeof(float) * (size_t)p->numel), *b = malloc(sizeof(float) * (size_t)p->numel);
     double e = INFINITY;
