@@ -45,8 +45,10 @@
  * consumer's forward step. A gradient lives from the backward step of its
  * value's last consumer (the first to write it, accum=0) to its producer's
  * backward step (which reads it as dy), so during backward the gradients
- * reuse the buffers of activations already consumed. The logits have no
- * gradient tensor here: dlogits is the caller's.
+ * reuse the buffers of activations already consumed; an add whose first
+ * input's gradient it writes first hands that input dy's own buffer (the
+ * gradient is dy: no copy). The logits have no gradient tensor here:
+ * dlogits is the caller's.
  *
  * Two plans coexist: plans[1] for training forwards (and backward) and
  * plans[0] for inference forwards, each for the last input shape (batch and
@@ -154,6 +156,7 @@ static int shapes(dlt_net *net, int64_t d, int64_t h, int64_t w)
 typedef struct life {
     int value, grad; /* which tensor */
     int start, end;  /* times, see the head comment */
+    int from;        /* a gradient that takes over the buffer of value from's gradient, or -1 */
 } life;
 
 static int life_cmp(const void *a, const void *b)
@@ -191,7 +194,7 @@ static int lifetimes(const dlt_net *net, int m, life *L)
     }
     for (int v = 0; v < nv; v++) {
         life *l = &L[nl++];
-        l->value = v, l->grad = 0;
+        l->value = v, l->grad = 0, l->from = -1;
         l->start = v ? prod[v] : -1;
         l->end = v == last ? end : lastcons[v] > l->start ? lastcons[v] : l->start;
         if (keep[v] > l->end) l->end = keep[v];
@@ -200,9 +203,15 @@ static int lifetimes(const dlt_net *net, int m, life *L)
         for (int v = 1; v < last; v++) {
             if (lastcons[v] < 0) continue; /* read by no node: no gradient flows into it */
             life *l = &L[nl++];
-            l->value = v, l->grad = 1;
+            const net_node *first = &net->nodes[lastcons[v]]; /* the first to write the gradient */
+            l->value = v, l->grad = 1, l->from = -1;
             l->start = 2 * nn - 1 - lastcons[v];
             l->end = 2 * nn - 1 - prod[v];
+            /* an add's gradient to its first input is dy itself: when the add
+             * writes it first, it takes over dy's buffer (no copy) */
+            if (first->op == NODE_ADD && first->in[0] == v && first->in[1] != v && first->out != last &&
+                lastcons[first->out] >= 0)
+                l->from = first->out;
         }
     free(prod), free(lastcons), free(keep);
     return nl;
@@ -273,6 +282,12 @@ static int plan_make(dlt_net *net, int m, int64_t n)
     for (int k = 0; k < nl; k++) {
         const net_value *v = &net->values[L[k].value];
         int b = -1;
+        if (L[k].from >= 0 && !keep_all) { /* its buffer ends where this starts: one tensor */
+            b = p->grad[L[k].from];
+            if (busy[b] < L[k].end) busy[b] = L[k].end;
+            p->grad[L[k].value] = b;
+            continue;
+        }
         for (int i = 0; !keep_all && i < net->nbufs && b < 0; i++) {
             const net_buf *q = &net->bufs[i];
             if ((q->t.data || q->users) && busy[i] < L[k].start && q->n == n && q->c == v->c &&
@@ -520,8 +535,8 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
         case NODE_CONCAT:
             if (ga && gb) rc = be->concat_bwd(be, dy, dx, a->written, dx1, b->written);
             break;
-        case NODE_ADD:
-            if (ga) rc = be->copy(be, dy, dx, a->written);
+        case NODE_ADD: /* dx may be dy's own buffer (plan_make's takeover) */
+            if (ga && dx != dy) rc = be->copy(be, dy, dx, a->written);
             if (!rc && gb) rc = be->copy(be, dy, dx1, b->written);
             break;
         }
