@@ -5,13 +5,13 @@
  * (so a failure leaves stdout empty). */
 #include "dlt/core.h"
 #include "dlt/io.h"
+#include "dlt/listfile.h"
 #include "dlt/metrics.h"
 #include "dlt/model.h"
 #include "dlt/volume.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +54,6 @@ typedef struct {
     int *have;              /* [nl] 1 where computed */
 } case_result;
 
-static char *join_dir(const char *dir, const char *p)
-{
-    char *s = NULL;
-    if (p[0] == '/' || strcmp(p, "-") == 0 || strcmp(dir, ".") == 0) return strdup(p);
-    if (asprintf(&s, "%s/%s", dir, p) < 0) return NULL;
-    return s;
-}
-
 static char *case_name(const char *path)
 {
     if (strcmp(path, "-") == 0) return strdup("stdin");
@@ -73,80 +65,32 @@ static char *case_name(const char *path)
     return s;
 }
 
-static int split_tabs(char *line, char **f, int max)
-{
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        f[n++] = p;
-        char *t = strchr(p, '\t');
-        if (!t) break;
-        *t = 0;
-        p = t + 1;
-    }
-    return n;
-}
-
-/* Read the list; every path is checked now, so a bad line fails before any
- * case is computed. */
+/* Read the list (case, pred, ref; an optional header row names them); every
+ * path is checked now, so a bad line fails before any case is computed. */
 static int read_list(const char *path, pair **out, int *np)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return dlt_err(DLT_EIO, "%s: %s", path, strerror(errno));
-    char *tmp = strdup(path), *dir = strdup(dirname(tmp));
-    free(tmp);
-    char *line = NULL;
-    size_t cap = 0;
-    int lineno = 0, rc = 0, n = 0, first = 1;
-    pair *v = NULL;
-    while (getline(&line, &cap, f) > 0) {
-        lineno++;
-        line[strcspn(line, "\r\n")] = 0;
-        if (!line[0] || line[0] == '#') continue;
-        char *fld[4];
-        int nf = split_tabs(line, fld, 4);
-        if (nf != 3) {
-            rc = dlt_err(DLT_EFORMAT, "%s:%d: expected 3 tab-separated columns (case, pred, ref), got %d", path, lineno, nf);
-            break;
-        }
-        char *pp = join_dir(dir, fld[1]), *rp = join_dir(dir, fld[2]);
-        if (first) {
-            first = 0;
-            /* The header row names the columns; a first row whose paths
-             * exist is data (a list without header). */
-            if (access(pp, F_OK) != 0 || access(rp, F_OK) != 0) {
-                free(pp);
-                free(rp);
-                continue;
-            }
-        }
-        const char *bad = access(pp, R_OK) != 0 ? pp : access(rp, R_OK) != 0 ? rp : NULL;
-        if (bad) {
-            rc = dlt_err(DLT_EIO, "%s:%d: %s: %s", path, lineno, bad, strerror(errno));
-            free(pp);
-            free(rp);
-            break;
-        }
-        pair *nv = realloc(v, sizeof *v * (size_t)(n + 1));
-        if (!nv) {
-            rc = dlt_err(DLT_ENOMEM, "out of memory");
-            free(pp);
-            free(rp);
-            break;
-        }
-        v = nv;
-        v[n].name = strdup(fld[0]);
-        v[n].pred = pp;
-        v[n].ref = rp;
-        v[n].line = lineno;
-        n++;
+    static const char *const names[] = {"case", "pred", "ref", "prediction", "reference", NULL};
+    dlt_listfile l;
+    *out = NULL;
+    *np = 0;
+    int rc = dlt_listfile_read(path, names, &l);
+    if (rc) return rc;
+    if (l.ncols != 3) {
+        rc = dlt_err(DLT_EFORMAT, "%s: expected 3 tab-separated columns (case, pred, ref), got %d",
+                     dlt_listfile_where(&l, 0), l.ncols);
+        dlt_listfile_free(&l);
+        return rc;
     }
-    free(line);
-    free(dir);
-    fclose(f);
-    if (!rc && n == 0) rc = dlt_err(DLT_EFORMAT, "%s: no cases in the list", path);
+    pair *v = calloc((size_t)l.nrows, sizeof *v);
+    if (!v) rc = dlt_err(DLT_ENOMEM, "out of memory");
+    for (int r = 0; !rc && r < l.nrows; r++) {
+        v[r].name = strdup(l.cell[r][0]);
+        v[r].line = l.line[r];
+        *np = r + 1;
+        if ((rc = dlt_listfile_path(&l, r, 1, 1, &v[r].pred)) == 0) rc = dlt_listfile_path(&l, r, 2, 1, &v[r].ref);
+    }
+    dlt_listfile_free(&l);
     *out = v;
-    *np = n;
     return rc;
 }
 

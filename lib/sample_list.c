@@ -2,6 +2,7 @@
  * volumes (dlt/sample.h). */
 #include "dlt/core.h"
 #include "dlt/io.h"
+#include "dlt/listfile.h"
 #include "dlt/sample.h"
 
 #include <ctype.h>
@@ -12,134 +13,59 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* `p` relative to the list file's directory (unless absolute or the list is stdin). */
-static char *resolve(const char *list, const char *p)
+/* The image columns of a header row: "image" or "image1", "image2"... in
+ * number order; returns their count. */
+static int image_columns(const dlt_listfile *l, int *imgcol, int max)
 {
-    char *out = NULL;
-    const char *slash = strrchr(list, '/');
-    if (p[0] == '/' || !strcmp(list, "-") || !slash) return strdup(p);
-    if (asprintf(&out, "%.*s/%s", (int)(slash - list), list, p) < 0) return NULL;
-    return out;
-}
-
-/* Split a line at tabs in place; returns the field count (up to max). */
-static int split_tabs(char *line, char **f, int max)
-{
-    int n = 0;
-    char *s = line;
-    while (n < max) {
-        f[n++] = s;
-        char *t = strchr(s, '\t');
-        if (!t) break;
-        *t = 0;
-        s = t + 1;
+    int order[256], n = 0;
+    for (int i = 0; i < l->ncols && n < max; i++) {
+        const char *c = l->col[i];
+        if (strncasecmp(c, "image", 5)) continue;
+        char *end;
+        long k = c[5] ? strtol(c + 5, &end, 10) : 0;
+        if (c[5] && (*end || k < 1)) continue;
+        int j = n++;
+        while (j > 0 && order[j - 1] > k) {
+            order[j] = order[j - 1];
+            imgcol[j] = imgcol[j - 1];
+            j--;
+        }
+        order[j] = (int)k;
+        imgcol[j] = i;
     }
     return n;
 }
 
-static char *trim(char *s)
-{
-    while (*s == ' ') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\r')) s[--n] = 0;
-    return s;
-}
-
-#define MAX_COLS 64
-
 int dlt_sample_list_read(const char *path, dlt_subject **out, int *nout)
 {
+    static const char *const names[] = {"id", NULL};
     *out = NULL;
     *nout = 0;
-    uint8_t *buf;
-    int64_t len;
-    int rc = dlt_read_file(path, &buf, &len);
+    dlt_listfile l;
+    int rc = dlt_listfile_read(path, names, &l);
     if (rc) return rc;
-    char *text = malloc((size_t)len + 1);
-    if (!text) {
-        dlt_free(buf);
-        return dlt_err(DLT_ENOMEM, "%s: out of memory", path);
+    /* columns: from the header, or id, images..., label */
+    int idcol = 0, imgcol[256], nimg = 0, labcol = -1;
+    if (l.col) {
+        idcol = dlt_listfile_column(&l, "id");
+        labcol = dlt_listfile_column(&l, "label");
+        nimg = image_columns(&l, imgcol, 256);
+        if (!nimg) rc = dlt_err(DLT_EFORMAT, "%s: header names no image column (want id, image or image1.., label)", path);
+    } else if (l.ncols < 3) {
+        rc = dlt_err(DLT_EFORMAT, "%s: want id, image(s) and label separated by tabs (or a header row "
+                     "naming the columns), found %d field%s", dlt_listfile_where(&l, 0), l.ncols, l.ncols == 1 ? "" : "s");
+    } else {
+        for (int i = 1; i < l.ncols - 1; i++) imgcol[nimg++] = i;
+        labcol = l.ncols - 1;
     }
-    memcpy(text, buf, (size_t)len);
-    text[len] = 0;
-    dlt_free(buf);
-    if (memchr(text, 0, (size_t)len)) {
-        free(text);
-        return dlt_err(DLT_EFORMAT, "%s: not a text list file (NUL bytes)", path);
-    }
-
-    /* columns: idcol, imgcol[0..nimg), labcol (-1 = none); set by the header
-     * or, without one, by the first row's field count */
-    int idcol = 0, imgcol[MAX_COLS], nimg = 0, labcol = -1, have_layout = 0, ncols = 0;
-    dlt_subject *subj = NULL;
-    int n = 0, cap = 0, lineno = 0;
-
-    rc = 0;
-    for (char *line = text, *next; line && !rc; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        lineno++;
-        char *l = trim(line);
-        if (!*l || *l == '#') continue;
-        char *f[MAX_COLS];
-        int nf = split_tabs(l, f, MAX_COLS);
-        for (int i = 0; i < nf; i++) f[i] = trim(f[i]);
-        if (!have_layout) {
-            have_layout = 1;
-            int hdr = 0;
-            for (int i = 0; i < nf; i++)
-                if (!strcasecmp(f[i], "id")) hdr = 1;
-            if (hdr) {
-                /* header: id, label, image or image1, image2... in number order */
-                int order[MAX_COLS];
-                for (int i = 0; i < nf; i++) {
-                    if (!strcasecmp(f[i], "id")) idcol = i;
-                    else if (!strcasecmp(f[i], "label")) labcol = i;
-                    else if (!strncasecmp(f[i], "image", 5)) {
-                        char *end;
-                        long k = f[i][5] ? strtol(f[i] + 5, &end, 10) : 0;
-                        if (f[i][5] && (*end || k < 1)) continue;
-                        int j = nimg++;
-                        while (j > 0 && order[j - 1] > k) {
-                            order[j] = order[j - 1];
-                            imgcol[j] = imgcol[j - 1];
-                            j--;
-                        }
-                        order[j] = (int)k;
-                        imgcol[j] = i;
-                    }
-                }
-                if (!nimg) rc = dlt_err(DLT_EFORMAT, "%s:%d: header names no image column (want id, image or image1.., label)", path, lineno);
-                ncols = nf;
-                continue;
-            }
-            if (nf < 3) {
-                rc = dlt_err(DLT_EFORMAT, "%s:%d: want id, image(s) and label separated by tabs (or a header row "
-                             "naming the columns), found %d field%s", path, lineno, nf, nf == 1 ? "" : "s");
-                break;
-            }
-            for (int i = 1; i < nf - 1; i++) imgcol[nimg++] = i;
-            labcol = nf - 1;
-            ncols = nf;
-        }
-        if (nf < ncols) {
-            rc = dlt_err(DLT_EFORMAT, "%s:%d: %d fields, want %d (tab-separated)", path, lineno, nf, ncols);
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            dlt_subject *t = realloc(subj, sizeof *subj * (size_t)cap);
-            if (!t) {
-                rc = dlt_err(DLT_ENOMEM, "%s: out of memory", path);
-                break;
-            }
-            subj = t;
-        }
+    dlt_subject *subj = rc ? NULL : calloc((size_t)l.nrows, sizeof *subj);
+    if (!rc && !subj) rc = dlt_err(DLT_ENOMEM, "%s: out of memory", path);
+    int n = 0;
+    for (int r = 0; !rc && r < l.nrows; r++) {
         dlt_subject *s = &subj[n++];
-        memset(s, 0, sizeof *s);
-        s->id = strdup(f[idcol]);
+        s->id = strdup(l.cell[r][idcol]);
         s->listfile = strdup(path);
-        s->line = lineno;
+        s->line = l.line[r];
         s->nimages = nimg;
         s->image = calloc((size_t)nimg, sizeof(char *));
         if (!s->id || !s->listfile || !s->image) {
@@ -147,29 +73,13 @@ int dlt_sample_list_read(const char *path, dlt_subject **out, int *nout)
             break;
         }
         if (!*s->id) {
-            rc = dlt_err(DLT_EFORMAT, "%s:%d: empty subject id", path, lineno);
+            rc = dlt_err(DLT_EFORMAT, "%s: empty subject id", dlt_listfile_where(&l, r));
             break;
         }
-        for (int i = 0; i <= nimg && !rc; i++) {
-            int col = i < nimg ? imgcol[i] : labcol;
-            if (col < 0) break;
-            if (!*f[col]) {
-                rc = dlt_err(DLT_EFORMAT, "%s:%d: empty %s path", path, lineno, i < nimg ? "image" : "label");
-                break;
-            }
-            char *p = resolve(path, f[col]);
-            if (!p) {
-                rc = dlt_err(DLT_ENOMEM, "%s: out of memory", path);
-                break;
-            }
-            if (i < nimg) s->image[i] = p;
-            else s->labelpath = p;
-            if (access(p, R_OK) != 0)
-                rc = dlt_err(DLT_EIO, "%s:%d: %s: %s", path, lineno, p, errno == ENOENT ? "no such file" : strerror(errno));
-        }
+        for (int i = 0; i < nimg && !rc; i++) rc = dlt_listfile_path(&l, r, imgcol[i], 1, &s->image[i]);
+        if (!rc && labcol >= 0) rc = dlt_listfile_path(&l, r, labcol, 1, &s->labelpath);
     }
-    free(text);
-    if (!rc && n == 0) rc = dlt_err(DLT_EFORMAT, "%s: no subjects in the list", path);
+    dlt_listfile_free(&l);
     if (rc) {
         dlt_subjects_free(subj, n);
         return rc;
