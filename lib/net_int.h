@@ -22,16 +22,38 @@ typedef struct net_node {
     float alpha;
     int k[3];                  /* POOL: D,H,W */
     int lo, hi;                /* PADC */
-    dlt_tensor smean, srstd;   /* NORM, per plan */
+    dlt_tensor smean, srstd;   /* NORM: batch statistics saved by a training forward (training plan) */
 } net_node;
 
 typedef struct net_value {
     int c;               /* channels */
-    int64_t dhw[3];      /* spatial size in the current plan */
-    dlt_tensor t, g;     /* value and gradient (g: a buffer of the gradient pool while live) */
-    int gi;              /* backward: the pool buffer g borrows, or -1 */
+    int64_t dhw[3];      /* spatial size for the shape last set by net_exec.c's shapes() */
     int written;         /* backward: gradient holds a contribution */
 } net_value;
+
+/* One activation-sized tensor of the executor's pool (net_exec.c). Values
+ * and gradients whose lifetimes do not overlap share one, if their logical
+ * shapes are identical (a backend may keep a private layout per tensor). */
+typedef struct net_buf {
+    dlt_tensor t;        /* t.data NULL: free slot */
+    int64_t n, c, dhw[3];
+    int users;           /* bit m: used by plans[m] */
+} net_buf;
+
+/* The memory plan of one mode (plans[0] inference, plans[1] training) for
+ * one input shape: a pool buffer for every value (act) and, in training,
+ * for every gradient (grad; -1 where none). */
+typedef struct net_plan {
+    int valid;
+    int64_t n, dhw[3];
+    int *act, *grad;     /* [nvalues] */
+    dlt_tensor probs;    /* inference: dlt_net_predict's softmax, allocated at first use */
+    /* inference: the first forward at a shape runs on tensors of its own
+     * (dyn), each released after its last reader (last[v], a node index) */
+    int runs, dynamic, keep_all;
+    int *last;
+    dlt_tensor *dyn;
+} net_plan;
 
 struct dlt_net {
     dlt_net_config cfg;
@@ -42,17 +64,11 @@ struct dlt_net {
     net_node *nodes;
     int nvalues, cap_values;
     net_value *values;
-    /* current plan */
-    int64_t plan_n, plan_dhw[3];
-    int planned, grads_ready, trained_fwd;
-    /* gradient pool: a value's gradient lives from its first consumer's
-     * backward to its producer's, so buffers of one shape are recycled */
-    struct net_gbuf {
-        dlt_tensor t;
-        int busy;
-    } *gpool;
-    int ngpool, cap_gpool;
-    dlt_tensor probs; /* predict's softmax output */
+    /* memory plans (net_exec.c) */
+    net_plan plans[2];
+    int nbufs, cap_bufs;
+    net_buf *bufs;
+    int trained_fwd;     /* the last forward ran plans[1] and nothing has run since */
 };
 
 /* lib/net.c */

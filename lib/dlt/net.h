@@ -111,8 +111,9 @@ dlt_param *dlt_net_find_param(dlt_net *net, const char *name); /* NULL if absent
 int64_t dlt_net_count_trainable(const dlt_net *net);
 
 /* Forward pass on a host batch x [n, in_channels, d, h, w] (d,h,w = Z,Y,X).
- * The first pass for a given (n,d,h,w) plans and allocates the activations;
- * later passes with that shape reuse them (another shape replans).
+ * The first pass for a given (n,d,h,w) and mode plans and allocates the
+ * activations; later passes with that shape and mode reuse them (another
+ * shape replans that mode; see dlt_net_plan_bytes).
  * training=1: batch-norm batch statistics, running stats updated, and
  * everything backward needs is kept; training=0: running statistics.
  * *logits (may be NULL) points to the net's logits [n, classes, d, h, w],
@@ -121,16 +122,33 @@ int dlt_net_forward(dlt_net *net, const float *x, int64_t n, int64_t d, int64_t 
                     const dlt_tensor **logits);
 /* The same with a batch already on the backend (plain [n,C,d,h,w] tensor). */
 int dlt_net_forward_tensor(dlt_net *net, const dlt_tensor *x, int training, const dlt_tensor **logits);
-/* Backward after a training forward: dlogits has the logits' shape (e.g.
- * from be->loss). Parameter gradients are ADDED to param->grad; call
- * dlt_net_zero_grad first (the trainer does). */
+/* Backward after a training forward, once, with no other forward between
+ * (the executor reuses the activations' memory for gradients): dlogits has
+ * the logits' shape (e.g. from be->loss). Parameter gradients are ADDED to
+ * param->grad; call dlt_net_zero_grad first (the trainer does). */
 int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits);
 int dlt_net_zero_grad(dlt_net *net);
 /* Inference: forward with training=0 and softmax over classes, copied to the
  * host probs [n, classes, d, h, w] (caller's memory). */
 int dlt_net_predict(dlt_net *net, const float *x, int64_t n, int64_t d, int64_t h, int64_t w, float *probs);
-/* Free the activations of the current plan (weights stay). */
+/* Free the activations of the current plans (weights stay). */
 void dlt_net_release_plan(dlt_net *net);
+/* Memory of the executor's plans (net_exec.c's head comment): a training
+ * plan and an inference plan, each for the last batch shape its mode ran
+ * with, drawing on one pool of buffers that are reused once their contents
+ * are dead, so an inference forward holds a few activations at a time and a
+ * training step only what backward reads. The first forward at a new
+ * inference shape allocates each activation at its first write and frees
+ * it after its last read (peak: the most bytes live at once); the plan's
+ * buffers come at the second forward with that shape.
+ * dlt_net_plan_bytes: bytes (logical float32; a backend's private layout
+ * may pad) of the activation, gradient and statistics tensors of the
+ * training plan (training=1), the inference plan (0; counted from the plan,
+ * allocated or not yet), or all plans (-1; shared buffers counted once); 0
+ * where there is no plan. DLT_NET_KEEP_ALL=1 in the environment when a plan
+ * is made turns reuse off (a buffer per value and gradient: the same
+ * results, for tests and debugging). */
+int64_t dlt_net_plan_bytes(const dlt_net *net, int training);
 
 /* ---- model files (dlt/model.h) ----
  * dlt_net_save adds every parameter and buffer (F32, the peer's names and

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench/infer.sh - dlt-infer on a 128^3 volume beside the PyTorch peer's
+# sliding window (torch_dltk_unet.py sliding: the DLTK U-Net, 1 channel, 14
+# classes, 64^3 windows, overlap 0.5, batch 4 = 27 windows), in one run, and
+# our fastest correct setting (one window over the whole volume). Prints one
+# TSV line per measurement and the ratios. Usage: bench/infer.sh [REPS]
+# (default 2; each of ours is the best of REPS runs, the peer reports its
+# median). Env: DLT_SHARED (default ../shared), THREADS (default: all cores).
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${DLT_SHARED:-$ROOT/../shared}
+REPS=${1:-2}
+THREADS=${THREADS:-$(nproc)}
+PATH="$ROOT/bin:$PATH"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+# An untrained default U-Net (weights do not change the cost): --steps 0 on a
+# header-only stream with the peer's channels, classes and patch.
+printf 'DLTPATCHES 1\nchannels 1\nclasses 14\npatch 64,64,64\nlabel yes\nend\n' \
+    | dlt-train --steps 0 -q -o "$T/m.dltm"
+dlt-phantom -q -n 1 --size 128,128,128 --spacing 2.5 -o "$T/ph"
+dlt-normalize --ct -1000,800 "$T/ph/img0001.nii.gz" -o "$T/v.nii"
+
+best() { # best wall time of REPS runs of the command
+    local b=
+    for _ in $(seq "$REPS"); do
+        local t0 t1
+        t0=$(date +%s.%N)
+        "$@"
+        t1=$(date +%s.%N)
+        b=$(echo "$t0 $t1 ${b:-1e9}" | awk '{ d = $2 - $1; print (d < $3 ? d : $3) }')
+    done
+    echo "$b"
+}
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -n) $(nproc) cores, threads $THREADS, commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+peer=
+if /usr/bin/python3 -c 'import torch' 2>/dev/null && [ -f "$SHARED/peers/torch_dltk_unet.py" ]; then
+    line=$(/usr/bin/python3 "$SHARED/peers/torch_dltk_unet.py" sliding --volume 128,128,128 --batch 4 --threads "$THREADS")
+    echo "$line"
+    peer=$(echo "$line" | tr '\t' '\n' | awk -F= '$1 == "s_per_volume" { print $2 }')
+else
+    echo "# peer skipped: /usr/bin/python3 without torch or $SHARED/peers missing"
+fi
+ours=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window 64 --overlap 0.5 --batch 4 "$T/v.nii" -o "$T/p.nii")
+printf 'dlt\tsliding\tvolume=128,128,128\tpatch=64\toverlap=0.5\tbatch=4\ts_per_volume=%.3f\n' "$ours"
+whole=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window whole "$T/v.nii" -o "$T/w.nii")
+printf 'dlt\twhole\tvolume=128,128,128\twindow=128\ts_per_volume=%.3f\n' "$whole"
+if [ -n "$peer" ]; then
+    awk -v p="$peer" -v o="$ours" -v w="$whole" \
+        'BEGIN { printf "ratio\tpeer/dlt same windows %.2fx\tpeer/dlt whole volume %.2fx\n", p / o, p / w }'
+fi

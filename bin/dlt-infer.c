@@ -1,0 +1,339 @@
+/* dlt-infer - segment volumes with a trained model: sliding-window
+ * inference (lib/infer.c) with the network of lib/net*.c, writing label
+ * volumes (and optionally class probabilities) on exactly the input's grid.
+ * See dlt-infer(1). */
+#include "dlt/core.h"
+#include "dlt/infer.h"
+#include "dlt/io.h"
+#include "dlt/model.h"
+#include "dlt/net.h"
+#include "dlt/vlist.h"
+#include "dlt/volume.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: dlt-infer -m MODEL [OPTIONS] IN [IN2...] [-o OUT]\n"
+            "       dlt-infer -m MODEL [OPTIONS] --list LIST -o DIR\n"
+            "Segment a volume (IN, or - for stdin; several files are channels, in order)\n"
+            "with a model from dlt-train. The label volume (uint8, or uint16 when a label\n"
+            "exceeds 255) has exactly the input's geometry; it goes to OUT or stdout.\n"
+            "With --list (TSV id, image..., as dlt-sample reads), DIR/ID.nii.gz per entry.\n"
+            "\n"
+            "  -m, --model FILE       the model (required)\n"
+            "  -o, --output PATH      output volume (default stdout), or the directory for --list\n"
+            "  -l, --list FILE        many volumes\n"
+            "  -w, --window X[,Y,Z]   sliding window in voxels (default: the training patch),\n"
+            "                         or 'whole': one window over the volume padded to the\n"
+            "                         network's size multiple\n"
+            "      --overlap F        fraction shared by neighbouring windows (default 0.5)\n"
+            "      --blend mean|gaussian  average the windows (DLTK) or weight their\n"
+            "                         centres (nnU-Net, sigma 1/8 window); default mean\n"
+            "  -b, --batch N          windows per forward pass (default 2)\n"
+            "      --tta[=AXES]       mirror over every combination of the axes (default\n"
+            "                         x,y,z: 8 passes) and average\n"
+            "      --pad zero|edge|reflect  padding where a window leaves the volume\n"
+            "                         (default: the training stream's, else zero)\n"
+            "      --probs FILE       also write class probabilities, a 4-D float volume\n"
+            "                         (needs classes x voxels x 4 bytes of memory)\n"
+            "      --largest-component  keep each class's largest connected component\n"
+            "      --connectivity 6|26  for --largest-component (default 6, as scipy)\n"
+            "  -d, --device NAME      cpu, cpu-ref, cuda or auto (default cpu)\n"
+            "  -t, --threads N        CPU threads (default: all cores)\n"
+            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
+            "See dlt-infer(1).\n");
+}
+
+enum { O_OVERLAP = 1000, O_BLEND, O_TTA, O_PAD, O_PROBS, O_LCC, O_CONN, O_VERSION };
+
+static const struct option longopts[] = {
+    {"model", required_argument, 0, 'm'},
+    {"output", required_argument, 0, 'o'},
+    {"list", required_argument, 0, 'l'},
+    {"window", required_argument, 0, 'w'},
+    {"overlap", required_argument, 0, O_OVERLAP},
+    {"blend", required_argument, 0, O_BLEND},
+    {"batch", required_argument, 0, 'b'},
+    {"tta", optional_argument, 0, O_TTA},
+    {"pad", required_argument, 0, O_PAD},
+    {"probs", required_argument, 0, O_PROBS},
+    {"largest-component", no_argument, 0, O_LCC},
+    {"connectivity", required_argument, 0, O_CONN},
+    {"device", required_argument, 0, 'd'},
+    {"threads", required_argument, 0, 't'},
+    {"quiet", no_argument, 0, 'q'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, O_VERSION},
+    {0, 0, 0, 0},
+};
+
+static int usage_error(const char *fmt, const char *a)
+{
+    fprintf(stderr, "%s: error: ", dlt_progname());
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\nTry 'dlt-infer --help'.\n");
+    return 2;
+}
+
+static int pad_parse(const char *s)
+{
+    if (!strcmp(s, "zero") || !strcmp(s, "none")) return DLT_INFER_PAD_ZERO;
+    if (!strcmp(s, "edge")) return DLT_INFER_PAD_EDGE;
+    if (!strcmp(s, "reflect")) return DLT_INFER_PAD_REFLECT;
+    return -1;
+}
+
+typedef struct ctx {
+    dlt_net *net;
+    const dlt_net_config *nc;
+    const dlt_model *m;
+    const char *model_path;
+    int window_whole, window[3];
+    dlt_infer_config ic;
+    int lcc, conn;
+    dlt_progress prog;
+    int show;
+} ctx;
+
+static void on_progress(void *p, int64_t done, int64_t total)
+{
+    ctx *c = p;
+    if (c->show) dlt_progress_update(&c->prog, done, NULL);
+}
+
+/* One volume: img (loaded) -> out (and probs). `name` for messages. */
+static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, const char *probs_path)
+{
+    int64_t dim[3] = {img->nx, img->ny, img->nz};
+    if (img->nc != c->nc->in_channels)
+        return dlt_err(DLT_ESHAPE, "%s: %lld channel%s, the model %s expects %d", name, (long long)img->nc,
+                       img->nc == 1 ? "" : "s", c->model_path, c->nc->in_channels);
+    char msg[1024];
+    if (dlt_infer_intensity_check(img->data, dim[0] * dim[1] * dim[2], (int)img->nc,
+                                  dlt_model_get_meta(c->m, "preprocessing"), dlt_model_get_meta(c->m, "intensity"), msg,
+                                  sizeof msg))
+        dlt_warn("%s: %s", name, msg);
+    dlt_infer_config ic = c->ic;
+    int64_t mult[3];
+    dlt_net_size_multiple(c->nc, mult);
+    for (int a = 0; a < 3; a++)
+        ic.window[a] = c->window_whole ? (dim[a] + mult[a] - 1) / mult[a] * mult[a] : c->window[a];
+    ic.progress = on_progress;
+    ic.progress_ctx = c;
+    dlt_log(DLT_LOG_VERBOSE, "%s: %lldx%lldx%lld, window %lldx%lldx%lld, %lld windows, %.0f MiB working memory", name,
+            (long long)dim[0], (long long)dim[1], (long long)dim[2], (long long)ic.window[0], (long long)ic.window[1],
+            (long long)ic.window[2], (long long)dlt_infer_count(&ic, dim),
+            (double)dlt_infer_work_bytes(&ic, dim) / (1 << 20));
+    dlt_volume lab, pv;
+    memset(&pv, 0, sizeof pv);
+    int rc = dlt_volume_like(&lab, img, 1, 1);
+    if (rc) return rc;
+    if (probs_path && (rc = dlt_volume_like(&pv, img, ic.classes, 0))) {
+        dlt_volume_free(&lab);
+        return rc;
+    }
+    c->show = isatty(2) && dlt_log_level() >= DLT_LOG_INFO;
+    if (c->show) dlt_progress_start(&c->prog, "windows", dlt_infer_count(&ic, dim));
+    double t0 = dlt_now();
+    rc = dlt_infer_volume(&ic, img->data, dim, lab.label, probs_path ? pv.data : NULL);
+    if (c->show) dlt_progress_end(&c->prog, NULL);
+    if (!rc && c->lcc) rc = dlt_largest_component(lab.label, dim, ic.classes, c->conn);
+    char desc[80];
+    const char *base = strrchr(c->model_path, '/');
+    snprintf(desc, sizeof desc, "dlt-infer %s", base ? base + 1 : c->model_path);
+    if (!rc && probs_path) rc = dlt_volume_write(probs_path, &pv, desc);
+    if (!rc) rc = dlt_volume_write(out, &lab, desc);
+    if (!rc)
+        dlt_log(DLT_LOG_VERBOSE, "%s: %.2f s -> %s", name, dlt_now() - t0, strcmp(out, "-") ? out : "stdout");
+    dlt_volume_free(&lab);
+    dlt_volume_free(&pv);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    dlt_log_init("dlt-infer");
+    int loglevel = DLT_LOG_INFO, c;
+    const char *model = NULL, *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu";
+    const char *tta = NULL, *pad = NULL;
+    double overlap = 0.5;
+    int blend = DLT_BLEND_MEAN, batch = 2, lcc = 0, conn = 6, threads = 0, use_tta = 0;
+    while ((c = getopt_long(argc, argv, "m:o:l:w:b:d:t:qvh", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'o': out = optarg; break;
+        case 'l': list = optarg; break;
+        case 'w': window = optarg; break;
+        case O_OVERLAP:
+            overlap = strtod(optarg, &end);
+            if (*end || end == optarg || !(overlap >= 0 && overlap < 1)) return usage_error("--overlap: bad value '%s' (in [0,1))", optarg);
+            break;
+        case O_BLEND:
+            if (!strcmp(optarg, "mean")) blend = DLT_BLEND_MEAN;
+            else if (!strcmp(optarg, "gaussian")) blend = DLT_BLEND_GAUSSIAN;
+            else return usage_error("--blend: '%s' (mean or gaussian)", optarg);
+            break;
+        case 'b':
+            batch = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || batch < 1 || batch > 1024) return usage_error("--batch: bad value '%s' (1..1024)", optarg);
+            break;
+        case O_TTA: use_tta = 1, tta = optarg; break;
+        case O_PAD:
+            if (pad_parse(optarg) < 0) return usage_error("--pad: '%s' (zero, edge or reflect)", optarg);
+            pad = optarg;
+            break;
+        case O_PROBS: probs = optarg; break;
+        case O_LCC: lcc = 1; break;
+        case O_CONN:
+            conn = (int)strtol(optarg, &end, 10);
+            if (*end || (conn != 6 && conn != 26)) return usage_error("--connectivity: '%s' (6 or 26)", optarg);
+            break;
+        case 'd': device = optarg; break;
+        case 't':
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads < 1 || threads > 1024) return usage_error("--threads: bad value '%s'", optarg);
+            break;
+        case 'q': loglevel = DLT_LOG_QUIET; break;
+        case 'v': loglevel++; break;
+        case 'h': usage(stdout); return 0;
+        case O_VERSION: printf("dlt-infer %s\n", DLT_VERSION); return 0;
+        default: fprintf(stderr, "Try 'dlt-infer --help'.\n"); return 2;
+        }
+    }
+    dlt_log_set_level(loglevel);
+    if (!model) return usage_error("no model: give -m MODEL%s", "");
+    if (list && optind < argc) return usage_error("give --list or input volumes, not both ('%s')", argv[optind]);
+    if (!list && optind >= argc) return usage_error("no input volume (a path, or - for stdin)%s", "");
+    if (list && !out) return usage_error("--list needs -o DIR%s", "");
+    if (list && probs) return usage_error("--probs writes one volume; it cannot be used with --list%s", "");
+    if (!list && (!out || !strcmp(out, "-")) && dlt_stdout_is_tty())
+        return usage_error("refusing to write a binary volume to a terminal (use -o FILE or a pipe)%s", "");
+    int flips = 0;
+    if (use_tta) {
+        const char *s = tta ? tta : "x,y,z";
+        for (; *s; s++) {
+            if (*s == 'x') flips |= 1;
+            else if (*s == 'y') flips |= 2;
+            else if (*s == 'z') flips |= 4;
+            else if (*s != ',') return usage_error("--tta: '%s' (axes among x,y,z)", tta);
+        }
+    }
+    int wv[3] = {0, 0, 0}, whole = 0;
+    if (window) {
+        if (!strcmp(window, "whole")) whole = 1;
+        else if (dlt_parse_int3(window, 1, 4096, wv)) return usage_error("--window: %s", dlt_errmsg());
+    }
+    if (threads > 0) {
+        char t[32];
+        snprintf(t, sizeof t, "%d", threads);
+        setenv("DLT_THREADS", t, 1);
+        omp_set_num_threads(threads);
+    }
+
+    dlt_model m;
+    if (dlt_model_read(model, &m)) {
+        dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    dlt_net_config nc;
+    if (dlt_net_config_from_model(&m, &nc)) {
+        dlt_error("%s: %s", model, dlt_errmsg());
+        return 1;
+    }
+    if (!window) {
+        const char *ps = dlt_model_get_meta(&m, "patch");
+        if (!ps || dlt_parse_int3(ps, 1, 4096, wv)) {
+            dlt_error("%s: no training patch size in the model ('patch'); give --window", model);
+            return 1;
+        }
+    }
+    if (!whole && dlt_net_check_size(&nc, wv[0], wv[1], wv[2])) return usage_error("--window: %s", dlt_errmsg());
+    if (!pad) pad = dlt_model_get_meta(&m, "pad");
+    int padmode = pad && pad_parse(pad) >= 0 ? pad_parse(pad) : DLT_INFER_PAD_ZERO;
+
+    dlt_backend *be;
+    if (dlt_backend_create(device, &be)) {
+        dlt_error("--device %s: %s", device, dlt_errmsg());
+        return 1;
+    }
+    ctx cx;
+    memset(&cx, 0, sizeof cx);
+    if (dlt_net_load(&m, be, &cx.net)) {
+        dlt_error("%s: %s", model, dlt_errmsg());
+        return 1;
+    }
+    cx.nc = dlt_net_get_config(cx.net);
+    cx.m = &m;
+    cx.model_path = model;
+    cx.window_whole = whole;
+    memcpy(cx.window, wv, sizeof wv);
+    cx.lcc = lcc, cx.conn = conn;
+    dlt_infer_config_default(&cx.ic);
+    cx.ic.overlap = overlap;
+    cx.ic.blend = blend;
+    cx.ic.batch = batch;
+    cx.ic.flips = flips;
+    cx.ic.pad = padmode;
+    cx.ic.channels = nc.in_channels;
+    cx.ic.classes = nc.classes;
+    cx.ic.predict = dlt_infer_predict_net;
+    cx.ic.predict_ctx = cx.net;
+
+    int status = 0;
+    if (list) {
+        dlt_vlist l;
+        if (dlt_vlist_read(list, &l)) {
+            dlt_error("%s", dlt_errmsg());
+            return 1;
+        }
+        if (mkdir(out, 0777) && errno != EEXIST) {
+            dlt_error("%s: %s", out, strerror(errno));
+            return 1;
+        }
+        dlt_progress lp;
+        dlt_progress_start(&lp, "volumes", l.n);
+        for (int i = 0; i < l.n && !status; i++) {
+            dlt_volume img;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.nii.gz", out, l.e[i].id);
+            if (dlt_vlist_load_images(&l, i, &img) || segment(&cx, &img, l.e[i].image[0], path, NULL)) {
+                dlt_error("%s", dlt_errmsg());
+                status = 1;
+            }
+            if (!status) dlt_volume_free(&img);
+            dlt_progress_update(&lp, i + 1, l.e[i].id);
+        }
+        if (!status) dlt_log(DLT_LOG_INFO, "%d volume%s segmented into %s", l.n, l.n == 1 ? "" : "s", out);
+        dlt_vlist_free(&l);
+    } else {
+        dlt_volume img;
+        if (dlt_load_channels((const char *const *)argv + optind, argc - optind, &img)) {
+            dlt_error("%s", dlt_errmsg());
+            status = 1;
+        } else {
+            const char *name = strcmp(argv[optind], "-") ? argv[optind] : "stdin";
+            if (segment(&cx, &img, name, out ? out : "-", probs)) {
+                dlt_error("%s", dlt_errmsg());
+                status = 1;
+            }
+            dlt_volume_free(&img);
+        }
+    }
+    dlt_net_free(cx.net);
+    dlt_backend_free(be);
+    dlt_model_free(&m);
+    return status;
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bats
+# dlt-infer: options, output on exactly the input's grid (dlt-info --json),
+# stdin/stdout, volumes smaller than the window, probabilities, lists,
+# mirroring, largest component, channel mismatch, intensity warning, bad input.
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+    D="$BATS_FILE_TMPDIR"
+    ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+    PATH="$ROOT/bin:$PATH"
+    python3 "$ROOT/tests/helpers/mkstream.py" --records 8 --preprocessing "dlt:ct=-1000,800" > "$D/s"
+    dlt-train --filters 4,8 --strides 1,2 --batch 2 -q -o "$D/m.dltm" "$D/s"
+    dlt-phantom -q -n 1 --size 20,18,12 --spacing 9,8,10 -o "$D/ph"
+    dlt-normalize --ct -1000,800 "$D/ph/img0001.nii.gz" -o "$D/n.nii.gz"
+}
+
+setup() {
+    T=$(mktemp -d)
+    D="$BATS_FILE_TMPDIR"
+    ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+    PATH="$ROOT/bin:$PATH"
+}
+
+teardown() {
+    rm -rf "$T"
+}
+
+# the geometry fields of dlt-info --json: dims, voxel size, orientation, codes, affine
+geom() {
+    dlt-info --json "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print([d[k] for k in ("dims","voxel_size","orientation","qform_code","sform_code","affine")])'
+}
+
+@test "--help goes to stdout and exits 0; --version" {
+    run --separate-stderr dlt-infer --help
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"Usage: dlt-infer"* ]]
+    [[ "$output" == *"--largest-component"* ]]
+    [ -z "$stderr" ]
+    run dlt-infer --version
+    [[ "$output" =~ ^dlt-infer\ [0-9] ]]
+}
+
+@test "bad options exit 2 with a message and nothing on stdout" {
+    for args in "--overlap 1" "--overlap x" "--blend max" "--batch 0" "--tta=q" "--connectivity 8" "--pad wrap" \
+                "--window 7" "--window 0" "--bogus"; do
+        run --separate-stderr dlt-infer -m "$D/m.dltm" $args "$D/n.nii.gz" -o "$T/p.nii.gz"
+        [ "$status" -eq 2 ] || { echo "args: $args -> $status: $stderr"; false; }
+        [ -z "$output" ]
+        [[ "$stderr" == *"dlt-infer"* ]]
+    done
+    run --separate-stderr dlt-infer "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 2 ]
+    run --separate-stderr dlt-infer -m "$D/m.dltm" -o "$T/p.nii.gz"
+    [ "$status" -eq 2 ]
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --list "$T/l.tsv"
+    [ "$status" -eq 2 ]
+    [ "$(ls "$T" | wc -l)" -eq 0 ]
+}
+
+@test "the prediction overlays its input: the same geometry, labels within the classes" {
+    run --separate-stderr dlt-infer -m "$D/m.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    [ "$(geom "$T/p.nii.gz")" = "$(geom "$D/n.nii.gz")" ]
+    [ "$(geom "$T/p.nii.gz")" = "$(geom "$D/ph/img0001.nii.gz")" ]
+    dlt-info --json "$T/p.nii.gz" | grep -q '"datatype":"uint8"'
+    max=$(dlt-info --json "$T/p.nii.gz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["max"])')
+    [ "${max%.*}" -le 2 ]
+}
+
+@test "stdin to stdout; binary output to a terminal is refused" {
+    dlt-infer -m "$D/m.dltm" - < "$D/n.nii.gz" > "$T/p.nii"
+    dlt-infer -m "$D/m.dltm" "$D/n.nii.gz" -o "$T/q.nii.gz"
+    [ "$(geom "$T/p.nii")" = "$(geom "$T/q.nii.gz")" ]
+    cmp <(dlt-info --json "$T/p.nii" | sed 's/"file":"[^"]*"//') <(dlt-info --json "$T/q.nii.gz" | sed 's/"file":"[^"]*"//')
+    command -v script >/dev/null || skip "no script(1) for a terminal"
+    run script -qec "dlt-infer -m '$D/m.dltm' '$D/n.nii.gz'" /dev/null
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"terminal"* ]]
+}
+
+@test "a volume smaller than the window is padded; the output keeps its size" {
+    dlt-phantom -q -n 1 --size 5,6,4 --spacing 30 -o "$T/tiny"
+    dlt-normalize --ct -1000,800 "$T/tiny/img0001.nii.gz" -o "$T/t.nii.gz"
+    for pad in zero edge reflect; do
+        run --separate-stderr dlt-infer -m "$D/m.dltm" --pad $pad "$T/t.nii.gz" -o "$T/p.nii.gz"
+        [ "$status" -eq 0 ]
+        [ "$(geom "$T/p.nii.gz")" = "$(geom "$T/t.nii.gz")" ]
+    done
+}
+
+@test "options that change the windows all give a labelled volume on the same grid" {
+    for args in "--window 16,8,4 --overlap 0" "--window whole" "--blend gaussian --batch 3" "--tta" "--tta=x,z" \
+                "--largest-component" "--largest-component --connectivity 26" "--device cpu-ref --threads 1"; do
+        run --separate-stderr dlt-infer -m "$D/m.dltm" $args "$D/n.nii.gz" -o "$T/p.nii.gz"
+        [ "$status" -eq 0 ] || { echo "args: $args: $stderr"; false; }
+        [ "$(geom "$T/p.nii.gz")" = "$(geom "$D/n.nii.gz")" ]
+    done
+}
+
+@test "--probs: a 4-D float volume, one channel per class, summing to 1" {
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --probs "$T/pr.nii.gz" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 0 ]
+    dlt-info --json "$T/pr.nii.gz" | grep -q '"channels":3'
+    dlt-info --json "$T/pr.nii.gz" | grep -q '"datatype":"float32"'
+    /usr/bin/python3 -c 'import nibabel' 2>/dev/null || skip "no nibabel"
+    /usr/bin/python3 - "$T/pr.nii.gz" "$T/p.nii.gz" <<'EOF'
+import sys, nibabel as nib, numpy as np
+p = np.asarray(nib.load(sys.argv[1]).dataobj)
+l = np.asarray(nib.load(sys.argv[2]).dataobj)
+assert p.shape[:3] == l.shape and p.shape[3] == 3, p.shape
+assert np.allclose(p.sum(3), 1, atol=1e-4)
+assert (p.argmax(3) == l).mean() > 0.999
+EOF
+}
+
+@test "--list writes DIR/ID.nii.gz for every entry" {
+    printf 'id\timage\ta\t%s\nb\t%s\n' "$D/n.nii.gz" "$D/n.nii.gz" | sed 's/^id\timage\ta\t/id\timage\na\t/' > "$T/l.tsv"
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --list "$T/l.tsv" -o "$T/out"
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    [ "$(geom "$T/out/a.nii.gz")" = "$(geom "$D/n.nii.gz")" ]
+    [ -s "$T/out/b.nii.gz" ]
+}
+
+@test "a channel count other than the model's is refused; no output left" {
+    run --separate-stderr dlt-infer -m "$D/m.dltm" "$D/n.nii.gz" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"2 channels, the model"*"expects 1"* ]]
+    [ "$(ls "$T" | wc -l)" -eq 0 ]
+}
+
+@test "raw HU input to a model trained on a CT window: a warning" {
+    run --separate-stderr dlt-infer -m "$D/m.dltm" "$D/ph/img0001.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"warning"*"far from what the model was trained on"*"ct=-1000,800"* ]]
+    run --separate-stderr dlt-infer -m "$D/m.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [[ "$stderr" != *"warning"* ]]
+}
+
+@test "missing or corrupt model and input files are named; nothing written" {
+    run --separate-stderr dlt-infer -m "$T/none.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"none.dltm"* ]]
+    head -c 500 "$D/m.dltm" > "$T/bad.dltm"
+    run --separate-stderr dlt-infer -m "$T/bad.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"bad.dltm"* ]]
+    run --separate-stderr dlt-infer -m "$D/m.dltm" "$T/nope.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"nope.nii.gz"* ]]
+    [ ! -e "$T/p.nii.gz" ]
+}
