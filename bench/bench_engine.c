@@ -10,7 +10,8 @@
  *   bench_engine conv  [--batch 2] [--patch 64] [--channels 16]
  * Options: --backend cpu|cpu-ref|cuda (cpu), --gflop G (nominal forward
  * GFLOP per patch, from the peer's flops mode; 0: not printed), --profile
- * (time per backend op kind, on stderr). Threads: DLT_THREADS or all cores.
+ * (time per backend op kind, on stderr), --filters (U-Net filters per scale,
+ * default 16,32,64,128). Threads: DLT_THREADS or all cores.
  * Times are medians over --steps runs after --warmup runs. */
 #include <getopt.h>
 #include <stdio.h>
@@ -200,17 +201,19 @@ static void profile_report(int runs)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_engine train|infer|conv [--backend cpu] [--batch N] [--patch P] [--steps S]\n"
-               "       [--warmup W] [--gflop G] [--channels C] [--loss ce|balanced-ce|dice|dice+ce] [--profile]\n");
+               "       [--warmup W] [--gflop G] [--channels C] [--loss ce|balanced-ce|dice|dice+ce] [--filters F,F,..]\n"
+               "       [--profile]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *backend = "cpu";
     int batch = -1, patch = 64, steps = 5, warmup = 2, profile = 0, channels = 16, loss_kind = DLT_LOSS_CE;
+    const char *filters = NULL;
     double gflop = 0;
     static const struct option lo[] = {{"backend", 1, 0, 'b'}, {"batch", 1, 0, 'n'},   {"patch", 1, 0, 'p'},
                                        {"steps", 1, 0, 's'},   {"warmup", 1, 0, 'w'},  {"gflop", 1, 0, 'g'},
-                                       {"profile", 0, 0, 'P'}, {"channels", 1, 0, 'c'}, {"help", 0, 0, 'h'},
+                                       {"profile", 0, 0, 'P'}, {"channels", 1, 0, 'c'}, {"filters", 1, 0, 'f'}, {"help", 0, 0, 'h'},
                                        {"loss", 1, 0, 'L'},
                                        {0, 0, 0, 0}};
     int o;
@@ -223,6 +226,7 @@ int main(int argc, char **argv)
         case 'w': warmup = atoi(optarg); break;
         case 'g': gflop = atof(optarg); break;
         case 'P': profile = 1; break;
+        case 'f': filters = optarg; break;
         case 'c': channels = atoi(optarg); break;
         case 'L':
             if ((loss_kind = dlt_loss_parse(optarg)) < 0) {
@@ -295,6 +299,10 @@ int main(int argc, char **argv)
     } else {
         dlt_net_config c;
         dlt_net_config_default(&c, DLT_NET_UNET, 1, 14);
+        if (filters && dlt_net_parse_filters(&c, filters)) {
+            dlt_error("--filters: %s", dlt_errmsg());
+            return 2;
+        }
         dlt_net *net = NULL;
         dlt_trainer *tr = NULL;
         rc = dlt_net_create(&c, be, 1, &net);
