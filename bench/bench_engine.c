@@ -1,6 +1,6 @@
 /* bench_engine.c - time the engine on this machine: a training step of
  * DLTK's default U-Net (filters 16,32,64,128, strides 1,2,2,2, 1 input
- * channel, 14 classes, CE loss, Adam) on a batch of 64^3 patches, a forward
+ * channel, 14 classes, CE loss or --loss, Adam) on a batch of 64^3 patches, a forward
  * pass, or one 3^3 convolution; prints one tab-separated line in the shape
  * of the PyTorch peer's (../shared/peers/torch_dltk_unet.py), so that
  * bench/engine.sh can set them side by side.
@@ -10,7 +10,8 @@
  *   bench_engine conv  [--batch 2] [--patch 64] [--channels 16]
  * Options: --backend cpu|cpu-ref|cuda (cpu), --gflop G (nominal forward
  * GFLOP per patch, from the peer's flops mode; 0: not printed), --profile
- * (time per backend op kind, on stderr). Threads: DLT_THREADS or all cores.
+ * (time per backend op kind, on stderr), --filters (U-Net filters per scale,
+ * default 16,32,64,128). Threads: DLT_THREADS or all cores.
  * Times are medians over --steps runs after --warmup runs. */
 #include <getopt.h>
 #include <stdio.h>
@@ -200,17 +201,20 @@ static void profile_report(int runs)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_engine train|infer|conv [--backend cpu] [--batch N] [--patch P] [--steps S]\n"
-               "       [--warmup W] [--gflop G] [--channels C] [--profile]\n");
+               "       [--warmup W] [--gflop G] [--channels C] [--loss ce|balanced-ce|dice|dice+ce] [--filters F,F,..]\n"
+               "       [--profile]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *backend = "cpu";
-    int batch = -1, patch = 64, steps = 5, warmup = 2, profile = 0, channels = 16;
+    int batch = -1, patch = 64, steps = 5, warmup = 2, profile = 0, channels = 16, loss_kind = DLT_LOSS_CE;
+    const char *filters = NULL;
     double gflop = 0;
     static const struct option lo[] = {{"backend", 1, 0, 'b'}, {"batch", 1, 0, 'n'},   {"patch", 1, 0, 'p'},
                                        {"steps", 1, 0, 's'},   {"warmup", 1, 0, 'w'},  {"gflop", 1, 0, 'g'},
-                                       {"profile", 0, 0, 'P'}, {"channels", 1, 0, 'c'}, {"help", 0, 0, 'h'},
+                                       {"profile", 0, 0, 'P'}, {"channels", 1, 0, 'c'}, {"filters", 1, 0, 'f'}, {"help", 0, 0, 'h'},
+                                       {"loss", 1, 0, 'L'},
                                        {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -222,7 +226,14 @@ int main(int argc, char **argv)
         case 'w': warmup = atoi(optarg); break;
         case 'g': gflop = atof(optarg); break;
         case 'P': profile = 1; break;
+        case 'f': filters = optarg; break;
         case 'c': channels = atoi(optarg); break;
+        case 'L':
+            if ((loss_kind = dlt_loss_parse(optarg)) < 0) {
+                fprintf(stderr, "bench_engine: error: %s: unknown loss\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -288,6 +299,10 @@ int main(int argc, char **argv)
     } else {
         dlt_net_config c;
         dlt_net_config_default(&c, DLT_NET_UNET, 1, 14);
+        if (filters && dlt_net_parse_filters(&c, filters)) {
+            dlt_error("--filters: %s", dlt_errmsg());
+            return 2;
+        }
         dlt_net *net = NULL;
         dlt_trainer *tr = NULL;
         rc = dlt_net_create(&c, be, 1, &net);
@@ -298,6 +313,7 @@ int main(int argc, char **argv)
         for (int64_t i = 0; i < batch * nvox; i++) x[i] = (float)dlt_rng_normal(&g), lab[i] = (int32_t)dlt_rng_below(&g, 14);
         dlt_train_config tc;
         dlt_train_config_default(&tc);
+        tc.loss.kind = loss_kind;
         if (!rc && train) rc = dlt_trainer_create(net, &tc, 1, &tr);
         for (int s = -warmup; s < steps && !rc; s++) {
             if (s == 0 && profile) memset(ptime, 0, sizeof ptime), memset(pcount, 0, sizeof pcount), memset(shp, 0, sizeof shp);
@@ -309,8 +325,8 @@ int main(int argc, char **argv)
         }
         if (!rc) {
             m = median(ts, steps);
-            printf("dlt %s\tthreads=%d\tnet=unet\tparams=%lld\t%s\tbatch=%d\tpatch=%d\t%s=%.4f\tpatches_per_s=%.3f",
-                   backend, dlt_threads(), (long long)dlt_net_count_trainable(net), mode, batch, patch,
+            printf("dlt %s\tthreads=%d\tnet=unet\tparams=%lld\t%s\tloss=%s\tbatch=%d\tpatch=%d\t%s=%.4f\tpatches_per_s=%.3f",
+                   backend, dlt_threads(), (long long)dlt_net_count_trainable(net), mode, dlt_loss_name(loss_kind), batch, patch,
                    train ? "s_per_step" : "s_per_batch", m, batch / m);
             if (gflop > 0) printf("\tgflop_per_s=%.1f", (train ? 3 : 1) * gflop * batch / m);
             printf("\n");

@@ -280,7 +280,16 @@ int dlt_infer_volume(const dlt_infer_config *c, const float *img, const int64_t 
             nb++;
         }
         if (nb == c->batch || (it == total && nb > 0)) {
-            rc = c->predict(c->predict_ctx, xb, nb, win, pb);
+            /* A short last batch after full ones is padded with zero windows
+             * (results unused): a new batch size would make the executor
+             * plan anew and oneDNN create new primitives (JIT), which costs
+             * more than the extra windows. */
+            int64_t np = nb;
+            if (nb < c->batch && done > 0) {
+                memset(xb + nb * c->channels * wv, 0, sizeof(float) * (size_t)((c->batch - nb) * c->channels * wv));
+                np = c->batch;
+            }
+            rc = c->predict(c->predict_ctx, xb, np, win, pb);
             if (rc) break;
             for (int64_t b = 0; b < nb; b++) {
                 const int64_t *m = items + 4 * b;

@@ -154,6 +154,30 @@ int dlt_listfile_column(const dlt_listfile *l, const char *name)
     return -1;
 }
 
+int dlt_listfile_numbered(const dlt_listfile *l, const char *prefix, int *cols, int max)
+{
+    size_t pl = strlen(prefix);
+    long order[256];
+    int n = 0;
+    if (max > 256) max = 256;
+    for (int i = 0; l->col && i < l->ncols && n < max; i++) {
+        const char *c = l->col[i];
+        if (strncasecmp(c, prefix, pl)) continue;
+        char *end;
+        long k = c[pl] ? strtol(c + pl, &end, 10) : 0;
+        if (c[pl] && (*end || k < 1)) continue;
+        int j = n++;
+        while (j > 0 && order[j - 1] > k) {
+            order[j] = order[j - 1];
+            cols[j] = cols[j - 1];
+            j--;
+        }
+        order[j] = k;
+        cols[j] = i;
+    }
+    return n;
+}
+
 const char *dlt_listfile_where(const dlt_listfile *l, int row)
 {
     static _Thread_local char buf[600];

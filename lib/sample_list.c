@@ -13,29 +13,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* The image columns of a header row: "image" or "image1", "image2"... in
- * number order; returns their count. */
-static int image_columns(const dlt_listfile *l, int *imgcol, int max)
-{
-    int order[256], n = 0;
-    for (int i = 0; i < l->ncols && n < max; i++) {
-        const char *c = l->col[i];
-        if (strncasecmp(c, "image", 5)) continue;
-        char *end;
-        long k = c[5] ? strtol(c + 5, &end, 10) : 0;
-        if (c[5] && (*end || k < 1)) continue;
-        int j = n++;
-        while (j > 0 && order[j - 1] > k) {
-            order[j] = order[j - 1];
-            imgcol[j] = imgcol[j - 1];
-            j--;
-        }
-        order[j] = (int)k;
-        imgcol[j] = i;
-    }
-    return n;
-}
-
 int dlt_sample_list_read(const char *path, dlt_subject **out, int *nout)
 {
     static const char *const names[] = {"id", NULL};
@@ -49,7 +26,7 @@ int dlt_sample_list_read(const char *path, dlt_subject **out, int *nout)
     if (l.col) {
         idcol = dlt_listfile_column(&l, "id");
         labcol = dlt_listfile_column(&l, "label");
-        nimg = image_columns(&l, imgcol, 256);
+        nimg = dlt_listfile_numbered(&l, "image", imgcol, 256);
         if (!nimg) rc = dlt_err(DLT_EFORMAT, "%s: header names no image column (want id, image or image1.., label)", path);
     } else if (l.ncols < 3) {
         rc = dlt_err(DLT_EFORMAT, "%s: want id, image(s) and label separated by tabs (or a header row "

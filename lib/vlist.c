@@ -8,25 +8,13 @@
 #include <unistd.h>
 
 #include "dlt/core.h"
+#include "dlt/listfile.h"
 
 static char *xstrdup(const char *s)
 {
     char *d = malloc(strlen(s) + 1);
     if (d) strcpy(d, s);
     return d;
-}
-
-/* dir of the list + rel, unless rel is absolute or "-". */
-static char *resolve(const char *list, const char *rel)
-{
-    if (rel[0] == '/' || !strcmp(rel, "-")) return xstrdup(rel);
-    const char *slash = strrchr(list, '/');
-    size_t dl = slash ? (size_t)(slash - list) + 1 : 0;
-    char *p = malloc(dl + strlen(rel) + 1);
-    if (!p) return NULL;
-    memcpy(p, list, dl);
-    strcpy(p + dl, rel);
-    return p;
 }
 
 void dlt_vlist_free(dlt_vlist *l)
@@ -43,111 +31,44 @@ void dlt_vlist_free(dlt_vlist *l)
     memset(l, 0, sizeof *l);
 }
 
-#define MAXCOL 64
-
-static int split(char *line, char **f)
-{
-    int n = 0;
-    char *s = line;
-    for (;;) {
-        if (n == MAXCOL) return n;
-        f[n++] = s;
-        char *t = strchr(s, '\t');
-        if (!t) break;
-        *t = 0;
-        s = t + 1;
-    }
-    return n;
-}
-
 int dlt_vlist_read(const char *path, dlt_vlist *l)
 {
+    static const char *const names[] = {"id", NULL};
     memset(l, 0, sizeof *l);
-    FILE *f = fopen(path, "r");
-    if (!f) return dlt_err(DLT_EIO, "%s: %s", path, strerror(errno));
+    dlt_listfile t;
+    int rc = dlt_listfile_read(path, names, &t);
+    if (rc) return rc;
+    /* columns: from the header, else id, image (2 columns) or id, images..., label */
+    int cid = 0, clab = -1, nimg = 0, cimg[256];
+    if (t.col) {
+        cid = dlt_listfile_column(&t, "id");
+        clab = dlt_listfile_column(&t, "label");
+        nimg = dlt_listfile_numbered(&t, "image", cimg, 256);
+        if (!nimg) rc = dlt_err(DLT_EFORMAT, "%s: the header row names no image column", path);
+    } else if (t.ncols < 2) {
+        rc = dlt_err(DLT_EFORMAT, "%s: expected id and image columns (tab-separated)", dlt_listfile_where(&t, 0));
+    } else {
+        clab = t.ncols >= 3 ? t.ncols - 1 : -1;
+        nimg = t.ncols >= 3 ? t.ncols - 2 : 1;
+        for (int k = 0; k < nimg; k++) cimg[k] = 1 + k;
+    }
     l->path = xstrdup(path);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int lineno = 0, rc = 0, header = 0, cid = 0, clab = -1, nimg = 0, cimg[MAXCOL];
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0 || line[0] == '#') continue;
-        char *fld[MAXCOL];
-        int nf = split(line, fld);
-        if (!header && !l->n && !strcmp(fld[0], "id")) {
-            header = 1;
-            nimg = 0;
-            for (int k = 0; k < nf; k++) {
-                if (!strcmp(fld[k], "id")) cid = k;
-                else if (!strcmp(fld[k], "label")) clab = k;
-                else if (!strncmp(fld[k], "image", 5)) cimg[nimg++] = k;
-            }
-            /* image1, image2...: in their numeric order (image alone first) */
-            for (int a = 0; a < nimg; a++)
-                for (int b = a + 1; b < nimg; b++)
-                    if (atoi(fld[cimg[b]] + 5) < atoi(fld[cimg[a]] + 5)) {
-                        int t = cimg[a];
-                        cimg[a] = cimg[b], cimg[b] = t;
-                    }
-            if (!nimg) {
-                rc = dlt_err(DLT_EFORMAT, "%s:%d: the header row names no image column", path, lineno);
-                break;
-            }
-            continue;
-        }
-        if (!header) {
-            if (nf < 2) {
-                rc = dlt_err(DLT_EFORMAT, "%s:%d: expected id and image columns (tab-separated)", path, lineno);
-                break;
-            }
-            cid = 0;
-            clab = nf >= 3 ? nf - 1 : -1;
-            nimg = nf >= 3 ? nf - 2 : 1;
-            for (int k = 0; k < nimg; k++) cimg[k] = 1 + k;
-        }
-        int need = clab > cid ? clab : cid;
-        for (int k = 0; k < nimg; k++)
-            if (cimg[k] > need) need = cimg[k];
-        if (nf <= need) {
-            rc = dlt_err(DLT_EFORMAT, "%s:%d: %d columns, expected %d", path, lineno, nf, need + 1);
-            break;
-        }
-        dlt_vlist_entry *ne = realloc(l->e, sizeof *ne * (size_t)(l->n + 1));
-        if (!ne) {
-            rc = dlt_err(DLT_ENOMEM, "out of memory");
-            break;
-        }
-        l->e = ne;
+    l->e = rc ? NULL : calloc((size_t)t.nrows, sizeof *l->e);
+    if (!rc && (!l->e || !l->path)) rc = dlt_err(DLT_ENOMEM, "out of memory");
+    for (int r = 0; !rc && r < t.nrows; r++) {
         dlt_vlist_entry *e = &l->e[l->n++];
-        memset(e, 0, sizeof *e);
-        e->line = lineno;
-        e->id = xstrdup(fld[cid]);
+        e->line = t.line[r];
+        e->id = xstrdup(t.cell[r][cid]);
         e->image = calloc((size_t)nimg, sizeof(char *));
         if (!e->id || !e->image) {
             rc = dlt_err(DLT_ENOMEM, "out of memory");
             break;
         }
-        for (int k = 0; k < nimg; k++) {
-            e->image[e->nimages++] = resolve(path, fld[cimg[k]]);
-            if (access(e->image[k], R_OK)) {
-                rc = dlt_err(DLT_EIO, "%s:%d: %s: %s", path, lineno, e->image[k], strerror(errno));
-                break;
-            }
-        }
-        if (rc) break;
-        if (clab >= 0 && *fld[clab]) {
-            e->label = resolve(path, fld[clab]);
-            if (access(e->label, R_OK)) {
-                rc = dlt_err(DLT_EIO, "%s:%d: %s: %s", path, lineno, e->label, strerror(errno));
-                break;
-            }
-        }
+        for (int k = 0; k < nimg && !rc; k++)
+            if (!(rc = dlt_listfile_path(&t, r, cimg[k], 1, &e->image[k]))) e->nimages++;
+        if (!rc && clab >= 0 && *t.cell[r][clab]) rc = dlt_listfile_path(&t, r, clab, 1, &e->label);
     }
-    free(line);
-    fclose(f);
-    if (!rc && l->n == 0) rc = dlt_err(DLT_EFORMAT, "%s: no entries", path);
+    dlt_listfile_free(&t);
     if (rc) dlt_vlist_free(l);
     return rc;
 }

@@ -231,7 +231,7 @@ static int fast_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64
     t->priv = p;
     p->role = role;
     if (role == DLT_T_ACT) {
-        t->fmt = c >= 8 ? FF_BLK : FF_PLAIN;
+        t->fmt = c >= 2 ? FF_BLK : FF_PLAIN;
         fast_act_md(t, t->fmt, &p->md);
         fast_act_md(t, FF_PLAIN, &p->plain_md);
         p->cap = (int64_t)dnnl_memory_desc_get_size(&p->md);

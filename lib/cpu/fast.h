@@ -2,10 +2,13 @@
  * by its files only.
  *
  * One layout from the first layer to the last: activations (role ACT) with
- * 8 or more channels live in oneDNN's blocked nCdhw16c, the channel count
+ * 2 or more channels live in oneDNN's blocked nCdhw16c, the channel count
  * padded up to a multiple of 16 with zeros (14 classes use 16 lanes, 2 of
- * them always zero); thinner ones (the 1-channel input) stay plain NCDHW,
- * which is what oneDNN's first-layer kernels read. Every kernel of this
+ * them always zero; 4 or 8 filters use 16 lanes too, since oneDNN's plain
+ * or 8-lane kernels for them are its reference code); 1-channel tensors (the
+ * usual input) stay plain NCDHW, which is what oneDNN's first-layer kernels
+ * read. A convolution whose blocked input has fewer channels than its lanes
+ * tells oneDNN the padded count (fast_conv.c geo_prim). Every kernel of this
  * backend keeps the padded lanes at zero, so whole-buffer elementwise loops
  * (add, copy, optimiser) need no masks. A layout is seen as blocks of B
  * channels (B = 16 or 1): element (n, c, s) of a tensor with spatial size S

@@ -22,6 +22,7 @@ enum { K_FWD = 1, K_BWD_DATA, K_BWD_WEIGHTS };
 /* The geometry of one call. */
 typedef struct cgeo {
     int tr, g, bias;
+    int64_t ipad; /* >0: the op's input channels as oneDNN is told them (padded lanes, see geo_prim) */
     const dlt_tensor *big, *small, *w;
     dnnl_dims_t st, pl, pr;
 } cgeo;
@@ -63,6 +64,7 @@ static void geo_wmd(const cgeo *G, int any, dnnl_memory_desc_t *md)
     int nd;
     /* oneDNN: conv weights {O, I}, deconv weights {O = convt output ch, I = convt input ch} */
     int64_t O = G->tr ? w->c * G->g : w->n, I = G->tr ? w->n : w->c * G->g;
+    if (any && G->ipad > 0) I = G->ipad;
     if (G->g == 1) {
         d[0] = O, d[1] = I, d[2] = w->d, d[3] = w->h, d[4] = w->w, nd = 5;
     } else {
@@ -145,15 +147,10 @@ static dnnl_status_t geo_desc(const cgeo *G, int kind, const dnnl_memory_desc_t 
                                                          G->pl, G->pr);
 }
 
-/* The cached primitive for (kind, geometry, activation layouts), made on
- * first use: weights 'any', so oneDNN picks its layout (in p->wmd). */
-static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
-                           const dnnl_memory_desc_t *smd)
+/* A primitive descriptor for (kind, geometry, activation layouts), weights 'any'. */
+static dnnl_status_t geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
+                            const dnnl_memory_desc_t *smd, dnnl_primitive_desc_t *pdp)
 {
-    int64_t key[96];
-    size_t klen = geo_key(key, kind, G, bmd, smd);
-    fast_prim *p = fast_cache_get(cx, key, klen);
-    if (p) return p;
     union {
         dnnl_convolution_desc_t c;
         dnnl_deconvolution_desc_t d;
@@ -176,6 +173,49 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
     }
     if (hint) dnnl_primitive_desc_destroy(hint);
     if (attr) dnnl_primitive_attr_destroy(attr);
+    *pdp = s == dnnl_success ? pd : NULL;
+    return s;
+}
+
+/* The cached primitive for (kind, geometry, activation layouts), made on
+ * first use: weights 'any', so oneDNN picks its layout (in p->wmd). */
+static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
+                           const dnnl_memory_desc_t *smd)
+{
+    int64_t key[96];
+    size_t klen = geo_key(key, kind, G, bmd, smd);
+    fast_prim *p = fast_cache_get(cx, key, klen);
+    if (p) return p;
+    dnnl_memory_desc_t bimd, *bip = NULL;
+    if (G->bias) bias_md(G->tr ? G->big->c : G->small->c, &bimd), bip = &bimd;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = geo_pd(cx, kind, G, bmd, smd, &pd);
+    /* oneDNN's jit kernels refuse a blocked input whose channels are not a
+     * multiple of 16 (8 filters: its reference code, ~1000x slower). The
+     * padded lanes are zero, so the same bytes read as 16*ceil(C/16)
+     * channels, with the weights' extra input channels zero (reorders into
+     * padded layouts zero them; their gradients come out zero): the same op. */
+    cgeo P = *G;
+    dnnl_memory_desc_t pin;
+    const dnnl_memory_desc_t *in = G->tr ? smd : bmd;
+    if (s == dnnl_success && G->g == 1 && !strncmp(fast_impl_name(pd), "ref", 3) && in->format_kind == dnnl_blocked &&
+        in->ndims == 5 && in->padded_dims[1] > in->dims[1]) {
+        pin = *in;
+        pin.dims[1] = pin.padded_dims[1];
+        P.ipad = pin.dims[1];
+        dnnl_primitive_desc_t pd2 = NULL;
+        if (geo_pd(cx, kind, &P, G->tr ? bmd : &pin, G->tr ? &pin : smd, &pd2) == dnnl_success) {
+            if (strncmp(fast_impl_name(pd2), "ref", 3)) {
+                dnnl_primitive_desc_destroy(pd);
+                pd = pd2;
+                if (G->tr) smd = &pin;
+                else bmd = &pin;
+                G = &P;
+            } else {
+                dnnl_primitive_desc_destroy(pd2);
+            }
+        }
+    }
     if (s != dnnl_success) {
         fast_dnnl_err(s, "convolution primitive");
         return NULL;
@@ -202,6 +242,7 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
         if (bip) args[n] = DNNL_ARG_DIFF_BIAS, mds[n++] = bip;
     }
     dnnl_memory_desc_t wcopy = *wq;
+    if (G->ipad > 0) wcopy.dims[1] = G->tr ? G->w->n : G->w->c; /* same bytes, the weight's true dims */
     dlt_log(DLT_LOG_DEBUG, "backend cpu: %s%s %s", G->tr ? "deconvolution" : "convolution",
             kind == K_FWD ? "" : kind == K_BWD_DATA ? " backward data" : " backward weights", fast_impl_name(pd));
     p = fast_cache_put(cx, key, klen, pd, n, args, mds);

@@ -1,14 +1,14 @@
 /* cpu/fast_ops.c - the rest of the table on the fast path: max pooling,
- * channel padding and concatenation, add/copy, softmax, the cross-entropy
- * loss (other losses run on the reference) and the optimiser step, as own
- * OpenMP loops over the blocked layout. Sums are formed per work item in
- * double and combined in a fixed order (thread-count independent). */
+ * channel padding and concatenation, add/copy, softmax and the optimiser
+ * step, as own OpenMP loops over the blocked layout (the losses are in
+ * fast_loss.c). */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu/fast.h"
+#include "cpu/fast_softmax.h"
 
 #ifdef DLT_HAVE_DNNL
 
@@ -230,67 +230,7 @@ int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum
     return fast_reorder(cx, &pd->plain_md, plain, &pd->md, dst->data, accum);
 }
 
-/* ------------------------------------------------------------ softmax, loss */
-
-/* exp(x) for x <= 0 (softmax after subtracting the maximum): 2^(x log2 e)
- * split into 2^n * 2^f, f in [-1/2, 1/2], with Cephes' exp2f polynomial;
- * relative error a few 1e-7, and it vectorises (libm's expf does not). */
-INL float fexp(float x)
-{
-    x = x < -87.f ? -87.f : x;
-    const float t = x * 1.44269504088896341f;
-    const float fi = floorf(t + 0.5f);
-    const float f = t - fi;
-    float p = 1.535336188319500e-4f;
-    p = p * f + 1.339887440266574e-3f;
-    p = p * f + 9.618437357674640e-3f;
-    p = p * f + 5.550332471162809e-2f;
-    p = p * f + 2.402264791363012e-1f;
-    p = p * f + 6.931472028550421e-1f;
-    p = p * f + 1.f;
-    union {
-        uint32_t u;
-        float f;
-    } sc;
-    sc.u = (uint32_t)((int32_t)fi + 127) << 23;
-    return p * sc.f;
-}
-
-/* Softmax of the C values of one voxel, channel c at z[(c/B)*bs + c%B]:
- * p[c] = exp(z - max), *sum_out = sum p. */
-INL void vox_softmax(const float *z, int64_t C, int64_t B, int64_t bs, float *p, float *mx_out, double *sum_out)
-{
-    float mx = -INFINITY;
-    for (int64_t c = 0; c < C; c++) {
-        float v = z[(c / B) * bs + c % B];
-        p[c] = v;
-        mx = v > mx ? v : mx;
-    }
-    double s = 0;
-    for (int64_t c = 0; c < C; c++) {
-        p[c] = fexp(p[c] - mx);
-        s += p[c];
-    }
-    *mx_out = mx;
-    *sum_out = s;
-}
-
-/* The same for C <= 16 classes in one 16-lane block (the usual case):
- * e[16] (zero past C), returns the sum. */
-INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
-{
-    float mx = -INFINITY;
-    for (int l = 0; l < 16; l++)
-        if (l < C) mx = z[l] > mx ? z[l] : mx;
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int l = 0; l < 16; l++) {
-        e[l] = l < C ? fexp(z[l] - mx) : 0.f;
-        s += e[l];
-    }
-    *mx_out = mx;
-    return s;
-}
+/* ------------------------------------------------------------ softmax */
 
 FAST_SIMD int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
 {
@@ -330,98 +270,6 @@ FAST_SIMD int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor 
         free(p);
     }
     return bad ? dlt_err(DLT_ENOMEM, "cpu: out of memory") : 0;
-}
-
-static int loss_fb(fast_ctx *cx, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
-                   double *value, dlt_tensor *dlogits)
-{
-    fast_fb_note(cx, FOP_LOSS, "loss", dlt_errmsg());
-    dlt_backend *r = cx->ref;
-    dlt_tensor tl = {0}, tb = {0}, td = {0};
-    int rc = fast_fb_twin(cx, logits, &tl, 1);
-    if (!rc) rc = fast_fb_twin(cx, labels, &tb, 1);
-    if (!rc) rc = fast_fb_twin(cx, dlogits, &td, 0);
-    if (!rc) rc = r->loss(r, ld, &tl, &tb, value, dlogits ? &td : NULL);
-    int e = fast_fb_back(cx, &td, dlogits, !rc);
-    fast_fb_back(cx, &tl, NULL, 0), fast_fb_back(cx, &tb, NULL, 0);
-    return rc ? rc : e;
-}
-
-FAST_SIMD int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
-                        double *value, dlt_tensor *dlogits)
-{
-    fast_ctx *cx = FAST_CTX(be);
-    if (ld->kind < DLT_LOSS_CE || ld->kind > DLT_LOSS_DICE_CE)
-        return dlt_err(DLT_EINVAL, "loss: unknown loss kind %d", ld->kind);
-    if (labels->n != logits->n || labels->c != 1 || labels->d != logits->d || labels->h != logits->h ||
-        labels->w != logits->w)
-        return dlt_err(DLT_ESHAPE, "loss: labels are not [N,1,D,H,W] of the logits");
-    if (dlogits && (!shape_eq(logits, dlogits) || dlogits->fmt != logits->fmt))
-        return dlt_err(DLT_ESHAPE, "loss: dlogits shape differs");
-    if (ld->kind != DLT_LOSS_CE || !is_act(logits)) {
-        dlt_err(DLT_EUNSUP, "only cross-entropy is native");
-        return loss_fb(cx, ld, logits, labels, value, dlogits);
-    }
-    const fast_lay l = fast_lay_of(logits);
-    const int32_t *lab = labels->data;
-    for (int64_t n = 0; n < l.n; n++)
-        for (int64_t i = 0; i < l.s; i++) {
-            int32_t v = lab[n * l.s + i];
-            if (v < 0 || v >= l.c)
-                return dlt_err(DLT_EINVAL, "label %d at voxel %lld of sample %lld is outside the %lld classes", v,
-                               (long long)i, (long long)n, (long long)l.c);
-        }
-    const int64_t bs = l.s * l.b, chunk = 4096, nch = (l.s + chunk - 1) / chunk, items = l.n * nch;
-    const double M = (double)(l.n * l.s);
-    const float invM = (float)(1.0 / M);
-    double *part = calloc((size_t)items, sizeof(double));
-    if (!part) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
-    const float *xd = logits->data;
-    float *gd = dlogits ? dlogits->data : NULL;
-    const int one_block = l.b == 16 && l.cb == 1;
-    int bad = 0;
-#pragma omp parallel num_threads(cx->nthr)
-    {
-        float *p = malloc(sizeof(float) * (size_t)(l.c > 16 ? l.c : 16));
-        if (!p) bad = 1;
-#pragma omp for schedule(static)
-        for (int64_t it = 0; it < items; it++) {
-            if (!p) continue;
-            const int64_t n = it / nch, s0 = (it % nch) * chunk, s1 = s0 + chunk < l.s ? s0 + chunk : l.s;
-            double acc = 0;
-            for (int64_t s = s0; s < s1; s++) {
-                const int64_t o = n * l.cb * bs + s * l.b;
-                const int32_t y = lab[n * l.s + s];
-                if (one_block) {
-                    float mx;
-                    const float sum = vox_softmax16(xd + o, l.c, p, &mx);
-                    acc += log((double)sum) + mx - xd[o + y];
-                    if (gd) {
-                        const float r = invM / sum;
-#pragma omp simd
-                        for (int q = 0; q < 16; q++) gd[o + q] = p[q] * r - (q == y ? invM : 0.f);
-                    }
-                    continue;
-                }
-                float mx;
-                double sum;
-                vox_softmax(xd + o, l.c, l.b, bs, p, &mx, &sum);
-                acc += log(sum) + mx - xd[o + (y / l.b) * bs + y % l.b];
-                if (gd) {
-                    const float r = (float)(1.0 / sum);
-                    for (int64_t c = 0; c < l.c; c++) gd[o + (c / l.b) * bs + c % l.b] = (p[c] * r - (c == y)) * invM;
-                }
-            }
-            part[it] = acc;
-        }
-        free(p);
-    }
-    double tot = 0;
-    for (int64_t i = 0; i < items; i++) tot += part[i];
-    free(part);
-    if (bad) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
-    *value = tot / M;
-    return 0;
 }
 
 /* ------------------------------------------------------------ optimiser */

@@ -48,7 +48,9 @@ typedef struct dlt_infer_config {
     double overlap;      /* [0, 1): fraction of the window shared by neighbours */
     int blend;           /* DLT_BLEND_* */
     double sigma_frac;   /* Gaussian sigma as a fraction of the window (0.125) */
-    int batch;           /* windows per predict call (>= 1) */
+    int batch;           /* windows per predict call (>= 1); a short last batch
+                            after full ones is padded with zero windows (one
+                            shape for every call: no new plan or primitives) */
     int flips;           /* mirroring TTA: bit 0 x, bit 1 y, bit 2 z; every
                             subset of these axes is predicted (0: none; 7: 8 passes) */
     int pad;             /* DLT_INFER_PAD_* */

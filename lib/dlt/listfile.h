@@ -26,6 +26,11 @@ void dlt_listfile_free(dlt_listfile *l);
 /* The column named `name` (ignoring case), or -1 (also without a header). */
 int dlt_listfile_column(const dlt_listfile *l, const char *name);
 
+/* Columns named `prefix` or `prefix`1, `prefix`2, ... (ignoring case), in
+ * number order (the bare name first): e.g. the channels image, image1,
+ * image2. Fills cols (up to max) and returns their count; 0 without a header. */
+int dlt_listfile_numbered(const dlt_listfile *l, const char *prefix, int *cols, int max);
+
 /* The path in cell (row, col) resolved against the list's folder (absolute
  * paths and "-" unchanged), newly allocated in *out (free()). must_exist:
  * fail unless it is readable, with "LIST:LINE: PATH: no such file". */

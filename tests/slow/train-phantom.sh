@@ -5,13 +5,13 @@
 # phantoms with dlt-infer, score with dlt-dice and require a mean foreground
 # Dice above MIN (default 0.8). Prints the per-class summary.
 # Env: STEPS (default 600), TRAIN (subjects, 8), TEST (held out, 2),
-# PATCH (32), BATCH (4), FILTERS (8,16,32,64), STRIDES (1,2,2,2), MIN (0.8),
+# PATCH (32), BATCH (4), FILTERS (16,32,64), STRIDES (1,2,2), MIN (0.8),
 # KEEP=DIR keeps the work directory.
 set -eu
 cd "$(dirname "$0")/../.."
 PATH="$PWD/bin:$PATH"
 STEPS=${STEPS:-600} TRAIN=${TRAIN:-8} TEST=${TEST:-2} PATCH=${PATCH:-32} BATCH=${BATCH:-4}
-FILTERS=${FILTERS:-8,16,32,64} STRIDES=${STRIDES:-1,2,2,2} MIN=${MIN:-0.8}
+FILTERS=${FILTERS:-16,32,64} STRIDES=${STRIDES:-1,2,2} MIN=${MIN:-0.8}
 W=${KEEP:-$(mktemp -d)}
 mkdir -p "$W"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
@@ -28,7 +28,7 @@ done
 t0=$(date +%s)
 dlt-sample -q --list "$W/train.tsv" --patch "$PATCH" --sampler balanced --shuffle --flip x --seed 1 \
     | dlt-train -q --filters "$FILTERS" --strides "$STRIDES" --batch "$BATCH" --steps "$STEPS" --lr 0.003 \
-        --log "$W/log.tsv" --log-every 50 -o "$W/m.dltm"
+        --log "$W/log.tsv" --log-every 25 -o "$W/m.dltm"
 t1=$(date +%s)
 dlt-infer -q -m "$W/m.dltm" --list "$W/test.tsv" -o "$W/pred"
 printf 'case\tpred\tref\n' > "$W/pairs.tsv"

@@ -115,14 +115,22 @@ int main(void)
     conv_case("16->14 k1 (head)", 2, 16, 14, 1, (int[3]){6, 6, 6}, k1, s1, 0, 51);
     conv_case("14->48 k3,4,4 s1,2,2", 2, 14, 48, 1, (int[3]){5, 8, 6}, kan, san, 0, 61);
     conv_case("32->32 k3 s2 odd size", 1, 32, 32, 1, (int[3]){9, 7, 8}, k3, s2, 0, 71);
-    conv_case("4->8 k3 plain input", 2, 4, 8, 1, (int[3]){6, 7, 5}, k3, s1, 0, 81);
+    conv_case("4->8 k3 (4 lanes of 16)", 2, 4, 8, 1, (int[3]){6, 7, 5}, k3, s1, 0, 81);
     conv_case("16->24 k3 bias", 1, 16, 24, 1, (int[3]){5, 6, 7}, k3, s1, 1, 91);
     conv_case("16->16 k3 groups 4", 1, 16, 16, 4, (int[3]){6, 6, 6}, k3, s1, 0, 101);
     conv_case("32->32 k2 s2 even kernel", 1, 32, 32, 1, (int[3]){8, 6, 4}, k2, s2, 0, 111);
+    /* blocked inputs of fewer than 16 channels: oneDNN's jit refuses them,
+     * so the fast path reads them as 16 channels (fast_conv.c geo_prim) */
+    conv_case("8->8 k3 (8 filters) bias", 2, 8, 8, 1, (int[3]){7, 6, 8}, k3, s1, 1, 181);
+    conv_case("8->16 k4 s2", 2, 8, 16, 1, (int[3]){8, 6, 8}, k4, s2, 0, 191);
+    conv_case("12->8 k3", 1, 12, 8, 1, (int[3]){5, 6, 7}, k3, s1, 0, 201);
+    conv_case("24->8 k3 odd size", 1, 24, 8, 1, (int[3]){5, 7, 6}, k3, s1, 0, 211);
+    convt_case("convt dense 8->8 k4 s2 bias", 2, 8, 8, 1, (int[3]){3, 4, 3}, k4, s2, 1, 221);
     convt_case("upsample dw 32 k4 s2", 2, 32, 32, 32, (int[3]){4, 4, 4}, k4, s2, 0, 121);
     convt_case("upsample dw 14 k4 s2", 1, 14, 14, 14, (int[3]){3, 4, 5}, k4, s2, 0, 131);
     convt_case("upsample dw 16 k2,4,4 s1,2,2", 1, 16, 16, 16, (int[3]){5, 3, 4}, (int[3]){2, 4, 4}, san, 0, 141);
-    convt_case("upsample dw 4 plain k4 s2 bias", 2, 4, 4, 4, (int[3]){3, 3, 3}, k4, s2, 1, 151);
+    convt_case("upsample dw 4 (4 lanes of 16) k4 s2 bias", 2, 4, 4, 4, (int[3]){3, 3, 3}, k4, s2, 1, 151);
+    convt_case("upsample dw 1 plain k4 s2 bias", 2, 1, 1, 1, (int[3]){3, 4, 3}, k4, s2, 1, 231);
     convt_case("convt dense 16->8 k4 s2", 2, 16, 8, 1, (int[3]){4, 3, 4}, k4, s2, 0, 161);
     convt_case("convt dense 14->32 k3 s2 bias", 1, 14, 32, 1, (int[3]){3, 4, 3}, k3, s2, 1, 171);
     ft_done();

@@ -107,6 +107,7 @@ int main(void)
         return check_done();
     }
     step_case("U-Net 16,32,64 strides 1,2,2", DLT_NET_UNET, "16,32,64", "1,2,2", 16, 16, 16);
+    step_case("U-Net 8,16 (8 filters: padded to 16 lanes)", DLT_NET_UNET, "8,16", "1,2", 8, 8, 8);
     step_case("FCN 16,32 strides 1,1x2x2", DLT_NET_FCN, "16,32", "1,2x2x1", 12, 8, 6);
     ft_done();
     return check_done();

@@ -42,6 +42,17 @@ static void pos_probs(const float *x, const int64_t win[3], int64_t v, float *p)
     for (int c = 0; c < nclasses; c++) p[c] = (float)(e[c] / s);
 }
 
+/* pred_identity, recording the batch sizes it is called with (ctx: int64_t[3]
+ * = calls, smallest nb, largest nb). */
+static int pred_count(void *ctx, const float *x, int64_t nb, const int64_t win[3], float *probs)
+{
+    int64_t *k = ctx;
+    k[0]++;
+    if (nb < k[1]) k[1] = nb;
+    if (nb > k[2]) k[2] = nb;
+    return pred_identity(NULL, x, nb, win, probs);
+}
+
 static int pred_pos(void *ctx, const float *x, int64_t nb, const int64_t win[3], float *probs)
 {
     int64_t wv = win[0] * win[1] * win[2];
@@ -222,6 +233,32 @@ int main(void)
         int64_t b = dlt_infer_work_bytes(&c, d2);
         CHECK(b < (int64_t)1100 << 20 && b > (int64_t)900 << 20,
               "512x512x300, 14 classes: accumulator %.0f MiB (64 slices, not 300)", (double)b / (1 << 20));
+    }
+
+    /* a short last batch is padded: every call has the full batch size
+     * (one plan, one set of primitives), the labels are those of batch 1;
+     * a single short batch (fewer windows than the batch) is not padded */
+    {
+        dlt_infer_config c;
+        dlt_infer_config_default(&c);
+        c.window[0] = c.window[1] = c.window[2] = 4;
+        c.channels = 1, c.classes = nclasses, c.predict = pred_count;
+        int64_t d[3] = {8, 8, 8}, nv = 512;
+        float img[512];
+        for (int64_t v = 0; v < nv; v++) img[v] = (float)((v * 7) % 5);
+        uint16_t l1[512], l4[512];
+        int64_t k1[3] = {0, 99, 0}, k4[3] = {0, 99, 0}, kw[3] = {0, 99, 0};
+        c.predict_ctx = k1, c.batch = 1;
+        int rc = dlt_infer_volume(&c, img, d, l1, NULL);
+        c.predict_ctx = k4, c.batch = 4;
+        rc = rc ? rc : dlt_infer_volume(&c, img, d, l4, NULL);
+        CHECK(rc == 0 && k1[0] == 27 && k4[0] == 7 && k4[1] == 4 && k4[2] == 4 && !memcmp(l1, l4, sizeof l1),
+              "27 windows, batch 4: 7 calls all of 4 windows (%lld calls, nb %lld..%lld), labels as batch 1",
+              (long long)k4[0], (long long)k4[1], (long long)k4[2]);
+        c.window[0] = c.window[1] = c.window[2] = 8, c.predict_ctx = kw;
+        rc = dlt_infer_volume(&c, img, d, l4, NULL);
+        CHECK(rc == 0 && kw[0] == 1 && kw[1] == 1 && kw[2] == 1, "one window, batch 4: one call of 1 window (nb %lld)",
+              (long long)kw[2]);
     }
 
     /* bad configurations */
