@@ -24,6 +24,19 @@
 #include <zlib.h>
 
 enum { LABEL_AUTO, LABEL_YES, LABEL_NO };
+/* A histogram over class ids as a JSON object {"id": count} of the non-zero bins. */
+static void jw_histogram(dlt_jw *j, const char *name, const int64_t *hist)
+{
+    dlt_jw_object(j, name);
+    for (int k = 0; k < 65536; k++)
+        if (hist[k]) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", k);
+            dlt_jw_int(j, key, hist[k]);
+        }
+    dlt_jw_end(j);
+}
+
 static int opt_json, opt_label = LABEL_AUTO;
 
 /* A summary under construction: human text and JSON side by side. */
@@ -200,14 +213,7 @@ static int summarise_volume(const char *path, const char *name, out *o)
     dlt_jw_int(j, "non_finite", nnan);
     dlt_jw_bool(j, "label", is_label);
     if (is_label) {
-        dlt_jw_object(j, "label_voxels");
-        for (int k = 0; k < 65536; k++)
-            if (hist[k]) {
-                char key[16];
-                snprintf(key, sizeof key, "%d", k);
-                dlt_jw_int(j, key, hist[k]);
-            }
-        dlt_jw_end(j);
+        jw_histogram(j, "label_voxels", hist);
     }
     dlt_jw_end(j);
     free(hist);
@@ -369,22 +375,8 @@ static int summarise_stream(dlt_patch_reader *r, const char *name, out *o)
         dlt_jw_double(j, "max", vmax);
         dlt_jw_double(j, "mean", vn ? vsum / (double)vn : NAN);
     }
-    dlt_jw_object(j, "class_voxels");
-    for (int k = 0; k < 65536; k++)
-        if (hist[k]) {
-            char key[16];
-            snprintf(key, sizeof key, "%d", k);
-            dlt_jw_int(j, key, hist[k]);
-        }
-    dlt_jw_end(j);
-    dlt_jw_object(j, "class_centres");
-    for (int k = 0; k < 65536; k++)
-        if (centre[k]) {
-            char key[16];
-            snprintf(key, sizeof key, "%d", k);
-            dlt_jw_int(j, key, centre[k]);
-        }
-    dlt_jw_end(j);
+    jw_histogram(j, "class_voxels", hist);
+    jw_histogram(j, "class_centres", centre);
     if (nlab) {
         dlt_jw_object(j, "foreground_fraction");
         dlt_jw_double(j, "min", fmin);
