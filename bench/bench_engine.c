@@ -202,19 +202,19 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_engine train|infer|conv [--backend cpu] [--batch N] [--patch P] [--steps S]\n"
                "       [--warmup W] [--gflop G] [--channels C] [--loss ce|balanced-ce|dice|dice+ce] [--filters F,F,..]\n"
-               "       [--profile]\n");
+               "       [--profile] [--precision fp32|bf16|tf32]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *backend = "cpu";
     int batch = -1, patch = 64, steps = 5, warmup = 2, profile = 0, channels = 16, loss_kind = DLT_LOSS_CE;
-    const char *filters = NULL;
+    const char *filters = NULL, *precision = NULL;
     double gflop = 0;
     static const struct option lo[] = {{"backend", 1, 0, 'b'}, {"batch", 1, 0, 'n'},   {"patch", 1, 0, 'p'},
                                        {"steps", 1, 0, 's'},   {"warmup", 1, 0, 'w'},  {"gflop", 1, 0, 'g'},
                                        {"profile", 0, 0, 'P'}, {"channels", 1, 0, 'c'}, {"filters", 1, 0, 'f'}, {"help", 0, 0, 'h'},
-                                       {"loss", 1, 0, 'L'},
+                                       {"loss", 1, 0, 'L'}, {"precision", 1, 0, 'X'},
                                        {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -227,6 +227,7 @@ int main(int argc, char **argv)
         case 'g': gflop = atof(optarg); break;
         case 'P': profile = 1; break;
         case 'f': filters = optarg; break;
+        case 'X': precision = optarg; break;
         case 'c': channels = atoi(optarg); break;
         case 'L':
             if ((loss_kind = dlt_loss_parse(optarg)) < 0) {
@@ -253,6 +254,10 @@ int main(int argc, char **argv)
     dlt_backend *be;
     if (dlt_backend_create(backend, &be)) {
         dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    if (precision && dlt_backend_set_option(be, "precision", precision)) {
+        dlt_error("--precision %s: %s", precision, dlt_errmsg());
         return 1;
     }
     if (profile) profile_install(be);

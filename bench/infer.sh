@@ -2,7 +2,8 @@
 # bench/infer.sh - dlt-infer on a 128^3 volume beside the PyTorch peer's
 # sliding window (torch_dltk_unet.py sliding: the DLTK U-Net, 1 channel, 14
 # classes, 64^3 windows, overlap 0.5, batch 4 = 27 windows), in one run, and
-# our fastest correct setting (one window over the whole volume). Prints one
+# our fastest correct setting (one window over the whole volume), each also
+# with --precision bf16 (AMX convolutions). Prints one
 # TSV line per measurement and the ratios. Usage: bench/infer.sh [REPS]
 # (default 2; each of ours is the best of REPS runs, the peer reports its
 # median). Env: DLT_SHARED (default ../shared), THREADS (default: all cores).
@@ -48,7 +49,18 @@ ours=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window 64 --overlap 0.5 
 printf 'dlt\tsliding\tvolume=128,128,128\tpatch=64\toverlap=0.5\tbatch=4\ts_per_volume=%.3f\n' "$ours"
 whole=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window whole "$T/v.nii" -o "$T/w.nii")
 printf 'dlt\twhole\tvolume=128,128,128\twindow=128\ts_per_volume=%.3f\n' "$whole"
+# bf16 convolutions (AMX where the CPU has it; fp32 elsewhere, said once)
+ours16=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --precision bf16 --window 64 --overlap 0.5 --batch 4 "$T/v.nii" -o "$T/p16.nii")
+printf 'dlt\tsliding\tvolume=128,128,128\tpatch=64\toverlap=0.5\tbatch=4\tprecision=bf16\ts_per_volume=%.3f\n' "$ours16"
+whole16=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --precision bf16 --window whole "$T/v.nii" -o "$T/w16.nii")
+printf 'dlt\twhole\tvolume=128,128,128\twindow=128\tprecision=bf16\ts_per_volume=%.3f\n' "$whole16"
+# how many voxels bf16 labels differently from fp32 (same windows)
+cmp16=$(/usr/bin/python3 -c 'import sys, nibabel as nib, numpy as np
+a = np.asarray(nib.load(sys.argv[1]).dataobj); b = np.asarray(nib.load(sys.argv[2]).dataobj)
+print("%.5f" % (a != b).mean())' "$T/p.nii" "$T/p16.nii" 2>/dev/null || echo "?")
+printf 'bf16\tvoxels labelled differently from fp32 (same windows): fraction %s\n' "$cmp16"
 if [ -n "$peer" ]; then
-    awk -v p="$peer" -v o="$ours" -v w="$whole" \
-        'BEGIN { printf "ratio\tpeer/dlt same windows %.2fx\tpeer/dlt whole volume %.2fx\n", p / o, p / w }'
+    awk -v p="$peer" -v o="$ours" -v w="$whole" -v o16="$ours16" -v w16="$whole16" \
+        'BEGIN { printf "ratio\tpeer/dlt same windows %.2fx\tpeer/dlt whole volume %.2fx\t", p / o, p / w
+                 printf "bf16: same windows %.2fx\twhole volume %.2fx\n", p / o16, p / w16 }'
 fi

@@ -42,7 +42,7 @@ geom() {
 
 @test "bad options exit 2 with a message and nothing on stdout" {
     for args in "--overlap 1" "--overlap x" "--blend max" "--batch 0" "--tta=q" "--connectivity 8" "--pad wrap" \
-                "--window 7" "--window 0" "--bogus"; do
+                "--window 7" "--window 0" "--bogus" "--precision fp16"; do
         run --separate-stderr dlt-infer -m "$D/m.dltm" $args "$D/n.nii.gz" -o "$T/p.nii.gz"
         [ "$status" -eq 2 ] || { echo "args: $args -> $status: $stderr"; false; }
         [ -z "$output" ]
@@ -111,6 +111,27 @@ l = np.asarray(nib.load(sys.argv[2]).dataobj)
 assert p.shape[:3] == l.shape and p.shape[3] == 3, p.shape
 assert np.allclose(p.sum(3), 1, atol=1e-4)
 assert (p.argmax(3) == l).mean() > 0.999
+EOF
+}
+
+@test "--precision bf16: probabilities within 0.03 of fp32, the same grid; cpu-ref refuses it" {
+    dlt-infer -q -m "$D/m.dltm" --probs "$T/p32.nii" "$D/n.nii.gz" -o "$T/l32.nii.gz"
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --precision bf16 --probs "$T/p16.nii" "$D/n.nii.gz" -o "$T/l16.nii.gz"
+    [ "$status" -eq 0 ]
+    [ "$(geom "$T/l16.nii.gz")" = "$(geom "$D/n.nii.gz")" ]
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --device cpu-ref --precision bf16 "$D/n.nii.gz" -o "$T/x.nii.gz"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"precision"* ]]
+    [ ! -e "$T/x.nii.gz" ]
+    /usr/bin/python3 -c 'import nibabel' 2>/dev/null || skip "no nibabel"
+    /usr/bin/python3 - "$T/p32.nii" "$T/p16.nii" <<'EOF'
+import sys, nibabel as nib, numpy as np
+a = np.asarray(nib.load(sys.argv[1]).dataobj)
+b = np.asarray(nib.load(sys.argv[2]).dataobj)
+d = np.abs(a - b).max()
+assert d < 0.03, d
+has = any(f in open("/proc/cpuinfo").read() for f in (" avx512_bf16", " amx_bf16"))
+assert not has or d > 1e-6, "bf16 gave exactly the fp32 probabilities"
 EOF
 }
 

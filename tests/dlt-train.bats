@@ -35,7 +35,8 @@ meta() { # meta FILE KEY: a model metadata value via dlt-info
 @test "bad options exit 2 with a message and nothing on stdout" {
     $MK --records 4 > "$T/s"
     for args in "--loss foo" "--optim rmsprop" "--lr -1" "--batch 0" "--steps x" "--net vnet" \
-                "--filters 4,8 --strides 1,2,2" "--schedule cosine" "--schedule poly" "--val-overlap 1" "--bogus"; do
+                "--filters 4,8 --strides 1,2,2" "--schedule cosine" "--schedule poly" "--val-overlap 1" "--precision fp16" \
+                "--device cpu-ref --precision bf16" "--bogus"; do
         run --separate-stderr dlt-train $args -o "$T/m.dltm" "$T/s"
         [ "$status" -eq 2 ] || { echo "args: $args -> $status"; false; }
         [ -z "$output" ]
@@ -65,6 +66,23 @@ meta() { # meta FILE KEY: a model metadata value via dlt-info
     last=$(awk 'END { print $2 }' "$T/log.tsv")
     echo "loss $first -> $last"
     awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.85 * a) }'
+}
+
+@test "--precision bf16: trains (loss falls), recorded in the model, close to fp32" {
+    $MK --records 80 > "$T/s"
+    run --separate-stderr dlt-train $NET --device cpu --precision bf16 --lr 0.01 --log "$T/l16.tsv" --log-every 5 -o "$T/m16.dltm" "$T/s"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"precision bf16"* ]] || [ -z "$stderr" ]
+    [ "$(meta "$T/m16.dltm" precision)" = bf16 ]
+    [ "$(meta "$T/m16.dltm" step)" = 40 ]
+    dlt-train $NET --device cpu --lr 0.01 --log "$T/l32.tsv" --log-every 5 -o "$T/m32.dltm" "$T/s"
+    [ "$(meta "$T/m32.dltm" precision)" = fp32 ]
+    first=$(awk 'NR == 2 { print $2 }' "$T/l16.tsv")
+    last16=$(awk 'END { print $2 }' "$T/l16.tsv")
+    last32=$(awk 'END { print $2 }' "$T/l32.tsv")
+    echo "bf16 loss $first -> $last16; fp32 $last32"
+    awk -v a="$first" -v b="$last16" 'BEGIN { exit !(b < 0.85 * a) }'
+    awk -v a="$last32" -v b="$last16" 'BEGIN { d = a - b; exit !(d < 0.25 * a && -d < 0.25 * a) }'
 }
 
 @test "--steps 0 writes an untrained model from the header alone" {

@@ -351,14 +351,25 @@ int fast_fb_back(fast_ctx *cx, dlt_tensor *r, dlt_tensor *t, int back)
 
 /* ------------------------------------------------------------ the table */
 
+/* "precision": "fp32" (default) or "bf16" (convolutions in bfloat16 with f32
+ * sums, for CPUs with AMX or AVX512-BF16; see fast_conv.c). */
+static int fast_set_option(dlt_backend *be, const char *key, const char *value)
+{
+    if (strcmp(key, "precision")) return dlt_err(DLT_EINVAL, "cpu: unknown option '%s'", key);
+    if (strcmp(value, "fp32") && strcmp(value, "bf16"))
+        return dlt_err(DLT_EINVAL, "cpu: precision must be fp32 or bf16, not '%s'", value);
+    FAST_CTX(be)->bf16 = !strcmp(value, "bf16");
+    return 0;
+}
+
 static void fast_destroy(dlt_backend *be)
 {
     if (!be) return;
     fast_ctx *cx = be->ctx;
     if (cx) {
-        dlt_log(DLT_LOG_DEBUG, "backend cpu: temporaries %.1f + %.1f + %.1f MB, oneDNN scratchpad %.1f MB",
+        dlt_log(DLT_LOG_DEBUG, "backend cpu: temporaries %.1f + %.1f + %.1f + %.1f MB, oneDNN scratchpad %.1f MB",
                 cx->tmp_cap[0] / 1048576.0, cx->tmp_cap[1] / 1048576.0, cx->tmp_cap[2] / 1048576.0,
-                cx->scratch_cap / 1048576.0);
+                cx->tmp_cap[3] / 1048576.0, cx->scratch_cap / 1048576.0);
         for (int i = 0; i < FAST_NBUCKET; i++)
             for (fast_prim *p = cx->bucket[i], *nx; p; p = nx) {
                 nx = p->next;
@@ -370,7 +381,7 @@ static void fast_destroy(dlt_backend *be)
             free(r);
         }
         dlt_free(cx->scratch);
-        for (int i = 0; i < 3; i++) dlt_free(cx->tmp[i]);
+        for (int i = 0; i < 4; i++) dlt_free(cx->tmp[i]);
         if (cx->st) dnnl_stream_destroy(cx->st);
         if (cx->eng) dnnl_engine_destroy(cx->eng);
         if (cx->ref) cx->ref->destroy(cx->ref);
@@ -433,6 +444,7 @@ int dlt_cpu_fast_create(dlt_backend **out)
     be->softmax_fwd = fast_softmax_fwd;
     be->loss = fast_loss;
     be->optim_step = fast_optim_step;
+    be->set_option = fast_set_option;
     *out = be;
     return 0;
 }

@@ -71,10 +71,12 @@ typedef struct fast_ctx {
     fast_prim *bucket[FAST_NBUCKET];
     void *scratch; /* oneDNN scratchpads (one at a time: calls are sequential) */
     size_t scratch_cap;
-    void *tmp[3]; /* temporaries for accumulation and layout changes */
-    size_t tmp_cap[3];
+    void *tmp[4]; /* temporaries for accumulation and layout changes */
+    size_t tmp_cap[4];
     struct fast_reo *reo;     /* cached reorders (fast.c) */
     unsigned char logged[64]; /* fallback ops already named in the debug log */
+    int bf16;                 /* option precision=bf16: convolutions in bf16 (fast_conv.c) */
+    int bf16_warned;
 } fast_ctx;
 
 #define FAST_CTX(be) ((fast_ctx *)(be)->ctx)
@@ -123,7 +125,7 @@ int fast_exec(fast_ctx *cx, fast_prim *p, void *const *ptrs);
 /* dst (+)= src between two layouts of one logical tensor (cached reorder). */
 int fast_reorder(fast_ctx *cx, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
                  void *dst, int accum);
-/* Temporary i (0..2) of at least `bytes`, 64-byte aligned, valid until the next call asking for it. */
+/* Temporary i (0..3) of at least `bytes`, 64-byte aligned, valid until the next call asking for it. */
 void *fast_tmp(fast_ctx *cx, int i, size_t bytes);
 /* Move a tensor's data to layout `md` (plain_md says what it holds when it is plain). */
 int fast_migrate(fast_ctx *cx, dlt_tensor *t, const dnnl_memory_desc_t *md);
