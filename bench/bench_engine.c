@@ -256,7 +256,7 @@ int main(int argc, char **argv)
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
-    if (precision && dlt_backend_set_option(be, "precision", precision)) {
+    if (precision && dlt_backend_set_precision(be, precision)) {
         dlt_error("--precision %s: %s", precision, dlt_errmsg());
         return 1;
     }

@@ -13,10 +13,12 @@
 #   bench/engine.sh            RUNS=3 STEPS=3 WARMUP=1 PEAK=233 DLT_THREADS=...
 # LOSS=dice+ce (or balanced-ce, dice) trains ours with that loss; the peer
 # always uses cross-entropy, so the ratio then includes the loss's cost.
+# PRECISION=bf16 runs ours with bf16 convolutions (AMX; the peer stays
+# fp32, and %peak is then against the fp32 peak).
 # Needs /usr/bin/python3 with torch; without it only ours is timed.
 set -eu
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-3} STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} PEAK=${PEAK:-233} LOSS=${LOSS:-ce}
+RUNS=${RUNS:-3} STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} PEAK=${PEAK:-233} LOSS=${LOSS:-ce} PRECISION=${PRECISION:-fp32}
 PEER=${DLT_SHARED:-$PWD/../shared}/peers/torch_dltk_unet.py
 PY=/usr/bin/python3
 make -s build/bench/bench_engine >&2
@@ -42,12 +44,12 @@ maxrss() { sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1"; }
 median() { sort -g | awk '{v[NR]=$1} END{if(NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  threads=$THREADS  load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# nominal forward GFLOP per 64^3 patch (peer's count): $gflop; runs=$RUNS steps=$STEPS warmup=$WARMUP; our loss $LOSS (peer: ce)"
+echo "# nominal forward GFLOP per 64^3 patch (peer's count): $gflop; runs=$RUNS steps=$STEPS warmup=$WARMUP; our loss $LOSS (peer: ce); our precision $PRECISION (peer: fp32)"
 for mode in train infer; do
     batch=$([ $mode = train ] && echo 2 || echo 1)
     key=$([ $mode = train ] && echo s_per_step || echo s_per_batch)
     for r in $(seq "$RUNS"); do
-        /usr/bin/time -v $BIN $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" --gflop "$gflop" --loss "$LOSS" \
+        /usr/bin/time -v $BIN $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" --gflop "$gflop" --loss "$LOSS" --precision "$PRECISION" \
             >"$tmp/ours.out" 2>"$tmp/ours.err" || { cat "$tmp/ours.err" >&2; exit 1; }
         field $key <"$tmp/ours.out" >>"$tmp/$mode.ours.s"
         maxrss "$tmp/ours.err" >>"$tmp/$mode.ours.rss"

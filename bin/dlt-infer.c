@@ -274,7 +274,7 @@ int main(int argc, char **argv)
         dlt_error("--device %s: %s", device, dlt_errmsg());
         return 1;
     }
-    if (precision && dlt_backend_set_option(be, "precision", precision))
+    if (precision && dlt_backend_set_precision(be, precision))
         return usage_error("--precision: %s", dlt_errmsg());
     ctx cx;
     memset(&cx, 0, sizeof cx);

@@ -612,7 +612,7 @@ int main(int argc, char **argv)
         dlt_error("--device %s: %s", device, dlt_errmsg());
         return 1;
     }
-    if (precision && dlt_backend_set_option(be, "precision", precision))
+    if (precision && dlt_backend_set_precision(be, precision))
         return usage_error("--precision: %s%s", dlt_errmsg(), "");
     dlt_net *net = NULL;
     dlt_trainer *tr = NULL;

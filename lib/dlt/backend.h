@@ -26,6 +26,7 @@
 #define DLT_BACKEND_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "dlt/core.h"
 
@@ -201,6 +202,15 @@ static inline int dlt_backend_set_option(dlt_backend *be, const char *key, const
 {
     if (!be->set_option) return dlt_err(DLT_EUNSUP, "backend %s has no option %s", be->name, key);
     return be->set_option(be, key, value);
+}
+
+/* The "precision" option (fp32, bf16, tf32 where the backend has them);
+ * fp32 is also accepted by a backend without options, which computes in
+ * fp32 anyway (cpu-ref). */
+static inline int dlt_backend_set_precision(dlt_backend *be, const char *precision)
+{
+    if (!be->set_option && !strcmp(precision, "fp32")) return 0;
+    return dlt_backend_set_option(be, "precision", precision);
 }
 
 /* Create a backend by name: "cpu-ref" (plain C loops, the oracle), "cpu"
