@@ -491,6 +491,7 @@ int main(int argc, char **argv)
     dlt_model ck;
     dlt_model_init(&ck);
     int64_t ck_records = 0;
+    char ck_prec[32] = ""; /* the checkpoint's precision, taken unless --precision is given */
     if (resume) {
         if (dlt_model_read(resume, &ck)) {
             dlt_error("cannot resume: %s", dlt_errmsg());
@@ -518,6 +519,7 @@ int main(int argc, char **argv)
         if (!g_batch && (s = dlt_model_get_meta(&ck, "batch"))) batch = atoll(s) > 0 ? atoll(s) : batch;
         if (!g_steps && (s = dlt_model_get_meta(&ck, "steps"))) steps = atoll(s);
         if (!g_seed && (s = dlt_model_get_meta(&ck, "seed"))) seed = atoll(s);
+        if ((s = dlt_model_get_meta(&ck, "precision"))) snprintf(ck_prec, sizeof ck_prec, "%s", s);
         (void)d;
     }
 
@@ -614,6 +616,16 @@ int main(int argc, char **argv)
     }
     if (precision && dlt_backend_set_precision(be, precision))
         return usage_error("--precision: %s%s", dlt_errmsg(), "");
+    if (!precision && ck_prec[0]) {
+        precision = ck_prec;
+        if (dlt_backend_set_precision(be, ck_prec)) {
+            dlt_warn("%s was trained in %s, which device %s lacks: continuing in fp32", resume, ck_prec, be->name);
+            precision = "fp32";
+        }
+    } else if (precision && ck_prec[0] && strcmp(precision, ck_prec)) {
+        dlt_warn("%s was trained in %s, this run in %s: the result will not be bit-identical to an uninterrupted run",
+                 resume, ck_prec, precision);
+    }
     dlt_net *net = NULL;
     dlt_trainer *tr = NULL;
     if (dlt_net_create(&nc, be, (uint64_t)seed, &net) || dlt_trainer_create(net, &tc, (uint64_t)seed, &tr)) {

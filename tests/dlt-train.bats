@@ -89,6 +89,22 @@ meta() { # meta FILE KEY: a model metadata value via dlt-info
     [ "$last16" != "$last32" ]
 }
 
+@test "--precision bf16: resume takes it from the checkpoint and is bit-identical; a change is warned about" {
+    NET="--filters 16,16 --strides 1,2 --batch 2 -q"
+    $MK --records 12 > "$T/all"
+    $MK --records 12 --skip 6 > "$T/tail"
+    dlt-train $NET --precision bf16 --steps 6 -o "$T/full.dltm" "$T/all"
+    dlt-train $NET --precision bf16 --steps 3 -o "$T/part.dltm" "$T/all"
+    cp "$T/part.dltm" "$T/part2.dltm"
+    dlt-train $NET --steps 6 --resume "$T/part.dltm" -o "$T/part.dltm" "$T/tail"
+    [ "$(meta "$T/part.dltm" precision)" = bf16 ]
+    cmp "$T/full.dltm" "$T/part.dltm"
+    run --separate-stderr dlt-train ${NET% -q} --precision fp32 --steps 6 --resume "$T/part2.dltm" -o "$T/part2.dltm" "$T/tail"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"trained in bf16, this run in fp32"* ]]
+    [ "$(meta "$T/part2.dltm" precision)" = fp32 ]
+}
+
 @test "--steps 0 writes an untrained model from the header alone" {
     $MK --records 0 --classes 14 --patch 16 > "$T/h"
     run dlt-train --steps 0 -q -o "$T/m.dltm" "$T/h"
