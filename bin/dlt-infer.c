@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "      --overlap F        fraction shared by neighbouring windows (default 0.5)\n"
             "      --blend mean|gaussian  average the windows (DLTK) or weight their\n"
             "                         centres (nnU-Net, sigma 1/8 window); default mean\n"
-            "  -b, --batch N          windows per forward pass (default 2)\n"
+            "  -b, --batch N          windows per forward pass (default 1 on the CPU, where\n"
+            "                         larger batches are slower; 4 on cuda)\n"
             "      --tta[=AXES]       mirror over every combination of the axes (default\n"
             "                         x,y,z: 8 passes) and average\n"
             "      --pad zero|edge|reflect  padding where a window leaves the volume\n"
@@ -173,7 +174,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu", *precision = NULL;
     const char *tta = NULL, *pad = NULL;
     double overlap = 0.5;
-    int blend = DLT_BLEND_MEAN, batch = 2, lcc = 0, conn = 6, threads = 0, use_tta = 0;
+    int blend = DLT_BLEND_MEAN, batch = 0, lcc = 0, conn = 6, threads = 0, use_tta = 0;
     while ((c = getopt_long(argc, argv, "m:o:l:w:b:d:t:qvh", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -291,7 +292,9 @@ int main(int argc, char **argv)
     dlt_infer_config_default(&cx.ic);
     cx.ic.overlap = overlap;
     cx.ic.blend = blend;
-    cx.ic.batch = batch;
+    /* CPU: a window's activations stay in cache better one at a time
+     * (bench/RESULTS.md: 64^3 windows 7.7 s at batch 1, 8.9 s at 4) */
+    cx.ic.batch = batch ? batch : strcmp(be->name, "cuda") ? 1 : 4;
     cx.ic.flips = flips;
     cx.ic.pad = padmode;
     cx.ic.channels = nc.in_channels;
