@@ -18,6 +18,30 @@ int dlt_cpu_fast_create(dlt_backend **be)
 #else
 
 #include <omp.h>
+#if defined(__SSE2__)
+#include <pmmintrin.h>
+#endif
+
+/* Flush denormals to zero (FTZ) and read them as zero (DAZ) in every
+ * thread that computes: once a network saturates (a diverging run, a
+ * softmax near 0 or 1) its gradients fill with denormal floats, which x86
+ * handles in microcode; a training run at lr 0.003 went 4.8x slower for
+ * it (161 s against 33 s for 100 steps, the same losses). TensorFlow does
+ * the same by default. Values below 1.2e-38 become 0; nothing this
+ * backend computes is checked at that scale. The OpenMP threads persist,
+ * so setting them once holds for oneDNN's kernels and ours. */
+static void flush_denormals(int nthr)
+{
+#if defined(__SSE2__)
+#pragma omp parallel num_threads(nthr)
+    {
+        _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+        _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+    }
+#else
+    (void)nthr;
+#endif
+}
 
 int fast_dnnl_err(dnnl_status_t s, const char *what)
 {
@@ -409,6 +433,7 @@ int dlt_cpu_fast_create(dlt_backend **out)
     cx->nthr = dlt_threads();
     if (cx->nthr < 1) cx->nthr = 1;
     omp_set_num_threads(cx->nthr); /* oneDNN's OpenMP runtime takes its thread count from here */
+    flush_denormals(cx->nthr);
     dnnl_status_t s = dnnl_engine_create(&cx->eng, dnnl_cpu, 0);
     if (s == dnnl_success) s = dnnl_stream_create(&cx->st, cx->eng, dnnl_stream_default_flags);
     if (s != dnnl_success) {
