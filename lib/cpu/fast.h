@@ -22,7 +22,11 @@
  * Primitives (and their memory objects) are cached per shape in a small
  * hash table keyed by the op and its geometry, so a steady-state step
  * creates nothing. Operations this backend lacks run on the reference
- * backend (fast_fb_*), logged once per op at debug level. */
+ * backend (fast_fb_*), logged once per op at debug level.
+ *
+ * Option precision=bf16 (fast_bf16.c): convolutions of 16 or more channels
+ * in and out read bf16 on channels-last copies (oneDNN's AMX kernels read
+ * no other layout) and write f32 back into the layouts above. */
 #ifndef DLT_CPU_FAST_H
 #define DLT_CPU_FAST_H
 

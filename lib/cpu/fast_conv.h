@@ -1,0 +1,44 @@
+/* cpu/fast_conv.h - shared by the fast path's convolution files
+ * (fast_conv.c: fp32 and the dispatch; fast_bf16.c: precision=bf16): the
+ * geometry of one call and the oneDNN descriptors made from it. */
+#ifndef DLT_CPU_FAST_CONV_H
+#define DLT_CPU_FAST_CONV_H
+
+#include "cpu/fast.h"
+
+#ifdef DLT_HAVE_DNNL
+
+enum { K_FWD = 1, K_BWD_DATA, K_BWD_WEIGHTS };
+
+/* The geometry of one call. */
+typedef struct cgeo {
+    int tr, g, bias;
+    int64_t ipad; /* >0: the op's input channels as oneDNN is told them (padded lanes, see geo_prim) */
+    const dlt_tensor *big, *small, *w;
+    dnnl_dims_t st, pl, pr;
+} cgeo;
+
+/* Weight dims and layout as oneDNN sees them for this op (any: format_tag
+ * any, else the plain oidhw/iodhw/goidhw...), in data type dt. */
+void fast_geo_wmd(const cgeo *G, int any, dnnl_data_type_t dt, dnnl_memory_desc_t *md);
+/* A plain f32 vector of n (biases). */
+void fast_bias_md(int64_t n, dnnl_memory_desc_t *md);
+/* The primitive cache key of (kind, geometry, big and small layouts) into
+ * k (room for 96); returns its length in bytes. */
+size_t fast_geo_key(int64_t *k, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
+                    const dnnl_memory_desc_t *smd);
+/* The operation descriptor (conv or deconv) of one propagation kind. */
+dnnl_status_t fast_geo_desc(const cgeo *G, int kind, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *smd,
+                            const dnnl_memory_desc_t *wmd, const dnnl_memory_desc_t *bimd, void *desc);
+
+/* fast_bf16.c: whether this geometry runs in bf16, and the op itself
+ * (kind K_FWD: a = x, b = w, c = bias, t = y; K_BWD_DATA: a = dy, b = w,
+ * t = dx, accum; K_BWD_WEIGHTS: a = x, b = dy, t = dw, c = db, both
+ * accumulate). *done = 0, nothing written, where oneDNN has no bf16
+ * kernel for it (the caller then runs the f32 op). */
+int fast_bf16_worth(const cgeo *G);
+int fast_bf16_run(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *a, const dlt_tensor *b,
+                  const dlt_tensor *c, dlt_tensor *t, int accum, int *done);
+
+#endif /* DLT_HAVE_DNNL */
+#endif
