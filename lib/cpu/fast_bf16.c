@@ -46,50 +46,19 @@ static fast_prim *bf16_prim(fast_ctx *cx, int kind, const cgeo *G, const dlt_ten
     size_t klen = fast_geo_key(key, 16 + kind, G, bmd, smd);
     fast_prim *p = fast_cache_get(cx, key, klen);
     if (p) return p;
-    union {
-        dnnl_convolution_desc_t c;
-        dnnl_deconvolution_desc_t d;
-    } fd, od;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    dnnl_status_t s = dnnl_primitive_attr_create(&attr);
-    if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     /* the forward (in bf16 -> out f32) describes, or hints, every kind */
-    if (s == dnnl_success) s = fast_geo_desc(G, K_FWD, G->tr ? &out32 : &in16, G->tr ? &in16 : &out32, &w16, bip, &fd);
-    if (s == dnnl_success && kind != K_FWD) {
-        s = dnnl_primitive_desc_create(&hint, &fd, NULL, cx->eng, NULL);
-        if (s == dnnl_success) s = fast_geo_desc(G, kind, bmd, smd, kind == K_BWD_WEIGHTS ? &w32 : &w16, bip, &od);
-        if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &od, attr, cx->eng, hint);
-    } else if (s == dnnl_success) {
-        s = dnnl_primitive_desc_create(&pd, &fd, attr, cx->eng, NULL);
-    }
-    if (hint) dnnl_primitive_desc_destroy(hint);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = fast_geo_pd(cx, kind, G, G->tr ? &out32 : &in16, G->tr ? &in16 : &out32, &w16, bmd, smd,
+                                  kind == K_BWD_WEIGHTS ? &w32 : &w16, &pd);
     if (s != dnnl_success) {
         fast_dnnl_err(s, "bf16 convolution primitive");
         return NULL;
     }
     const int none = !strncmp(fast_impl_name(pd), "ref", 3);
-    const dnnl_memory_desc_t *wq =
-        dnnl_primitive_desc_query_md(pd, kind == K_BWD_WEIGHTS ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *mds[4];
+    const dnnl_memory_desc_t *wq, *mds[4];
+    int args[4];
+    int n = fast_geo_args(kind, pd, mi, mo, bip, args, mds, &wq);
     dnnl_memory_desc_t wcopy = *wq;
-    int args[4], n = 0;
-    if (kind == K_FWD) {
-        args[n] = DNNL_ARG_SRC, mds[n++] = mi;
-        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = wq;
-        if (bip) args[n] = DNNL_ARG_BIAS, mds[n++] = bip;
-        args[n] = DNNL_ARG_DST, mds[n++] = mo;
-    } else if (kind == K_BWD_DATA) {
-        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = mo;
-        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = wq;
-        args[n] = DNNL_ARG_DIFF_SRC, mds[n++] = mi;
-    } else {
-        args[n] = DNNL_ARG_SRC, mds[n++] = mi;
-        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = mo;
-        args[n] = DNNL_ARG_DIFF_WEIGHTS, mds[n++] = wq;
-        if (bip) args[n] = DNNL_ARG_DIFF_BIAS, mds[n++] = bip;
-    }
     dlt_log(DLT_LOG_DEBUG, "backend cpu: bf16 %s%s %s", G->tr ? "deconvolution" : "convolution",
             kind == K_FWD ? "" : kind == K_BWD_DATA ? " backward data" : " backward weights", fast_impl_name(pd));
     if (none && !cx->bf16_warned) {

@@ -137,26 +137,25 @@ dnnl_status_t fast_geo_desc(const cgeo *G, int kind, const dnnl_memory_desc_t *b
                                                          G->pl, G->pr);
 }
 
-/* A primitive descriptor for (kind, geometry, activation layouts), weights 'any'. */
-static dnnl_status_t geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
-                            const dnnl_memory_desc_t *smd, dnnl_primitive_desc_t *pdp)
+dnnl_status_t fast_geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *hb,
+                          const dnnl_memory_desc_t *hs, const dnnl_memory_desc_t *hw, const dnnl_memory_desc_t *bmd,
+                          const dnnl_memory_desc_t *smd, const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t *pdp)
 {
     union {
         dnnl_convolution_desc_t c;
         dnnl_deconvolution_desc_t d;
     } fd, od;
-    dnnl_memory_desc_t wany, bimd, *bip = NULL;
-    fast_geo_wmd(G, 1, dnnl_f32, &wany);
+    dnnl_memory_desc_t bimd, *bip = NULL;
     const int64_t cout = G->tr ? G->big->c : G->small->c;
     if (G->bias) fast_bias_md(cout, &bimd), bip = &bimd;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     dnnl_status_t s = dnnl_primitive_attr_create(&attr);
     if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (s == dnnl_success) s = fast_geo_desc(G, K_FWD, bmd, smd, &wany, bip, &fd);
+    if (s == dnnl_success) s = fast_geo_desc(G, K_FWD, hb, hs, hw, bip, &fd);
     if (s == dnnl_success && kind != K_FWD) {
         s = dnnl_primitive_desc_create(&hint, &fd, NULL, cx->eng, NULL);
-        if (s == dnnl_success) s = fast_geo_desc(G, kind, bmd, smd, &wany, bip, &od);
+        if (s == dnnl_success) s = fast_geo_desc(G, kind, bmd, smd, wmd, bip, &od);
         if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &od, attr, cx->eng, hint);
     } else if (s == dnnl_success) {
         s = dnnl_primitive_desc_create(&pd, &fd, attr, cx->eng, NULL);
@@ -165,6 +164,41 @@ static dnnl_status_t geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_me
     if (attr) dnnl_primitive_attr_destroy(attr);
     *pdp = s == dnnl_success ? pd : NULL;
     return s;
+}
+
+int fast_geo_args(int kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst,
+                  const dnnl_memory_desc_t *bias, int *args, const dnnl_memory_desc_t **mds,
+                  const dnnl_memory_desc_t **wq)
+{
+    int n = 0;
+    *wq = dnnl_primitive_desc_query_md(pd, kind == K_BWD_WEIGHTS ? dnnl_query_diff_weights_md : dnnl_query_weights_md,
+                                       0);
+    if (kind == K_FWD) {
+        args[n] = DNNL_ARG_SRC, mds[n++] = src;
+        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = *wq;
+        if (bias) args[n] = DNNL_ARG_BIAS, mds[n++] = bias;
+        args[n] = DNNL_ARG_DST, mds[n++] = dst;
+    } else if (kind == K_BWD_DATA) {
+        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = dst;
+        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = *wq;
+        args[n] = DNNL_ARG_DIFF_SRC, mds[n++] = src;
+    } else {
+        args[n] = DNNL_ARG_SRC, mds[n++] = src;
+        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = dst;
+        args[n] = DNNL_ARG_DIFF_WEIGHTS, mds[n++] = *wq;
+        if (bias) args[n] = DNNL_ARG_DIFF_BIAS, mds[n++] = bias;
+    }
+    return n;
+}
+
+/* A primitive descriptor for (kind, geometry, activation layouts), weights
+ * 'any', all f32; the forward with the same layouts hints a backward. */
+static dnnl_status_t geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
+                            const dnnl_memory_desc_t *smd, dnnl_primitive_desc_t *pdp)
+{
+    dnnl_memory_desc_t wany;
+    fast_geo_wmd(G, 1, dnnl_f32, &wany);
+    return fast_geo_pd(cx, kind, G, bmd, smd, &wany, bmd, smd, &wany, pdp);
 }
 
 /* The cached primitive for (kind, geometry, activation layouts), made on
@@ -211,26 +245,8 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
         return NULL;
     }
     const dnnl_memory_desc_t *wq, *mds[4];
-    int args[4], n = 0;
-    const dnnl_memory_desc_t *src = G->tr ? smd : bmd, *dst = G->tr ? bmd : smd;
-    if (kind == K_FWD) {
-        wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        args[n] = DNNL_ARG_SRC, mds[n++] = src;
-        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = wq;
-        if (bip) args[n] = DNNL_ARG_BIAS, mds[n++] = bip;
-        args[n] = DNNL_ARG_DST, mds[n++] = dst;
-    } else if (kind == K_BWD_DATA) {
-        wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = dst;
-        args[n] = DNNL_ARG_WEIGHTS, mds[n++] = wq;
-        args[n] = DNNL_ARG_DIFF_SRC, mds[n++] = src;
-    } else {
-        wq = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
-        args[n] = DNNL_ARG_SRC, mds[n++] = src;
-        args[n] = DNNL_ARG_DIFF_DST, mds[n++] = dst;
-        args[n] = DNNL_ARG_DIFF_WEIGHTS, mds[n++] = wq;
-        if (bip) args[n] = DNNL_ARG_DIFF_BIAS, mds[n++] = bip;
-    }
+    int args[4];
+    int n = fast_geo_args(kind, pd, G->tr ? smd : bmd, G->tr ? bmd : smd, bip, args, mds, &wq);
     dnnl_memory_desc_t wcopy = *wq;
     if (G->ipad > 0) wcopy.dims[1] = G->tr ? G->w->n : G->w->c; /* same bytes, the weight's true dims */
     dlt_log(DLT_LOG_DEBUG, "backend cpu: %s%s %s", G->tr ? "deconvolution" : "convolution",

@@ -30,6 +30,20 @@ size_t fast_geo_key(int64_t *k, int kind, const cgeo *G, const dnnl_memory_desc_
 /* The operation descriptor (conv or deconv) of one propagation kind. */
 dnnl_status_t fast_geo_desc(const cgeo *G, int kind, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *smd,
                             const dnnl_memory_desc_t *wmd, const dnnl_memory_desc_t *bimd, void *desc);
+/* A primitive descriptor of one kind: the forward on layouts (hb, hs, hw)
+ * describes it (kind K_FWD) or hints it, on the op's own (bmd, smd, wmd);
+ * biases f32 where G has them; scratchpad supplied by the caller. */
+dnnl_status_t fast_geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *hb,
+                          const dnnl_memory_desc_t *hs, const dnnl_memory_desc_t *hw, const dnnl_memory_desc_t *bmd,
+                          const dnnl_memory_desc_t *smd, const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t *pdp);
+/* The (arg, layout) pairs of a primitive of this kind in fast_exec's order
+ * (fwd: src, weights, [bias], dst; bwd data: diff dst, weights, diff src;
+ * bwd weights: src, diff dst, diff weights, [diff bias]); src/dst are the
+ * op's input and output sides. *wq: the (diff) weights layout pd picked.
+ * Returns the count (at most 4). */
+int fast_geo_args(int kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst,
+                  const dnnl_memory_desc_t *bias, int *args, const dnnl_memory_desc_t **mds,
+                  const dnnl_memory_desc_t **wq);
 
 /* fast_bf16.c: whether this geometry runs in bf16, and the op itself
  * (kind K_FWD: a = x, b = w, c = bias, t = y; K_BWD_DATA: a = dy, b = w,
