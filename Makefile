@@ -2,6 +2,8 @@
 # Sources are found by wildcard, so adding a module, a tool or a test needs
 # no edit here:
 #   lib/*.c lib/cpu/*.c       -> libdlt.a / libdlt.so
+#   lib/cpu/simd/*.c          -> into libdlt once per x86 ISA (avx512, avx2,
+#                                sse2), picked at run time (lib/cpu/fast_isa.c)
 #   lib/cuda/*.cu lib/cuda/*.c -> into libdlt when CUDA is found (DLT_HAVE_CUDA)
 #   bin/dlt-*.c               -> bin/dlt-*   (PATH=$PWD/bin:$PATH uses them)
 #   tests/unit/test_*.c       -> build/tests/test_*  (TAP output)
@@ -46,8 +48,26 @@ LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(B)/%.o)
 endif
 
+# The fast path's own loops (lib/cpu/simd) are compiled once per ISA with
+# -DFAST_ISA=name; each copy's symbols end in _name (cpu/fast_kern.h), and
+# the backend picks one table of them when it starts, by cpuid capped by
+# DLT_CPU_ISA or oneDNN's ONEDNN_MAX_CPU_ISA. On another architecture only
+# the generic copy is built.
+ifeq ($(shell $(CC) -dumpmachine | grep -c '^x86_64'),1)
+SIMD_ISAS := avx512 avx2 sse2
+else
+SIMD_ISAS := generic
+endif
+ISA_FLAGS_avx512 := -mavx512f -mavx2 -mfma
+ISA_FLAGS_avx2 := -mavx2 -mfma
+ISA_FLAGS_sse2 :=
+ISA_FLAGS_generic :=
+SIMD_SRC := $(wildcard lib/cpu/simd/*.c)
+SIMD_OBJ := $(foreach i,$(SIMD_ISAS),$(SIMD_SRC:%.c=$(B)/%.$(i).o))
+CFLAGS += -DFAST_ISAS='"$(SIMD_ISAS)"' $(foreach i,$(SIMD_ISAS),-DFAST_HAVE_$(i))
+
 LIB_SRC := $(wildcard lib/*.c lib/cpu/*.c) $(if $(filter 1,$(CUDA)),$(wildcard lib/cuda/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(CUDA_OBJ)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(SIMD_OBJ) $(CUDA_OBJ)
 LIB_HDR := $(wildcard lib/dlt/*.h)
 TOOLS := $(patsubst %.c,%,$(wildcard bin/dlt-*.c))
 UNIT := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -83,6 +103,13 @@ $(B)/deps.mk: FORCE
 $(B)/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+define simd_rule
+$(B)/lib/cpu/simd/%.$(1).o: lib/cpu/simd/%.c $(LIB_HDR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $(ISA_FLAGS_$(1)) -DFAST_ISA=$(1) -c $$< -o $$@
+endef
+$(foreach i,$(SIMD_ISAS),$(eval $(call simd_rule,$(i))))
 
 $(B)/lib/cuda/%.o: lib/cuda/%.cu $(LIB_HDR) $(wildcard lib/cuda/*.h)
 	@mkdir -p $(dir $@)
@@ -128,7 +155,7 @@ install: all
 	$(if $(wildcard man/man5/*.5),install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 # Header dependencies written by -MMD (private headers included).
--include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d bin/*.d)
+-include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cpu/simd/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d bin/*.d)
 
 clean:
 	rm -rf $(B) $(TOOLS)

@@ -3,6 +3,8 @@
  * primitive cache, temporaries, and the fallback to the reference backend.
  * Without oneDNN (no DLT_HAVE_DNNL) dlt_cpu_fast_create says so and the
  * caller keeps the reference. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,23 +218,15 @@ void *fast_tmp(fast_ctx *cx, int i, size_t bytes)
     return cx->tmp[i];
 }
 
-FAST_SIMD void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum)
-{
-    if (!accum) {
-        if (src != dst) memcpy(dst, src, (size_t)n * 4);
-        return;
-    }
-#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
 /* ------------------------------------------------------------ memory */
 
 void fast_act_md(const dlt_tensor *t, int fmt, dnnl_memory_desc_t *md)
 {
     dnnl_dims_t d = {t->n, t->c, t->d, t->h, t->w};
     memset(md, 0, sizeof *md);
-    dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_f32, fmt == FF_BLK ? dnnl_nCdhw16c : dnnl_ncdhw);
+    const int blk = FAST_CTX(t->be)->blk;
+    dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_f32,
+                                 fmt != FF_BLK ? dnnl_ncdhw : blk == 16 ? dnnl_nCdhw16c : dnnl_nCdhw8c);
 }
 
 int fast_same_md(const dlt_tensor *a, const dlt_tensor *b)
@@ -373,6 +367,34 @@ int fast_fb_back(fast_ctx *cx, dlt_tensor *r, dlt_tensor *t, int back)
     return rc;
 }
 
+/* ------------------------------------------------------------ report */
+
+void fast_report(fast_ctx *cx, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    line[n] = 0;
+    /* once per line: the depthwise loops report on every call */
+    for (const char *r = cx->report; r && (r = strstr(r, line)); r++)
+        if ((r == cx->report || r[-1] == '\n') && r[n] == '\n') return;
+    if (cx->report_len + (size_t)n + 2 > cx->report_cap) {
+        size_t cap = cx->report_cap ? 2 * cx->report_cap : 4096;
+        while (cap < cx->report_len + (size_t)n + 2) cap *= 2;
+        char *r = realloc(cx->report, cap);
+        if (!r) return; /* the report is informational: drop the line */
+        cx->report = r, cx->report_cap = cap;
+    }
+    memcpy(cx->report + cx->report_len, line, (size_t)n);
+    cx->report_len += (size_t)n;
+    cx->report[cx->report_len++] = '\n';
+    cx->report[cx->report_len] = 0;
+}
+
 /* ------------------------------------------------------------ the table */
 
 /* "precision": "fp32" (default) or "bf16" (convolutions in bfloat16 with f32
@@ -382,8 +404,34 @@ static int fast_set_option(dlt_backend *be, const char *key, const char *value)
     if (strcmp(key, "precision")) return dlt_err(DLT_EINVAL, "cpu: unknown option '%s'", key);
     if (strcmp(value, "fp32") && strcmp(value, "bf16"))
         return dlt_err(DLT_EINVAL, "cpu: precision must be fp32 or bf16, not '%s'", value);
-    FAST_CTX(be)->bf16 = !strcmp(value, "bf16");
+    fast_ctx *cx = FAST_CTX(be);
+    cx->bf16 = !strcmp(value, "bf16");
+    if (cx->bf16 && !fast_bf16_available(cx)) {
+        cx->bf16 = 0;
+        if (!cx->bf16_warned)
+            dlt_warn("backend cpu: this CPU has no bf16 convolution kernels (oneDNN %s; they need AVX512-BF16 or "
+                     "AMX): computing in fp32",
+                     fast_dnnl_isa_name());
+        cx->bf16_warned = 1;
+    }
     return 0;
+}
+
+/* "isa": the loops' ISA, oneDNN's and the block width; "precision": what
+ * the convolutions compute in; "convolutions": one line per convolution
+ * primitive made so far (geometry and implementation). */
+static const char *fast_get_info(dlt_backend *be, const char *key)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    if (!strcmp(key, "precision")) return cx->bf16 ? "bf16" : "fp32";
+    if (!strcmp(key, "isa")) {
+        static __thread char buf[96];
+        snprintf(buf, sizeof buf, "%s (oneDNN %s), %d-channel blocks", fast_isa_name(cx->isa), fast_dnnl_isa_name(),
+                 cx->blk);
+        return buf;
+    }
+    if (!strcmp(key, "convolutions")) return cx->report ? cx->report : "";
+    return NULL;
 }
 
 static void fast_destroy(dlt_backend *be)
@@ -405,6 +453,7 @@ static void fast_destroy(dlt_backend *be)
             free(r);
         }
         dlt_free(cx->scratch);
+        free(cx->report);
         for (int i = 0; i < 4; i++) dlt_free(cx->tmp[i]);
         if (cx->st) dnnl_stream_destroy(cx->st);
         if (cx->eng) dnnl_engine_destroy(cx->eng);
@@ -430,6 +479,12 @@ int dlt_cpu_fast_create(dlt_backend **out)
         fast_destroy(be);
         return rc;
     }
+    if ((rc = fast_isa_pick(cx))) {
+        fast_destroy(be);
+        return rc;
+    }
+    dlt_log(DLT_LOG_DEBUG, "backend cpu: loops %s, oneDNN %s, %d-channel blocks", fast_isa_name(cx->isa),
+            fast_dnnl_isa_name(), cx->blk);
     cx->nthr = dlt_threads();
     if (cx->nthr < 1) cx->nthr = 1;
     omp_set_num_threads(cx->nthr); /* oneDNN's OpenMP runtime takes its thread count from here */
@@ -454,22 +509,23 @@ int dlt_cpu_fast_create(dlt_backend **out)
     be->convt_fwd = fast_convt_fwd;
     be->convt_bwd_data = fast_convt_bwd_data;
     be->convt_bwd_weights = fast_convt_bwd_weights;
-    be->norm_fwd = fast_norm_fwd;
-    be->norm_bwd = fast_norm_bwd;
-    be->act_fwd = fast_act_fwd;
-    be->act_bwd = fast_act_bwd;
-    be->maxpool_fwd = fast_maxpool_fwd;
-    be->maxpool_bwd = fast_maxpool_bwd;
-    be->padc_fwd = fast_padc_fwd;
-    be->padc_bwd = fast_padc_bwd;
-    be->concat_fwd = fast_concat_fwd;
-    be->concat_bwd = fast_concat_bwd;
-    be->add_fwd = fast_add_fwd;
-    be->copy = fast_copy;
-    be->softmax_fwd = fast_softmax_fwd;
-    be->loss = fast_loss;
-    be->optim_step = fast_optim_step;
+    be->norm_fwd = cx->k->norm_fwd;
+    be->norm_bwd = cx->k->norm_bwd;
+    be->act_fwd = cx->k->act_fwd;
+    be->act_bwd = cx->k->act_bwd;
+    be->maxpool_fwd = cx->k->maxpool_fwd;
+    be->maxpool_bwd = cx->k->maxpool_bwd;
+    be->padc_fwd = cx->k->padc_fwd;
+    be->padc_bwd = cx->k->padc_bwd;
+    be->concat_fwd = cx->k->concat_fwd;
+    be->concat_bwd = cx->k->concat_bwd;
+    be->add_fwd = cx->k->add_fwd;
+    be->copy = cx->k->copy;
+    be->softmax_fwd = cx->k->softmax_fwd;
+    be->loss = cx->k->loss;
+    be->optim_step = cx->k->optim_step;
     be->set_option = fast_set_option;
+    be->get_info = fast_get_info;
     *out = be;
     return 0;
 }

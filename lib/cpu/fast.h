@@ -1,18 +1,19 @@
-/* cpu/fast.h - internals of the "cpu" fast path (lib/cpu/fast*.c), shared
- * by its files only.
+/* cpu/fast.h - internals of the "cpu" fast path (lib/cpu/fast*.c and
+ * lib/cpu/simd/), shared by its files only.
  *
- * One layout from the first layer to the last: activations (role ACT) with
- * 2 or more channels live in oneDNN's blocked nCdhw16c, the channel count
- * padded up to a multiple of 16 with zeros (14 classes use 16 lanes, 2 of
- * them always zero; 4 or 8 filters use 16 lanes too, since oneDNN's plain
- * or 8-lane kernels for them are its reference code); 1-channel tensors (the
- * usual input) stay plain NCDHW, which is what oneDNN's first-layer kernels
- * read. A convolution whose blocked input has fewer channels than its lanes
- * tells oneDNN the padded count (fast_conv.c geo_prim). Every kernel of this
- * backend keeps the padded lanes at zero, so whole-buffer elementwise loops
- * (add, copy, optimiser) need no masks. A layout is seen as blocks of B
- * channels (B = 16 or 1): element (n, c, s) of a tensor with spatial size S
- * is at ((n*CB + c/B)*S + s)*B + c%B, CB = ceil(C/B).
+ * One layout from the first layer to the last, the one oneDNN's kernels
+ * read on this CPU: activations (role ACT) with 2 or more channels live in
+ * oneDNN's blocked nCdhw<B>c, B = fast_ctx.blk channel lanes (16 on
+ * AVX-512, 8 on AVX2: cpu/fast_isa.c asks oneDNN), the channel count padded
+ * up to a multiple of B with zeros (14 classes use 16 lanes, 2 of them
+ * always zero); 1-channel tensors (the usual input) stay plain NCDHW, which
+ * is what oneDNN's first-layer kernels read. A convolution whose blocked
+ * input has fewer channels than its lanes tells oneDNN the padded count
+ * (fast_conv.c geo_prim). Every kernel of this backend keeps the padded
+ * lanes at zero, so whole-buffer elementwise loops (add, copy, optimiser)
+ * need no masks. A layout is seen as blocks of b channels (b = B, or 1 when
+ * plain): element (n, c, s) of a tensor with spatial size S is at
+ * ((n*CB + c/b)*S + s)*b + c%b, CB = ceil(C/b).
  *
  * Weights start plain ([O, I/g, KD, KH, KW]) and move, once, to the layout
  * their first convolution primitive asks for (format_tag any); gradients
@@ -22,11 +23,18 @@
  * Primitives (and their memory objects) are cached per shape in a small
  * hash table keyed by the op and its geometry, so a steady-state step
  * creates nothing. Operations this backend lacks run on the reference
- * backend (fast_fb_*), logged once per op at debug level.
+ * backend (fast_fb_*), logged once per op at debug level; so does a
+ * convolution for which oneDNN has only its reference code (logged at
+ * verbose level, naming the geometry): our reference loops are faster.
+ *
+ * Own loops (norms, activations, pooling, channel ops, softmax, losses,
+ * optimiser, the depthwise upsampling) are in lib/cpu/simd, compiled once
+ * per ISA; fast_ctx.k is the copy this CPU runs (cpu/fast_kern.h).
  *
  * Option precision=bf16 (fast_bf16.c): convolutions of 16 or more channels
  * in and out read bf16 on channels-last copies (oneDNN's AMX kernels read
- * no other layout) and write f32 back into the layouts above. */
+ * no other layout) and write f32 back into the layouts above. On a CPU
+ * without bf16 kernels the option is taken as fp32, with one warning. */
 #ifndef DLT_CPU_FAST_H
 #define DLT_CPU_FAST_H
 
@@ -36,6 +44,7 @@
 #include <stdint.h>
 
 #include "dlt/backend.h"
+#include "cpu/fast_kern.h"
 
 enum { FF_PLAIN = 0, FF_BLK = 1, FF_OPAQUE = 2 };
 
@@ -63,8 +72,9 @@ typedef struct fast_prim {
     size_t scratch_size;
     dnnl_memory_desc_t wmd; /* the weights (or diff weights) layout this primitive wants */
     dnnl_memory_desc_t tmd; /* a temporary's layout, where the op needs one */
-    int flags;
+    int flags; /* FAST_PRIM_REF; fast_bf16.c has its own */
 } fast_prim;
+enum { FAST_PRIM_REF = 0x100 }; /* oneDNN has only its reference code for this primitive */
 
 #define FAST_NBUCKET 256
 typedef struct fast_ctx {
@@ -81,6 +91,12 @@ typedef struct fast_ctx {
     unsigned char logged[64]; /* fallback ops already named in the debug log */
     int bf16;                 /* option precision=bf16: convolutions in bf16 (fast_conv.c) */
     int bf16_warned;
+    int bf16_avail;           /* fast_bf16_available: 0 not asked yet, 1 yes, -1 no */
+    int blk;                  /* channel lanes of FF_BLK activations: 8 or 16 (fast_isa.c) */
+    int isa;                  /* FAST_ISA_* of the loops in k */
+    const fast_kern *k;       /* this CPU's copy of the own loops (lib/cpu/simd) */
+    char *report;             /* one line per convolution primitive made: geometry, implementation */
+    size_t report_len, report_cap;
 } fast_ctx;
 
 #define FAST_CTX(be) ((fast_ctx *)(be)->ctx)
@@ -88,13 +104,13 @@ typedef struct fast_ctx {
 
 /* Block view of an activation tensor (see the header comment). */
 typedef struct fast_lay {
-    int64_t n, c, cb, s, b; /* batch, channels, channel blocks, spatial size, block (16 or 1) */
+    int64_t n, c, cb, s, b; /* batch, channels, channel blocks, spatial size, block (fast_ctx.blk or 1) */
 } fast_lay;
 
 static inline fast_lay fast_lay_of(const dlt_tensor *t)
 {
     fast_lay l;
-    l.b = t->fmt == FF_BLK ? 16 : 1;
+    l.b = t->fmt == FF_BLK ? FAST_CTX(t->be)->blk : 1;
     l.n = t->n, l.c = t->c, l.s = t->d * t->h * t->w;
     l.cb = (t->c + l.b - 1) / l.b;
     return l;
@@ -106,14 +122,21 @@ static inline int64_t fast_off(const fast_lay *l, int64_t n, int64_t c, int64_t 
 /* Floats in the buffer (padding included). */
 static inline int64_t fast_lay_size(const fast_lay *l) { return l->n * l->cb * l->s * l->b; }
 
-/* The elementwise kernels are compiled twice, for AVX-512 and for any
- * x86-64, and picked when the program loads (GCC function multiversioning;
- * the OpenMP bodies are cloned with their function). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FAST_SIMD __attribute__((target_clones("avx512f", "default")))
-#else
-#define FAST_SIMD
-#endif
+/* Run the body once per block width the kernels are specialised for (B a
+ * compile-time constant in each copy, so the lane loops vectorise). */
+#define FAST_BSWITCH(b, ...)                                                                                          \
+    do {                                                                                                             \
+        if ((b) == 16) {                                                                                             \
+            enum { B_ = 16 };                                                                                        \
+            __VA_ARGS__;                                                                                             \
+        } else if ((b) == 8) {                                                                                       \
+            enum { B_ = 8 };                                                                                         \
+            __VA_ARGS__;                                                                                             \
+        } else {                                                                                                     \
+            enum { B_ = 1 };                                                                                         \
+            __VA_ARGS__;                                                                                             \
+        }                                                                                                            \
+    } while (0)
 
 /* ---- fast.c: memory, layouts, cache, fallback ---- */
 int fast_dnnl_err(dnnl_status_t s, const char *what);
@@ -133,12 +156,28 @@ int fast_reorder(fast_ctx *cx, const dnnl_memory_desc_t *smd, const void *src, c
 void *fast_tmp(fast_ctx *cx, int i, size_t bytes);
 /* Move a tensor's data to layout `md` (plain_md says what it holds when it is plain). */
 int fast_migrate(fast_ctx *cx, dlt_tensor *t, const dnnl_memory_desc_t *md);
-/* dst[i] (+)= src[i] over n floats, threaded. */
-void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum);
+/* dst[i] (+)= src[i] over n floats, threaded (this CPU's copy). */
+static inline void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum)
+{
+    cx->k->vcopy(cx, n, src, dst, accum);
+}
 /* The oneDNN md of an activation tensor in its layout, or in a forced one. */
 void fast_act_md(const dlt_tensor *t, int fmt, dnnl_memory_desc_t *md);
 int fast_same_md(const dlt_tensor *a, const dlt_tensor *b);
 const char *fast_impl_name(dnnl_primitive_desc_t pd);
+/* Append one line to the backend's convolution report (printf-style). */
+void fast_report(fast_ctx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- fast_bf16.c ---- */
+/* Whether oneDNN has bf16 convolution kernels (not its reference code) on
+ * this CPU; asked once per backend. */
+int fast_bf16_available(fast_ctx *cx);
+
+/* ---- fast_isa.c ---- */
+/* Decide (once per process) and set cx->isa, cx->blk, cx->k. */
+int fast_isa_pick(fast_ctx *cx);
+const char *fast_isa_name(int level);
+const char *fast_dnnl_isa_name(void);
 
 /* Fallback to the reference backend: a twin holding a plain copy of t
  * (copy=0: allocated, zeroed), and the way back (copy the twin into t when
@@ -167,33 +206,6 @@ int fast_convt_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tenso
                         dlt_tensor *dx, int accum);
 int fast_convt_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
                            dlt_tensor *dw, dlt_tensor *db);
-
-/* ---- fast_norm.c ---- */
-int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
-                  const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm,
-                  dlt_tensor *sr, dlt_tensor *y);
-int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
-                  const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *sm, const dlt_tensor *sr,
-                  dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta);
-int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y);
-int fast_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
-                 const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope);
-
-/* ---- fast_ops.c ---- */
-int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y);
-int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
-                     const dlt_tensor *dy, dlt_tensor *dx, int accum);
-int fast_padc_fwd(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y);
-int fast_padc_bwd(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum);
-int fast_concat_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
-int fast_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db, int accum_b);
-int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
-int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
-int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
-int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
-              double *value, dlt_tensor *dlogits);
-int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
-                    dlt_tensor *v);
 
 #endif /* DLT_HAVE_DNNL */
 #endif

@@ -7,7 +7,7 @@
  * its f32 result ndhwc -> ours on the way out (accumulating where asked),
  * and the weights f32 -> bf16 each call (they are small, and a training
  * step changes them). Weights, gradients and optimiser state stay f32: this
- * is mixed precision, not a bf16 model. Where oneDNN has only its
+ * is mixed precision, not a bf16 model. Where oneDNN has no kernel or only its
  * reference code for a geometry (a CPU without AVX512-BF16 or AMX), that op
  * stays f32 (said once).
  *
@@ -32,8 +32,10 @@ static void nd_md(const dlt_tensor *t, dnnl_data_type_t dt, dnnl_memory_desc_t *
 /* The cached bf16 primitive of (kind, geometry); flags BF16_NONE where
  * oneDNN offers only its reference code; NULL on errors. in/out: the op's
  * input and output side tensors. */
-static fast_prim *bf16_prim(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, const dlt_tensor *out)
+static fast_prim *bf16_prim(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, const dlt_tensor *out,
+                            int *unimpl)
 {
+    *unimpl = 0;
     dnnl_memory_desc_t in16, in32, out16, out32, w16, w32, bimd, *bip = NULL;
     nd_md(in, dnnl_bf16, &in16), nd_md(in, dnnl_f32, &in32);
     nd_md(out, dnnl_bf16, &out16), nd_md(out, dnnl_f32, &out32);
@@ -50,6 +52,10 @@ static fast_prim *bf16_prim(fast_ctx *cx, int kind, const cgeo *G, const dlt_ten
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t s = fast_geo_pd(cx, kind, G, G->tr ? &out32 : &in16, G->tr ? &in16 : &out32, &w16, bmd, smd,
                                   kind == K_BWD_WEIGHTS ? &w32 : &w16, &pd);
+    if (s == dnnl_unimplemented) { /* no bf16 kernel at all for this geometry: fp32 */
+        *unimpl = 1;
+        return NULL;
+    }
     if (s != dnnl_success) {
         fast_dnnl_err(s, "bf16 convolution primitive");
         return NULL;
@@ -101,11 +107,30 @@ int fast_bf16_worth(const cgeo *G)
     return in->c >= 16 && out->c >= 16;
 }
 
-/* t's buffer already is the ndhwc f32 layout (16 channels in one block, or
- * one channel plain), so a result can be written there directly. */
+/* t's buffer already is the ndhwc f32 layout (its channels in one block,
+ * or one channel plain), so a result can be written there directly. */
 static int is_ndhwc_f32(const dlt_tensor *t)
 {
-    return (t->fmt == FF_BLK && t->c == 16) || (t->fmt == FF_PLAIN && t->c == 1);
+    return (t->fmt == FF_BLK && t->c == FAST_CTX(t->be)->blk) || (t->fmt == FF_PLAIN && t->c == 1);
+}
+
+int fast_bf16_available(fast_ctx *cx)
+{
+    if (cx->bf16_avail) return cx->bf16_avail > 0;
+    dnnl_dims_t xd = {1, 32, 8, 8, 8}, wd = {32, 32, 3, 3, 3}, st = {1, 1, 1}, pad = {1, 1, 1};
+    dnnl_memory_desc_t x, w, y;
+    dnnl_memory_desc_init_by_tag(&x, 5, xd, dnnl_bf16, dnnl_ndhwc);
+    dnnl_memory_desc_init_by_tag(&w, 5, wd, dnnl_bf16, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&y, 5, xd, dnnl_f32, dnnl_ndhwc);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, NULL, &y,
+                                                st, pad, pad) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &cd, NULL, cx->eng, NULL) == dnnl_success &&
+             strncmp(fast_impl_name(pd), "ref", 3) != 0;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    cx->bf16_avail = ok ? 1 : -1;
+    return ok;
 }
 
 /* One op in bf16. Forward: a = x, b = w, c = bias, t = y. Backward data:
@@ -118,8 +143,9 @@ int fast_bf16_run(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *a, co
     *done = 0;
     const dlt_tensor *in = kind == K_FWD || kind == K_BWD_WEIGHTS ? a : t;
     const dlt_tensor *out = kind == K_FWD ? t : kind == K_BWD_DATA ? a : b;
-    fast_prim *p = bf16_prim(cx, kind, G, in, out);
-    if (!p) return DLT_EDEVICE;
+    int unimpl;
+    fast_prim *p = bf16_prim(cx, kind, G, in, out, &unimpl);
+    if (!p) return unimpl ? 0 : DLT_EDEVICE;
     if (p->flags & BF16_NONE) return 0;
     int rc = 0;
     void *ptrs[4], *res;

@@ -1,6 +1,6 @@
 /* cpu/fast_softmax.h - per-voxel softmax helpers shared by the fast path's
  * softmax (fast_ops.c) and losses (fast_loss.c). Inline only: they are
- * compiled into each FAST_SIMD caller's clones. */
+ * compiled into each ISA's copy of their callers (cpu/fast_kern.h). */
 #ifndef DLT_CPU_FAST_SOFTMAX_H
 #define DLT_CPU_FAST_SOFTMAX_H
 
@@ -52,9 +52,9 @@ FSM_INL void vox_softmax(const float *z, int64_t C, int64_t B, int64_t bs, float
     *sum_out = s;
 }
 
-/* The same for C <= 16 classes in one 16-lane block (the usual case):
- * e[16] (zero past C), returns the sum. In GCC's generic vectors, which
- * become one AVX-512 register in the avx512f clone of the caller (plain
+/* The same for C <= 16 classes (the usual case) in 16 lanes z[16]: e[16]
+ * (zero past C), returns the sum. In GCC's generic vectors, which become
+ * one AVX-512 register, or two AVX2 ones, in the caller's copy (plain
  * loops here stay scalar at -O2: the reductions and the bit cast defeat
  * GCC 12's cheap vectoriser cost model). */
 /* GCC warns at the end of each including file that 64-byte vector values
@@ -117,5 +117,30 @@ FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
     *mx_out = m[0];
     return s[0];
 }
+
+/* The C <= 16 values of one voxel, in blocks of B = 8 or 16 lanes bs floats
+ * apart, to and from 16 consecutive lanes (lanes past C read as zero and
+ * are written back only where the layout has them, as zero). */
+FSM_INL void vox_gather16(const float *z, int64_t B, int64_t bs, int64_t C, float *z16)
+{
+    if (B == 16) {
+        memcpy(z16, z, 64);
+        return;
+    }
+    memcpy(z16, z, 32);
+    if (C > 8) memcpy(z16 + 8, z + bs, 32);
+    else memset(z16 + 8, 0, 32);
+}
+FSM_INL void vox_scatter16(const float *g16, int64_t B, int64_t bs, int64_t C, float *g)
+{
+    if (B == 16) {
+        memcpy(g, g16, 64);
+        return;
+    }
+    memcpy(g, g16, 32);
+    if (C > 8) memcpy(g + bs, g16 + 8, 32);
+}
+/* Whether a layout of b lanes and C classes suits the 16-lane helpers. */
+FSM_INL int vox_fits16(int64_t b, int64_t C) { return C <= 16 && (b == 16 || b == 8); }
 
 #endif

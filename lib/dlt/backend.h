@@ -195,7 +195,20 @@ struct dlt_backend {
      * cuda: "precision" = "fp32" (default) | "tf32" | "bf16" (convolutions
      * only; see lib/cuda/internal.h). Unknown key or value: DLT_EINVAL. */
     int (*set_option)(dlt_backend *be, const char *key, const char *value);
+    /* Optional: what the backend says about itself for a key, or NULL.
+     * cpu: "isa" (its loops' ISA, oneDNN's, the channel block), "precision"
+     * (what convolutions compute in now: a bf16 request on a CPU without
+     * bf16 kernels reads fp32), "convolutions" (a line per convolution
+     * primitive made so far: geometry and implementation). The string
+     * belongs to the backend (valid until its next call). */
+    const char *(*get_info)(dlt_backend *be, const char *key);
 };
+
+/* be->get_info(key), or NULL where the backend has none. */
+static inline const char *dlt_backend_info(dlt_backend *be, const char *key)
+{
+    return be->get_info ? be->get_info(be, key) : NULL;
+}
 
 /* be->set_option, or DLT_EUNSUP naming the backend when it has none. */
 static inline int dlt_backend_set_option(dlt_backend *be, const char *key, const char *value)

@@ -125,6 +125,13 @@ int main(void)
     conv_case("8->16 k4 s2", 2, 8, 16, 1, (int[3]){8, 6, 8}, k4, s2, 0, 191);
     conv_case("12->8 k3", 1, 12, 8, 1, (int[3]){5, 6, 7}, k3, s1, 0, 201);
     conv_case("24->8 k3 odd size", 1, 24, 8, 1, (int[3]){5, 7, 6}, k3, s1, 0, 211);
+    /* the convolutions of a U-Net 8,16 (one 8-lane block on AVX2) */
+    conv_case("U-Net 8,16: 1->8 k3", 2, 1, 8, 1, (int[3]){8, 8, 8}, k3, s1, 0, 241);
+    conv_case("U-Net 8,16: 8->8 k3", 2, 8, 8, 1, (int[3]){8, 8, 8}, k3, s1, 0, 251);
+    conv_case("U-Net 8,16: 8->16 k4 s2", 2, 8, 16, 1, (int[3]){8, 8, 8}, k4, s2, 0, 261);
+    conv_case("U-Net 8,16: 24->8 k3", 2, 24, 8, 1, (int[3]){8, 8, 8}, k3, s1, 0, 271);
+    conv_case("U-Net 8,16: 16->16 k3 at 4^3", 2, 16, 16, 1, (int[3]){4, 4, 4}, k3, s1, 0, 291);
+    conv_case("U-Net 8,16: 8->14 k1 (head)", 2, 8, 14, 1, (int[3]){8, 8, 8}, k1, s1, 0, 281);
     convt_case("convt dense 8->8 k4 s2 bias", 2, 8, 8, 1, (int[3]){3, 4, 3}, k4, s2, 1, 221);
     convt_case("upsample dw 32 k4 s2", 2, 32, 32, 32, (int[3]){4, 4, 4}, k4, s2, 0, 121);
     convt_case("upsample dw 14 k4 s2", 1, 14, 14, 14, (int[3]){3, 4, 5}, k4, s2, 0, 131);

@@ -317,6 +317,8 @@ int main(void)
     norm_case("instance norm + leaky, C=16", DLT_NORM_INSTANCE, DLT_ACT_LEAKY, 2, 16, sp, 220);
     norm_case("instance norm + relu, C=14", DLT_NORM_INSTANCE, DLT_ACT_RELU, 3, 14, sp8, 230);
     norm_case("instance norm, C=4", DLT_NORM_INSTANCE, DLT_ACT_NONE, 2, 4, sp, 240);
+    norm_case("batch norm + leaky, C=8 (one 8-lane block)", DLT_NORM_BATCH, DLT_ACT_LEAKY, 2, 8, sp, 250);
+    norm_case("batch norm + relu6, C=24", DLT_NORM_BATCH, DLT_ACT_RELU6, 2, 24, sp8, 260);
     const int acts5[4] = {DLT_ACT_RELU, DLT_ACT_LEAKY, DLT_ACT_RELU6, DLT_ACT_PRELU};
     const char *an5[4] = {"relu", "leaky", "relu6", "prelu"};
     for (int i = 0; i < 4; i++)
@@ -329,11 +331,14 @@ int main(void)
     pool_case("maxpool 2 C=14", 1, 14, (int[3]){4, 6, 8}, (int[3]){2, 2, 2}, 410);
     pool_case("maxpool 1,2,2 C=48", 1, 48, (int[3]){3, 6, 4}, (int[3]){1, 2, 2}, 420);
     pool_case("maxpool 2 C=4 (plain)", 2, 4, sp8, (int[3]){2, 2, 2}, 430);
+    pool_case("maxpool 2 C=8", 2, 8, sp8, (int[3]){2, 2, 2}, 440);
     padc_case("padc 16->32 (8,8)", 2, 16, 8, 8, sp, 500);
     padc_case("padc 32->64 (16,16)", 1, 32, 16, 16, sp, 510);
     padc_case("padc 14->21 (3,4)", 1, 14, 3, 4, sp, 520);
     padc_case("padc 4->16 (6,6)", 2, 4, 6, 6, sp, 530);
     padc_case("padc 1->16 (7,8)", 1, 1, 7, 8, sp, 540);
+    padc_case("padc 8->16 (4,4)", 2, 8, 4, 4, sp, 550);
+    padc_case("padc 8->16 (0,8)", 2, 8, 0, 8, sp, 560);
     concat_case("concat 16+32", 2, 16, 32, sp, 600);
     concat_case("concat 14+4", 1, 14, 4, sp, 610);
     concat_case("concat 4+16", 2, 4, 16, sp, 620);
@@ -345,6 +350,9 @@ int main(void)
     loss_case("balanced ce C=14", DLT_LOSS_BALANCED_CE, 2, 14, sp, 730);
     loss_case("dice C=14", DLT_LOSS_DICE, 2, 14, sp, 740);
     loss_case("dice+ce C=5", DLT_LOSS_DICE_CE, 1, 5, sp, 750);
+    loss_case("dice+ce C=14", DLT_LOSS_DICE_CE, 2, 14, sp, 760);
+    loss_case("dice+ce C=8", DLT_LOSS_DICE_CE, 2, 8, sp, 770);
+    loss_case("ce C=9", DLT_LOSS_CE, 1, 9, sp, 780);
     dlt_optim_desc adam = {DLT_OPTIM_ADAM, 1e-3f, 0.9f, 0.999f, 1e-5f, 0.f, 0.f, 0, 1};
     dlt_optim_desc adamw = {DLT_OPTIM_ADAM, 1e-2f, 0.9f, 0.99f, 1e-5f, 1e-2f, 0.f, 0, 1};
     dlt_optim_desc sgd = {DLT_OPTIM_SGD, 1e-2f, 0.f, 0.f, 0.f, 1e-3f, 0.9f, 0, 1};

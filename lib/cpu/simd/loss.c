@@ -1,5 +1,6 @@
-/* cpu/fast_loss.c - the losses on the fast path, on the activations' own
- * layout (blocked nCdhw16c, 14 classes in one 16-lane block, or plain):
+/* cpu/simd/loss.c - the losses on the fast path, on the activations' own
+ * layout (blocked nCdhw16c or nCdhw8c, 14 classes in 16 lanes, or plain;
+ * compiled once per ISA, cpu/fast_kern.h):
  * cross-entropy, DLTK's class-balanced cross-entropy, soft Dice and
  * Dice + CE, with the semantics of the reference (ref_kern.h).
  *
@@ -51,7 +52,7 @@ static inline double bal_nl(double nl, double *r)
     return nl;
 }
 
-/* Pass 1 over voxels [s0, s1) of sample n, one 16-lane block (C <= 16).
+/* Pass 1 over voxels [s0, s1) of sample n, C <= 16 in 16 lanes (blocks of 8 or 16).
  * part: [0] CE sum, [1..CP] P, [1+CP..1+2CP] I. */
 static inline __attribute__((always_inline)) void pass1_blk(const lparam *q, int64_t n, int64_t s0, int64_t s1,
                                                             double *part)
@@ -59,10 +60,10 @@ static inline __attribute__((always_inline)) void pass1_blk(const lparam *q, int
     double P[16] = {0}, I[16] = {0}, acc = 0;
     const float invM = (float)(1.0 / q->M);
     for (int64_t s = s0; s < s1; s++) {
-        const int64_t o = (n * q->S + s) * 16;
-        const float *z = q->x + o;
+        const int64_t o = n * q->cb * q->bs + s * q->B;
         const int32_t y = q->lab[n * q->S + s];
-        float e[16], mx;
+        float z[16], e[16], mx;
+        vox_gather16(q->x + o, q->B, q->bs, q->C, z);
         const float sum = vox_softmax16(z, q->C, e, &mx), r = 1.f / sum;
 #pragma omp simd
         for (int l = 0; l < 16; l++) e[l] *= r;
@@ -79,7 +80,7 @@ static inline __attribute__((always_inline)) void pass1_blk(const lparam *q, int
             I[y] += e[y];
         }
         if (!q->g) continue;
-        float *g = q->g + o;
+        float g[16];
         if (q->dice) {
 #pragma omp simd
             for (int l = 0; l < 16; l++) g[l] = e[l];
@@ -87,6 +88,7 @@ static inline __attribute__((always_inline)) void pass1_blk(const lparam *q, int
 #pragma omp simd
             for (int l = 0; l < 16; l++) g[l] = coef * (e[l] - (l == y ? 1.f : 0.f));
         }
+        vox_scatter16(g, q->B, q->bs, q->C, q->g + o);
     }
     part[0] = acc;
     for (int l = 0; l < 16; l++) part[1 + l] = P[l], part[1 + q->CP + l] = I[l];
@@ -134,7 +136,8 @@ static inline __attribute__((always_inline)) void pass2_blk(const lparam *q, int
     const float *A = q->A + n * q->CP, *Bv = q->Bv + n * q->CP;
     const float invM = q->ce ? (float)(1.0 / q->M) : 0.f;
     for (int64_t s = s0; s < s1; s++) {
-        float *g = q->g + (n * q->S + s) * 16;
+        float *gp = q->g + n * q->cb * q->bs + s * q->B, g[16];
+        vox_gather16(gp, q->B, q->bs, q->C, g);
         const int32_t y = q->lab[n * q->S + s];
         float gc[16], dot = 0;
 #pragma omp simd reduction(+ : dot)
@@ -144,6 +147,7 @@ static inline __attribute__((always_inline)) void pass2_blk(const lparam *q, int
         }
 #pragma omp simd
         for (int l = 0; l < 16; l++) g[l] = g[l] * (gc[l] - dot) + invM * (g[l] - (l == y ? 1.f : 0.f));
+        vox_scatter16(g, q->B, q->bs, q->C, gp);
     }
 }
 
@@ -165,9 +169,9 @@ static void pass2_gen(const lparam *q, int64_t n, int64_t s0, int64_t s1)
     }
 }
 
-FAST_SIMD static int run_pass1(fast_ctx *cx, const lparam *q, int64_t items, int64_t plen, double *part)
+static int run_pass1(fast_ctx *cx, const lparam *q, int64_t items, int64_t plen, double *part)
 {
-    const int one_block = q->B == 16 && q->cb == 1;
+    const int one_block = vox_fits16(q->B, q->C);
     int bad = 0;
 #pragma omp parallel num_threads(cx->nthr)
     {
@@ -186,9 +190,9 @@ FAST_SIMD static int run_pass1(fast_ctx *cx, const lparam *q, int64_t items, int
     return bad ? dlt_err(DLT_ENOMEM, "cpu: out of memory") : 0;
 }
 
-FAST_SIMD static void run_pass2(fast_ctx *cx, const lparam *q, int64_t items)
+static void run_pass2(fast_ctx *cx, const lparam *q, int64_t items)
 {
-    const int one_block = q->B == 16 && q->cb == 1;
+    const int one_block = vox_fits16(q->B, q->C);
 #pragma omp parallel for num_threads(cx->nthr) schedule(static)
     for (int64_t it = 0; it < items; it++) {
         const int64_t n = it / q->nch, s0 = (it % q->nch) * CHUNK, s1 = s0 + CHUNK < q->S ? s0 + CHUNK : q->S;
@@ -219,7 +223,7 @@ static int shape_eq(const dlt_tensor *a, const dlt_tensor *b)
     return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w;
 }
 
-int fast_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
+int FAST_K(fast_loss)(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
               double *value, dlt_tensor *dlogits)
 {
     fast_ctx *cx = FAST_CTX(be);

@@ -1,7 +1,7 @@
-/* cpu/fast_norm.c - batch/instance normalisation with the fused activation,
+/* cpu/simd/norm.c - batch/instance normalisation with the fused activation,
  * and the stand-alone activations, as own OpenMP loops over the blocked
- * layout (16 channel lanes innermost, so every inner loop is one AVX-512
- * vector wide).
+ * layout (B = 8 or 16 channel lanes innermost, so every inner loop is one
+ * AVX2 or AVX-512 vector wide); compiled once per ISA (cpu/fast_kern.h).
  *
  * Statistics: the work is cut into items (sample, channel block, spatial
  * chunk); each item sums in double around a per-channel shift (the first
@@ -194,7 +194,7 @@ static int norm_fb(fast_ctx *cx, int fwd, const dlt_norm_desc *nd, int training,
     return rc ? rc : rc2 ? rc2 : e;
 }
 
-FAST_SIMD int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
                   const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm,
                   dlt_tensor *sr, dlt_tensor *y)
 {
@@ -242,10 +242,7 @@ FAST_SIMD int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int traini
             const int64_t s1 = s0 + it.len < l.s ? s0 + it.len : l.s;
             if (s1 <= s0) continue;
             const float *xp = xd + (ncb * l.s + s0) * B;
-            if (B == 16)
-                sums(xp, s1 - s0, kshift + ncb * B, part + i * 2 * B, part + i * 2 * B + B, 16);
-            else
-                sums(xp, s1 - s0, kshift + ncb * B, part + i * 2 * B, part + i * 2 * B + B, 1);
+            FAST_BSWITCH(B, sums(xp, s1 - s0, kshift + ncb * B, part + i * 2 * B, part + i * 2 * B + B, B_));
         }
         float *smd = sm ? sm->data : NULL, *srd = sr ? sr->data : NULL;
         float *rmd = rm ? rm->data : NULL, *rvd = rv ? rv->data : NULL;
@@ -294,16 +291,13 @@ FAST_SIMD int fast_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int traini
         const int64_t n = ncb / l.cb, cb = ncb % l.cb, g = inst ? n : 0;
         const float *a = sc + (g * l.cb + cb) * B, *b = sh + (g * l.cb + cb) * B;
         const int64_t o = (ncb * l.s + s0) * B;
-        if (B == 16)
-            apply(nd->act, nd->alpha, xd + o, yd + o, s1 - s0, a, b, 16);
-        else
-            apply(nd->act, nd->alpha, xd + o, yd + o, s1 - s0, a, b, 1);
+        FAST_BSWITCH(B, apply(nd->act, nd->alpha, xd + o, yd + o, s1 - s0, a, b, B_));
     }
     free(sc);
     return 0;
 }
 
-FAST_SIMD int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
+int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
                   const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *sm, const dlt_tensor *sr,
                   dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta)
 {
@@ -346,10 +340,7 @@ FAST_SIMD int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_
         const int64_t n = ncb / l.cb, cb = ncb % l.cb, g = inst ? n : 0;
         const int64_t o = (ncb * l.s + s0) * B;
         const float *m = mu + (g * l.cb + cb) * B;
-        if (B == 16)
-            bsums(nd->act, nd->alpha, xd + o, yd + o, gd + o, s1 - s0, m, part + i * 2 * B, part + i * 2 * B + B, 16);
-        else
-            bsums(nd->act, nd->alpha, xd + o, yd + o, gd + o, s1 - s0, m, part + i * 2 * B, part + i * 2 * B + B, 1);
+        FAST_BSWITCH(B, bsums(nd->act, nd->alpha, xd + o, yd + o, gd + o, s1 - s0, m, part + i * 2 * B, part + i * 2 * B + B, B_));
     }
     float *dgd = dgamma && nd->affine ? dgamma->data : NULL, *dbd = dbeta && nd->affine ? dbeta->data : NULL;
     const double M = (double)(inst ? l.s : l.n * l.s);
@@ -384,10 +375,7 @@ FAST_SIMD int fast_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_
         if (s1 <= s0) continue;
         const int64_t n = ncb / l.cb, cb = ncb % l.cb, g = inst ? n : 0;
         const int64_t o = (ncb * l.s + s0) * B, k = (g * l.cb + cb) * B;
-        if (B == 16)
-            bapply(nd->act, nd->alpha, xd + o, yd + o, gd + o, dxd + o, s1 - s0, A + k, Bc + k, Cc + k, accum, 16);
-        else
-            bapply(nd->act, nd->alpha, xd + o, yd + o, gd + o, dxd + o, s1 - s0, A + k, Bc + k, Cc + k, accum, 1);
+        FAST_BSWITCH(B, bapply(nd->act, nd->alpha, xd + o, yd + o, gd + o, dxd + o, s1 - s0, A + k, Bc + k, Cc + k, accum, B_));
     }
     free(part), free(mu);
     return 0;
@@ -414,7 +402,7 @@ static int act_fb(fast_ctx *cx, int fwd, int act, float alpha, const dlt_tensor 
     return rc ? rc : e1 ? e1 : e2;
 }
 
-FAST_SIMD int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y)
+int FAST_K(fast_act_fwd)(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!same_shape(x, y)) return dlt_err(DLT_ESHAPE, "act_fwd: output shape differs from input");
@@ -445,7 +433,7 @@ FAST_SIMD int fast_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tens
     return 0;
 }
 
-FAST_SIMD int fast_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
+int FAST_K(fast_act_bwd)(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
                  const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope)
 {
     fast_ctx *cx = FAST_CTX(be);

@@ -1,7 +1,7 @@
-/* cpu/fast_ops.c - the rest of the table on the fast path: max pooling,
+/* cpu/simd/ops.c - the rest of the table on the fast path: max pooling,
  * channel padding and concatenation, add/copy, softmax and the optimiser
  * step, as own OpenMP loops over the blocked layout (the losses are in
- * fast_loss.c). */
+ * simd/loss.c); compiled once per ISA (cpu/fast_kern.h). */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -77,7 +77,7 @@ static int check_pool(const char *op, const int k[3], const dlt_tensor *x, const
     return 0;
 }
 
-FAST_SIMD int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y)
+int FAST_K(fast_maxpool_fwd)(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     int rc = check_pool("maxpool_fwd", k, x, y);
@@ -90,15 +90,12 @@ FAST_SIMD int fast_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor
         for (int64_t od = 0; od < y->d; od++) {
             const float *xp = xd + ncb * l.s * l.b;
             float *yp = yd + ncb * m.s * m.b;
-            if (l.b == 16)
-                pool_fwd_k(k, xp, yp, x->h, x->w, y->h, y->w, od, 16);
-            else
-                pool_fwd_k(k, xp, yp, x->h, x->w, y->h, y->w, od, 1);
+            FAST_BSWITCH(l.b, pool_fwd_k(k, xp, yp, x->h, x->w, y->h, y->w, od, B_));
         }
     return 0;
 }
 
-FAST_SIMD int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
+int FAST_K(fast_maxpool_bwd)(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
                      const dlt_tensor *dy, dlt_tensor *dx, int accum)
 {
     fast_ctx *cx = FAST_CTX(be);
@@ -113,19 +110,26 @@ FAST_SIMD int fast_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor
     for (int64_t ncb = 0; ncb < l.n * l.cb; ncb++)
         for (int64_t od = 0; od < dy->d; od++) {
             const int64_t xo = ncb * l.s * l.b, yo = ncb * m.s * m.b;
-            if (l.b == 16)
-                pool_bwd_k(k, xd + xo, gd + yo, dxd + xo, x->h, x->w, dy->h, dy->w, od, 16);
-            else
-                pool_bwd_k(k, xd + xo, gd + yo, dxd + xo, x->h, x->w, dy->h, dy->w, od, 1);
+            FAST_BSWITCH(l.b, pool_bwd_k(k, xd + xo, gd + yo, dxd + xo, x->h, x->w, dy->h, dy->w, od, B_));
         }
     return 0;
 }
 
 /* ------------------------------------------------------------ channel ops */
 
+void FAST_K(fast_vcopy)(fast_ctx *cx, int64_t n, const float *src, float *dst, int accum)
+{
+    if (!accum) {
+        if (src != dst) memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
 /* Channels [c0, c0+nc) of src to [d0, d0+nc) of dst, (+)=, for every n and
- * voxel; layouts may differ. Whole 16-lane blocks move as runs. */
-FAST_SIMD static void chcopy(fast_ctx *cx, const dlt_tensor *src, int64_t c0, dlt_tensor *dst, int64_t d0, int64_t nc, int accum)
+ * voxel; layouts may differ. Whole blocks move as runs. */
+static void chcopy(fast_ctx *cx, const dlt_tensor *src, int64_t c0, dlt_tensor *dst, int64_t d0, int64_t nc, int accum)
 {
     const fast_lay a = fast_lay_of(src), b = fast_lay_of(dst);
     const float *sd = src->data;
@@ -149,7 +153,7 @@ FAST_SIMD static void chcopy(fast_ctx *cx, const dlt_tensor *src, int64_t c0, dl
             }
 }
 
-int fast_padc_fwd(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y)
+int FAST_K(fast_padc_fwd)(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y)
 {
     if (lo < 0 || hi < 0 || !spatial_eq(x, y) || y->c != x->c + lo + hi || !is_act(x) || !is_act(y))
         return dlt_err(DLT_ESHAPE, "padc_fwd: output is not the input with lo+hi more channels");
@@ -159,7 +163,7 @@ int fast_padc_fwd(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tens
     return 0;
 }
 
-int fast_padc_bwd(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum)
+int FAST_K(fast_padc_bwd)(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum)
 {
     if (lo < 0 || hi < 0 || !spatial_eq(dx, dy) || dy->c != dx->c + lo + hi || !is_act(dx) || !is_act(dy))
         return dlt_err(DLT_ESHAPE, "padc_bwd: dy is not dx with lo+hi more channels");
@@ -167,7 +171,7 @@ int fast_padc_bwd(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_ten
     return 0;
 }
 
-int fast_concat_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
+int FAST_K(fast_concat_fwd)(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
 {
     if (!spatial_eq(a, b) || !spatial_eq(a, y) || y->c != a->c + b->c || !is_act(a) || !is_act(b) || !is_act(y))
         return dlt_err(DLT_ESHAPE, "concat_fwd: output is not [a, b] along channels");
@@ -176,7 +180,7 @@ int fast_concat_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, d
     return 0;
 }
 
-int fast_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db, int accum_b)
+int FAST_K(fast_concat_bwd)(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db, int accum_b)
 {
     if (!da || !db || !spatial_eq(da, db) || !spatial_eq(da, dy) || dy->c != da->c + db->c || !is_act(dy) ||
         !is_act(da) || !is_act(db))
@@ -186,7 +190,7 @@ int fast_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int a
     return 0;
 }
 
-FAST_SIMD int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
+int FAST_K(fast_add_fwd)(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!shape_eq(a, b) || !shape_eq(a, y)) return dlt_err(DLT_ESHAPE, "add_fwd: a, b, y must have one shape");
@@ -203,7 +207,7 @@ FAST_SIMD int fast_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tenso
     return 0;
 }
 
-int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum)
+int FAST_K(fast_copy)(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!shape_eq(src, dst)) return dlt_err(DLT_ESHAPE, "copy: src and dst shapes differ");
@@ -232,7 +236,7 @@ int fast_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum
 
 /* ------------------------------------------------------------ softmax */
 
-FAST_SIMD int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
+int FAST_K(fast_softmax_fwd)(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!shape_eq(x, y) || x->fmt != y->fmt || !is_act(x))
@@ -241,14 +245,18 @@ FAST_SIMD int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor 
     const int64_t bs = l.s * l.b;
     const float *xd = x->data;
     float *yd = y->data;
-    if (l.b == 16 && l.cb == 1) {
-#pragma omp parallel for num_threads(cx->nthr) schedule(static)
-        for (int64_t v = 0; v < l.n * l.s; v++) {
-            float e[16], mx;
-            const float r = 1.f / vox_softmax16(xd + v * 16, l.c, e, &mx);
+    if (vox_fits16(l.b, l.c)) {
+#pragma omp parallel for collapse(2) num_threads(cx->nthr) schedule(static)
+        for (int64_t n = 0; n < l.n; n++)
+            for (int64_t s = 0; s < l.s; s++) {
+                const int64_t o = n * l.cb * bs + s * l.b;
+                float z[16], e[16], mx;
+                vox_gather16(xd + o, l.b, bs, l.c, z);
+                const float r = 1.f / vox_softmax16(z, l.c, e, &mx);
 #pragma omp simd
-            for (int q = 0; q < 16; q++) yd[v * 16 + q] = e[q] * r;
-        }
+                for (int q = 0; q < 16; q++) e[q] *= r;
+                vox_scatter16(e, l.b, bs, l.c, yd + o);
+            }
         return 0;
     }
     int bad = 0;
@@ -274,7 +282,7 @@ FAST_SIMD int fast_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor 
 
 /* ------------------------------------------------------------ optimiser */
 
-FAST_SIMD int fast_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
+int FAST_K(fast_optim_step)(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
                     dlt_tensor *v)
 {
     fast_ctx *cx = FAST_CTX(be);
