@@ -1,6 +1,7 @@
 /* dlt-info - summarise NIfTI volumes, patch streams and model files.
  *
  *   dlt-info [--json] [--label|--image] FILE...     (FILE may be "-")
+ *   dlt-info --backend [--device D] [--net N] [--filters F] [--patch P] [--batch B] [--precision P]
  *
  * The kind is recognised by content: a patch stream by its magic line, a
  * model by its safetensors structure, anything else goes to the NIfTI
@@ -11,6 +12,7 @@
 #include "dlt/json.h"
 #include "dlt/model.h"
 #include "dlt/patches.h"
+#include "dlt/probe.h"
 #include "dlt/volume.h"
 
 #include <errno.h>
@@ -620,6 +622,58 @@ static int info_path(const char *path, out *o)
     return summarise_volume(path, path, o);
 }
 
+/* --backend: the CPU, what the backend runs on it, and which implementation
+ * each convolution of a network gets in a training step and in inference. */
+static struct {
+    const char *device, *net, *filters, *precision;
+    int64_t patch[3], batch;
+} bk = {"cpu", "unet", NULL, "fp32", {64, 64, 64}, 2};
+
+static int backend_report(void)
+{
+    int kind = dlt_net_kind_parse(bk.net);
+    if (kind < 0) return dlt_err(DLT_EINVAL, "--net %s: unknown network (expected unet, asym-unet or fcn)", bk.net);
+    dlt_net_config c;
+    dlt_net_config_default(&c, kind, 1, 14);
+    int rc = bk.filters ? dlt_net_parse_filters(&c, bk.filters) : 0;
+    if (rc) return rc;
+    dlt_backend *be = NULL;
+    if ((rc = dlt_backend_create(bk.device, &be))) return rc;
+    if ((rc = dlt_backend_set_precision(be, bk.precision)) ||
+        (rc = dlt_net_probe(be, &c, bk.batch, bk.patch, 1, 1))) {
+        dlt_backend_free(be);
+        return rc;
+    }
+    char model[256], filters[128];
+    dlt_cpu_model(model, sizeof model);
+    dlt_net_format_filters(&c, filters, sizeof filters);
+    const char *isa = dlt_backend_info(be, "isa"), *prec = dlt_backend_info(be, "precision"),
+               *convs = dlt_backend_info(be, "convolutions");
+    printf("cpu\t%s\n", model);
+    printf("backend\t%s\n", be->name);
+    if (isa) printf("isa\t%s\n", isa);
+    printf("precision\t%s\n", prec ? prec : bk.precision);
+    printf("network\t%s, filters %s, 1 channel, 14 classes; training step batch %lld and inference batch 1, patch "
+           "%lldx%lldx%lld\n",
+           dlt_net_kind_name(kind), filters, (long long)bk.batch, (long long)bk.patch[0], (long long)bk.patch[1],
+           (long long)bk.patch[2]);
+    if (convs) {
+        int nref = 0;
+        for (const char *l = convs; *l;) {
+            const char *e = strchr(l, '\n');
+            int n = e ? (int)(e - l) : (int)strlen(l);
+            printf("convolution\t%.*s\n", n, l);
+            nref += memmem(l, (size_t)n, "reference", 9) != NULL;
+            l += n + (e != NULL);
+        }
+        printf("reference code\t%d convolution(s)\n", nref);
+    } else {
+        printf("convolution\t(this backend does not report its choices)\n");
+    }
+    dlt_backend_free(be);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: dlt-info [options] FILE...\n"
@@ -634,6 +688,18 @@ static void usage(FILE *f)
           "  -h, --help    this help\n"
           "      --version print the version\n"
           "\n"
+          "dlt-info --backend [options]: the CPU, what the backend runs on it (ISA of\n"
+          "its loops and of oneDNN, channel block, precision) and the implementation\n"
+          "each convolution of a network gets in one training step and one inference\n"
+          "pass on random data (tab-separated lines; no FILE):\n"
+          "  -d, --device D    cpu (default), cpu-ref, cuda or auto\n"
+          "      --net N       unet (default), asym-unet or fcn (1 channel, 14 classes)\n"
+          "      --filters F   filters per scale (default 16,32,64,128)\n"
+          "      --patch P     patch size N or X,Y,Z (default 64)\n"
+          "      --batch B     training batch (default 2)\n"
+          "      --precision P fp32 (default) or bf16\n"
+          "DLT_CPU_ISA=avx2 (or sse2, avx512) caps the ISA of the cpu backend and of oneDNN.\n"
+          "\n"
           "Without --label or --image, a one-channel volume whose values are at most\n"
           "64 distinct non-negative integers is summarised as a label map.\n"
           "Exit status: 0 all files summarised, 1 a file failed, 2 usage error.\n",
@@ -646,9 +712,14 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'},    {"label", no_argument, 0, 'L'}, {"image", no_argument, 0, 'I'},
         {"quiet", no_argument, 0, 'q'},   {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
-    int c, level = DLT_LOG_INFO;
-    while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+        {"version", no_argument, 0, 'V'}, {"backend", no_argument, 0, 'B'},
+        {"device", required_argument, 0, 'd'}, {"net", required_argument, 0, 'N'},
+        {"filters", required_argument, 0, 'F'}, {"patch", required_argument, 0, 'P'},
+        {"batch", required_argument, 0, 'b'}, {"precision", required_argument, 0, 'p'}, {0, 0, 0, 0}};
+    int c, level = DLT_LOG_INFO, backend = 0;
+    int patch3[3];
+    char *end;
+    while ((c = getopt_long(argc, argv, "qvhd:", opts, NULL)) != -1) {
         switch (c) {
         case 'j': opt_json = 1; break;
         case 'L': opt_label = LABEL_YES; break;
@@ -657,10 +728,40 @@ int main(int argc, char **argv)
         case 'v': level++; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("dlt-info %s\n", DLT_VERSION); return 0;
+        case 'B': backend = 1; break;
+        case 'd': bk.device = optarg; break;
+        case 'N': bk.net = optarg; break;
+        case 'F': bk.filters = optarg; break;
+        case 'p': bk.precision = optarg; break;
+        case 'P':
+            if (dlt_parse_int3(optarg, 1, 1024, patch3)) {
+                dlt_error("--patch %s: expected N or X,Y,Z in 1..1024", optarg);
+                return 2;
+            }
+            for (int i = 0; i < 3; i++) bk.patch[i] = patch3[i];
+            break;
+        case 'b':
+            bk.batch = strtol(optarg, &end, 10);
+            if (*end || end == optarg || bk.batch < 1 || bk.batch > 64) {
+                dlt_error("--batch %s: expected an integer in 1..64", optarg);
+                return 2;
+            }
+            break;
         default: usage(stderr); return 2;
         }
     }
     dlt_log_set_level(level);
+    if (backend) {
+        if (optind < argc) {
+            dlt_error("--backend takes no FILE");
+            return 2;
+        }
+        if (backend_report()) {
+            dlt_error("%s", dlt_errmsg());
+            return 1;
+        }
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (optind >= argc) {
         dlt_error("no input file (use - for stdin)");
         usage(stderr);

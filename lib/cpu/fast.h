@@ -72,9 +72,13 @@ typedef struct fast_prim {
     size_t scratch_size;
     dnnl_memory_desc_t wmd; /* the weights (or diff weights) layout this primitive wants */
     dnnl_memory_desc_t tmd; /* a temporary's layout, where the op needs one */
+    dnnl_memory_desc_t rb, rs; /* FAST_PRIM_RELAYOUT: the big and small sides' layouts it reads */
     int flags; /* FAST_PRIM_REF; fast_bf16.c has its own */
 } fast_prim;
-enum { FAST_PRIM_REF = 0x100 }; /* oneDNN has only its reference code for this primitive */
+/* FAST_PRIM_REF: oneDNN has only its reference code for this op;
+ * FAST_PRIM_RELAYOUT: it has a kernel only for other activation layouts
+ * (rb, rs), so the op moves its operands there and back. */
+enum { FAST_PRIM_REF = 0x100, FAST_PRIM_RELAYOUT = 0x200 };
 
 #define FAST_NBUCKET 256
 typedef struct fast_ctx {

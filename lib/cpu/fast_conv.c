@@ -193,6 +193,28 @@ int fast_geo_args(int kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *
     return n;
 }
 
+/* The layout pd reads on the big (big=1) or small side of the geometry:
+ * conv big = src, deconv big = dst; backward kinds read the diff ones. */
+static const dnnl_memory_desc_t *pd_side(dnnl_primitive_desc_t pd, int kind, int tr, int big)
+{
+    const int src_side = tr ? !big : big;
+    dnnl_query_t q = src_side ? (kind == K_BWD_DATA ? dnnl_query_diff_src_md : dnnl_query_src_md)
+                              : (kind == K_FWD ? dnnl_query_dst_md : dnnl_query_diff_dst_md);
+    return dnnl_primitive_desc_query_md(pd, q, 0);
+}
+
+/* t's data in layout md: t->data itself when it has that layout, else a
+ * copy in temporary i. NULL (rc set) on errors. */
+static void *relay_in(fast_ctx *cx, int i, const dlt_tensor *t, const dnnl_memory_desc_t *md, int *rc)
+{
+    *rc = 0;
+    if (dnnl_memory_desc_equal(&FAST_P(t)->md, md)) return t->data;
+    void *buf = fast_tmp(cx, i, dnnl_memory_desc_get_size(md));
+    if (!buf) *rc = DLT_ENOMEM;
+    else *rc = fast_reorder(cx, &FAST_P(t)->md, t->data, md, buf, 0);
+    return *rc ? NULL : buf;
+}
+
 /* A primitive descriptor for (kind, geometry, activation layouts), weights
  * 'any', all f32; the forward with the same layouts hints a backward. */
 static dnnl_status_t geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_memory_desc_t *bmd,
@@ -257,6 +279,30 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
             }
         }
     }
+    /* No kernel reads our blocked layout for this op (oneDNN 2.6 on AVX2:
+     * 3-D backward weights, strided backward data): let oneDNN pick the
+     * activation layouts too (its gemm kernels read plain ones); the op
+     * then moves its operands there and back, memory-bound copies that cost
+     * far less than reference code. */
+    int relayout = 0;
+    dnnl_memory_desc_t rb, rs;
+    if (s == dnnl_success && G->ipad == 0 && !strncmp(fast_impl_name(pd), "ref", 3)) {
+        dnnl_memory_desc_t ab, as;
+        dnnl_dims_t db_ = {G->big->n, G->big->c, G->big->d, G->big->h, G->big->w},
+                    ds_ = {G->small->n, G->small->c, G->small->d, G->small->h, G->small->w};
+        dnnl_memory_desc_init_by_tag(&ab, 5, db_, dnnl_f32, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&as, 5, ds_, dnnl_f32, dnnl_format_tag_any);
+        dnnl_primitive_desc_t pd2 = NULL;
+        if (geo_pd(cx, kind, G, &ab, &as, &pd2) == dnnl_success && strncmp(fast_impl_name(pd2), "ref", 3)) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = pd2;
+            rb = *pd_side(pd, kind, G->tr, 1), rs = *pd_side(pd, kind, G->tr, 0);
+            bmd = &rb, smd = &rs;
+            relayout = 1;
+        } else if (pd2) {
+            dnnl_primitive_desc_destroy(pd2);
+        }
+    }
     if (s != dnnl_success) {
         fast_dnnl_err(s, "convolution primitive");
         return NULL;
@@ -274,11 +320,12 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
                 gs, fast_impl_name(pd));
         fast_report(cx, "%s\tdlt reference loops (oneDNN: %s)", gs, fast_impl_name(pd));
     } else {
-        dlt_log(DLT_LOG_DEBUG, "backend cpu: %s %s", gs, fast_impl_name(pd));
-        fast_report(cx, "%s\toneDNN %s", gs, fast_impl_name(pd));
+        dlt_log(DLT_LOG_DEBUG, "backend cpu: %s %s%s", gs, fast_impl_name(pd), relayout ? " (own layouts)" : "");
+        fast_report(cx, "%s\toneDNN %s%s", gs, fast_impl_name(pd), relayout ? " (on its own layouts, copied)" : "");
     }
     p = fast_cache_put(cx, key, klen, pd, n, args, mds);
-    if (p) p->wmd = wcopy, p->flags = ref ? FAST_PRIM_REF : 0;
+    if (p) p->wmd = wcopy, p->flags = ref ? FAST_PRIM_REF : relayout ? FAST_PRIM_RELAYOUT : 0;
+    if (p && relayout) p->rb = rb, p->rs = rs;
     return p;
 }
 
@@ -353,13 +400,20 @@ static int do_fwd(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_ten
     fast_prim *p = geo_prim(cx, K_FWD, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
     if (!p || (p->flags & FAST_PRIM_REF)) return fb_conv(cx, tr ? FOP_CONVT_FWD : FOP_CONV_FWD, op, tr, c, x, w, b, y, NULL, 0);
     if ((rc = fast_migrate(cx, (dlt_tensor *)w, &p->wmd))) return rc;
+    const int rel = p->flags & FAST_PRIM_RELAYOUT;
+    const dnnl_memory_desc_t *ymd = rel ? (tr ? &p->rb : &p->rs) : NULL;
+    void *xin = rel ? relay_in(cx, 0, x, tr ? &p->rs : &p->rb, &rc) : x->data;
+    void *yout = rel ? fast_tmp(cx, 3, dnnl_memory_desc_get_size(ymd)) : y->data;
+    if (!xin) return rc;
+    if (!yout) return DLT_ENOMEM;
     void *ptrs[4];
     int n = 0;
-    ptrs[n++] = x->data;
+    ptrs[n++] = xin;
     ptrs[n++] = w->data;
     if (b) ptrs[n++] = b->data;
-    ptrs[n++] = y->data;
-    return fast_exec(cx, p, ptrs);
+    ptrs[n++] = yout;
+    if ((rc = fast_exec(cx, p, ptrs)) || !rel) return rc;
+    return fast_reorder(cx, ymd, yout, &FAST_P(y)->md, y->data, 0);
 }
 
 static int do_bwd_data(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
@@ -393,6 +447,15 @@ static int do_bwd_data(dlt_backend *be, int tr, const dlt_conv_desc *c, const dl
         if (!t) return DLT_ENOMEM;
         if ((rc = fast_reorder(cx, &FAST_P(w)->md, w->data, &p->wmd, t, 0))) return rc;
         wp = t;
+    }
+    if (p->flags & FAST_PRIM_RELAYOUT) {
+        const dnnl_memory_desc_t *omd = tr ? &p->rs : &p->rb;
+        void *din = relay_in(cx, 3, dy, tr ? &p->rb : &p->rs, &rc), *o = fast_tmp(cx, 0, dnnl_memory_desc_get_size(omd));
+        if (!din) return rc;
+        if (!o) return DLT_ENOMEM;
+        void *ptrs[3] = {din, (void *)wp, o};
+        if ((rc = fast_exec(cx, p, ptrs))) return rc;
+        return fast_reorder(cx, omd, o, &FAST_P(dx)->md, dx->data, accum);
     }
     void *out = dx->data;
     if (!direct && !(out = fast_tmp(cx, 0, dnnl_memory_desc_get_size(&dxmd)))) return DLT_ENOMEM;
@@ -432,7 +495,12 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
     float *tw = fast_tmp(cx, 1, wbytes), *tb = NULL;
     if (!tw) return DLT_ENOMEM;
     if (db && !(tb = fast_tmp(cx, 2, (size_t)dy->c * 4))) return DLT_ENOMEM;
-    void *ptrs[4] = {x->data, dy->data, tw, tb};
+    const void *xin = x->data, *din = dy->data;
+    if (p->flags & FAST_PRIM_RELAYOUT) {
+        if (!(xin = relay_in(cx, 0, x, tr ? &p->rs : &p->rb, &rc))) return rc;
+        if (!(din = relay_in(cx, 3, dy, tr ? &p->rb : &p->rs, &rc))) return rc;
+    }
+    void *ptrs[4] = {(void *)xin, (void *)din, tw, tb};
     if ((rc = fast_exec(cx, p, ptrs))) return rc;
     fast_vcopy(cx, (int64_t)(wbytes / 4), tw, dw->data, 1);
     if (db) fast_vcopy(cx, dy->c, tb, db->data, 1);
