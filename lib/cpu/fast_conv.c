@@ -330,7 +330,9 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
         fast_report(cx, "%s\tdlt reference loops (oneDNN: %s)", gs, fast_impl_name(pd));
     } else {
         dlt_log(DLT_LOG_DEBUG, "backend cpu: %s %s%s", gs, fast_impl_name(pd), relayout ? " (own layouts)" : "");
-        fast_report(cx, "%s\toneDNN %s%s", gs, fast_impl_name(pd), relayout ? " (on its own layouts, copied)" : "");
+        /* a relayout backward-weights op is reported by the path that runs it (the fold may) */
+        if (!(relayout && kind == K_BWD_WEIGHTS))
+            fast_report(cx, "%s\toneDNN %s%s", gs, fast_impl_name(pd), relayout ? " (on its own layouts, copied)" : "");
     }
     p = fast_cache_put(cx, key, klen, pd, n, args, mds);
     if (p) p->wmd = wcopy, p->flags = ref ? FAST_PRIM_REF : relayout ? FAST_PRIM_RELAYOUT : 0;
@@ -339,6 +341,13 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
 }
 
 /* ------------------------------------------------------------ depthwise transposed */
+
+static void fold_note(fast_ctx *cx, const cgeo *G)
+{
+    char gs[128];
+    geo_str(G, K_BWD_WEIGHTS, gs, sizeof gs);
+    fast_report(cx, "%s\toneDNN 2-D kernels over depth slices (fast_fold.c)", gs);
+}
 
 /* The depthwise transposed convolution runs on our own loops (simd/dw.c). */
 static void dw_note(fast_ctx *cx, const cgeo *G, int kind)
@@ -498,6 +507,18 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
         if ((rc = fast_bf16_run(cx, K_BWD_WEIGHTS, &G, x, dy, db, dw, 1, &done)) || done) return rc;
     }
     fast_prim *p = geo_prim(cx, K_BWD_WEIGHTS, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
+    if (p && (p->flags & (FAST_PRIM_REF | FAST_PRIM_RELAYOUT)) && fast_fold_worth(&G)) {
+        int done;
+        if ((rc = fast_fold_bwd_weights(cx, &G, x, dy, dw, &done)) || done) {
+            if (!rc) fold_note(cx, &G);
+            return rc;
+        }
+    }
+    if (p && (p->flags & FAST_PRIM_RELAYOUT)) {
+        char gs[128];
+        geo_str(&G, K_BWD_WEIGHTS, gs, sizeof gs);
+        fast_report(cx, "%s\toneDNN %s (on its own layouts, copied)", gs, fast_impl_name(p->pd));
+    }
     if (!p || (p->flags & FAST_PRIM_REF)) return fb_conv(cx, tr ? FOP_CONVT_BWD_WEIGHTS : FOP_CONV_BWD_WEIGHTS, op, tr, c, x, dy, NULL, dw, db, 0);
     if ((rc = fast_migrate(cx, dw, &p->wmd))) return rc;
     size_t wbytes = dnnl_memory_desc_get_size(&p->wmd);

@@ -54,5 +54,13 @@ int fast_bf16_worth(const cgeo *G);
 int fast_bf16_run(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *a, const dlt_tensor *b,
                   const dlt_tensor *c, dlt_tensor *t, int accum, int *done);
 
+/* fast_fold.c: the weight gradient of a depth-stride-1 convolution on
+ * blocked data as 2-D ones over depth slices, for CPUs whose oneDNN has a
+ * 2-D kernel but no 3-D one (AVX2); *done = 0, nothing written, where the
+ * 2-D kernels are reference code too. dw accumulates. */
+int fast_fold_worth(const cgeo *G);
+int fast_fold_bwd_weights(fast_ctx *cx, const cgeo *G, const dlt_tensor *x, const dlt_tensor *dy, dlt_tensor *dw,
+                          int *done);
+
 #endif /* DLT_HAVE_DNNL */
 #endif
