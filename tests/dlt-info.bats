@@ -380,3 +380,36 @@ PY
     [[ "$out" == *"80 tensors"* ]]
     [[ "$out" == *"parameters    2,287,024 in"* ]]
 }
+
+@test "--backend: the CPU, the ISA and block, every convolution's implementation; none is reference code on AVX2" {
+    run2 dlt-info --backend --patch 32 --batch 1
+    echo "$out"
+    [ "$status" -eq 0 ]
+    [[ "$out" == *$'cpu\t'* ]]
+    [[ "$out" == *$'backend\tcpu'* ]]
+    [[ "$out" == *$'isa\t'*"-channel blocks"* ]]
+    [[ "$out" == *$'precision\tfp32'* ]]
+    [ "$(grep -c $'^convolution\t' out.txt)" -ge 40 ]
+    if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+        [[ "$out" == *$'reference code\t0 convolution(s)'* ]]
+    fi
+}
+
+@test "--backend under DLT_CPU_ISA: the cap is taken; a bad value is an error naming it" {
+    DLT_CPU_ISA=sse2 run2 dlt-info --backend --net fcn --patch 16 --batch 1
+    [ "$status" -eq 0 ]
+    [[ "$out" == *$'isa\tsse2 (oneDNN SSE41), 8-channel blocks'* ]]
+    DLT_CPU_ISA=avx9 fails_with "DLT_CPU_ISA=avx9: unknown ISA (expected avx512, avx2 or sse2)" dlt-info --backend --patch 16
+}
+
+@test "--backend: usage errors exit 2, nothing on stdout" {
+    run2 dlt-info --backend x.nii
+    [ "$status" -eq 2 ]; [ -z "$out" ]; [[ "$err" == *"--backend takes no FILE"* ]]
+    run2 dlt-info --backend --patch 0
+    [ "$status" -eq 2 ]; [ -z "$out" ]; [[ "$err" == *"--patch 0"* ]]
+    run2 dlt-info --backend --batch x
+    [ "$status" -eq 2 ]; [ -z "$out" ]
+    fails_with "is not a multiple of 8" dlt-info --backend --patch 30
+    fails_with "unknown network" dlt-info --backend --net vnet
+    fails_with "unknown device" dlt-info --backend --device tpu
+}
