@@ -645,8 +645,6 @@ int main(int argc, char **argv)
     r.batch = (int)batch;
     r.seed = (uint64_t)seed;
     r.precision = precision ? precision : "fp32";
-    /* what the convolutions compute in: bf16 asked of a CPU without bf16 kernels is fp32 */
-    if (dlt_backend_info(be, "precision")) r.precision = dlt_backend_info(be, "precision");
     r.steps_target = steps;
     r.best_val = NAN;
     r.last_loss = NAN;
