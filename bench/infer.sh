@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# bench/infer.sh - dlt-infer on a 128^3 volume beside the PyTorch peer's
-# sliding window (torch_dltk_unet.py sliding: the DLTK U-Net, 1 channel, 14
-# classes, 64^3 windows, overlap 0.5, batch 4 = 27 windows), in one run, and
+# bench/infer.sh - dlt-infer on a 128^3 volume beside MONAI's
+# sliding_window_inference (bench/peer_monai.py) and the PyTorch peer's own
+# sliding window (torch_dltk_unet.py sliding), both over the DLTK U-Net,
+# 1 channel, 14 classes, 64^3 windows, overlap 0.5, batch 4 = 27 windows,
+# PyTorch and MONAI from the venv of bench/peer-venv.sh (PEER_PY), in one run, and
 # our fastest correct setting (one window over the whole volume), each also
 # with --precision bf16 (AMX convolutions). Prints one
 # TSV line per measurement and the ratios. Usage: bench/infer.sh [REPS]
@@ -37,16 +39,30 @@ best() { # best wall time of REPS runs of the command
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -n) $(nproc) cores, threads $THREADS, commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
-peer=
-if /usr/bin/python3 -c 'import torch' 2>/dev/null && [ -f "$SHARED/peers/torch_dltk_unet.py" ]; then
-    line=$(/usr/bin/python3 "$SHARED/peers/torch_dltk_unet.py" sliding --volume 128,128,128 --batch 4 --threads "$THREADS")
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ours: $(dlt-info --backend --patch 16 --batch 1 2>/dev/null | sed -n 's/^isa\t//p'); load $(cut -d' ' -f1-3 /proc/loadavg)"
+PY=${PEER_PY:-$(bench/peer-venv.sh || true)}
+[ -n "$PY" ] || PY=/usr/bin/python3
+peer= monai=
+sval() { tr '\t' '\n' | awk -F= '$1 == "s_per_volume" { print $2 }'; }
+if "$PY" -c 'import torch' 2>/dev/null && [ -f "$SHARED/peers/torch_dltk_unet.py" ]; then
+    line=$("$PY" "$SHARED/peers/torch_dltk_unet.py" sliding --volume 128,128,128 --batch 4 --threads "$THREADS")
     echo "$line"
-    peer=$(echo "$line" | tr '\t' '\n' | awk -F= '$1 == "s_per_volume" { print $2 }')
+    peer=$(echo "$line" | sval)
+    if "$PY" -c 'import monai' 2>/dev/null; then
+        line=$("$PY" bench/peer_monai.py --peer "$SHARED/peers/torch_dltk_unet.py" --volume 128,128,128 --batch 4 \
+            --reps "$REPS" --threads "$THREADS")
+        echo "$line"
+        monai=$(echo "$line" | sval)
+    else
+        echo "# MONAI skipped: $PY cannot import monai"
+    fi
 else
-    echo "# peer skipped: /usr/bin/python3 without torch or $SHARED/peers missing"
+    echo "# peer skipped: $PY without torch or $SHARED/peers missing"
 fi
 ours=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window 64 --overlap 0.5 --batch 4 "$T/v.nii" -o "$T/p.nii")
 printf 'dlt\tsliding\tvolume=128,128,128\tpatch=64\toverlap=0.5\tbatch=4\ts_per_volume=%.3f\n' "$ours"
+ours1=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window 64 --overlap 0.5 --batch 1 "$T/v.nii" -o "$T/p1.nii")
+printf 'dlt\tsliding\tvolume=128,128,128\tpatch=64\toverlap=0.5\tbatch=1\ts_per_volume=%.3f\n' "$ours1"
 whole=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --window whole "$T/v.nii" -o "$T/w.nii")
 printf 'dlt\twhole\tvolume=128,128,128\twindow=128\ts_per_volume=%.3f\n' "$whole"
 # bf16 convolutions (AMX where the CPU has it; fp32 elsewhere, said once)
@@ -61,6 +77,10 @@ cmp16=$(/usr/bin/python3 -c 'import sys, nibabel as nib, numpy as np
 a = np.asarray(nib.load(sys.argv[1]).dataobj); b = np.asarray(nib.load(sys.argv[2]).dataobj)
 print("%.5f" % (a != b).mean())' "$T/p.nii" "$T/p16.nii" 2>/dev/null || echo "?")
 printf 'bf16\tvoxels labelled differently from fp32 (same windows): fraction %s\n' "$cmp16"
+if [ -n "$monai" ]; then
+    awk -v p="$monai" -v o="$ours" -v o1="$ours1" -v w="$whole" -v o16="$ours16" \
+        'BEGIN { printf "ratio\tmonai/dlt same windows batch 4 %.2fx, batch 1 %.2fx\tmonai/dlt whole volume %.2fx\tbf16 same windows %.2fx\n", p / o, p / o1, p / w, p / o16 }'
+fi
 if [ -n "$peer" ]; then
     awk -v p="$peer" -v o="$ours" -v w="$whole" -v o16="$ours16" -v b1="$ours16b1" -v w16="$whole16" \
         'BEGIN { printf "ratio\tpeer/dlt same windows %.2fx\tpeer/dlt whole volume %.2fx\t", p / o, p / w
