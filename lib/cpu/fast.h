@@ -23,9 +23,13 @@
  * Primitives (and their memory objects) are cached per shape in a small
  * hash table keyed by the op and its geometry, so a steady-state step
  * creates nothing. Operations this backend lacks run on the reference
- * backend (fast_fb_*), logged once per op at debug level; so does a
- * convolution for which oneDNN has only its reference code (logged at
- * verbose level, naming the geometry): our reference loops are faster.
+ * backend (fast_fb_*), logged once per op at debug level. A convolution
+ * whose oneDNN kernels do not read our layout runs oneDNN's kernel on the
+ * layouts it picks, operands copied (FAST_PRIM_RELAYOUT), or, for 3-D
+ * weight gradients, as 2-D kernels over depth slices (fast_fold.c); only
+ * where oneDNN has nothing but reference code does it run on our reference
+ * loops (said at verbose level, naming the geometry). fast_report keeps a
+ * line per convolution for dlt-info --backend.
  *
  * Own loops (norms, activations, pooling, channel ops, softmax, losses,
  * optimiser, the depthwise upsampling) are in lib/cpu/simd, compiled once
