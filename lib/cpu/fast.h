@@ -82,7 +82,7 @@ typedef struct fast_prim {
 /* FAST_PRIM_REF: oneDNN has only its reference code for this op;
  * FAST_PRIM_RELAYOUT: it has a kernel only for other activation layouts
  * (rb, rs), so the op moves its operands there and back. */
-enum { FAST_PRIM_REF = 0x100, FAST_PRIM_RELAYOUT = 0x200 };
+enum { FAST_PRIM_REF = 0x100, FAST_PRIM_RELAYOUT = 0x200, FAST_PRIM_NOTED = 0x400 /* in the report */ };
 
 #define FAST_NBUCKET 256
 typedef struct fast_ctx {
@@ -185,6 +185,11 @@ int fast_bf16_available(fast_ctx *cx);
 /* Decide (once per process) and set cx->isa, cx->blk, cx->k. */
 int fast_isa_pick(fast_ctx *cx);
 const char *fast_isa_name(int level);
+/* A forward 3^3 convolution (2x32x8^3, 32 filters) with activations in
+ * act_tag and these data types, weights 'any': what oneDNN offers for it
+ * (NULL if nothing); the caller destroys it. */
+dnnl_primitive_desc_t fast_probe_conv(dnnl_engine_t eng, dnnl_data_type_t in_dt, dnnl_data_type_t out_dt,
+                                      dnnl_format_tag_t act_tag);
 const char *fast_dnnl_isa_name(void);
 
 /* Fallback to the reference backend: a twin holding a plain copy of t

@@ -117,17 +117,8 @@ static int is_ndhwc_f32(const dlt_tensor *t)
 int fast_bf16_available(fast_ctx *cx)
 {
     if (cx->bf16_avail) return cx->bf16_avail > 0;
-    dnnl_dims_t xd = {1, 32, 8, 8, 8}, wd = {32, 32, 3, 3, 3}, st = {1, 1, 1}, pad = {1, 1, 1};
-    dnnl_memory_desc_t x, w, y;
-    dnnl_memory_desc_init_by_tag(&x, 5, xd, dnnl_bf16, dnnl_ndhwc);
-    dnnl_memory_desc_init_by_tag(&w, 5, wd, dnnl_bf16, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&y, 5, xd, dnnl_f32, dnnl_ndhwc);
-    dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t pd = NULL;
-    int ok = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, NULL, &y,
-                                                st, pad, pad) == dnnl_success &&
-             dnnl_primitive_desc_create(&pd, &cd, NULL, cx->eng, NULL) == dnnl_success &&
-             strncmp(fast_impl_name(pd), "ref", 3) != 0;
+    dnnl_primitive_desc_t pd = fast_probe_conv(cx->eng, dnnl_bf16, dnnl_f32, dnnl_ndhwc);
+    const int ok = pd && strncmp(fast_impl_name(pd), "ref", 3) != 0;
     if (pd) dnnl_primitive_desc_destroy(pd);
     cx->bf16_avail = ok ? 1 : -1;
     return ok;

@@ -342,11 +342,16 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
 
 /* ------------------------------------------------------------ depthwise transposed */
 
-static void fold_note(fast_ctx *cx, const cgeo *G)
+/* The report line of a relayout backward-weights primitive, once: the
+ * fold (how) or oneDNN's kernel on its own layouts (how == NULL). */
+static void bwd_weights_note(fast_ctx *cx, fast_prim *p, const cgeo *G, const char *how)
 {
+    if (p->flags & FAST_PRIM_NOTED) return;
+    p->flags |= FAST_PRIM_NOTED;
     char gs[128];
     geo_str(G, K_BWD_WEIGHTS, gs, sizeof gs);
-    fast_report(cx, "%s\toneDNN 2-D kernels over depth slices (fast_fold.c)", gs);
+    if (how) fast_report(cx, "%s\t%s", gs, how);
+    else fast_report(cx, "%s\toneDNN %s (on its own layouts, copied)", gs, fast_impl_name(p->pd));
 }
 
 /* The depthwise transposed convolution runs on our own loops (simd/dw.c). */
@@ -510,15 +515,11 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
     if (p && (p->flags & (FAST_PRIM_REF | FAST_PRIM_RELAYOUT)) && fast_fold_worth(&G)) {
         int done;
         if ((rc = fast_fold_bwd_weights(cx, &G, x, dy, dw, &done)) || done) {
-            if (!rc) fold_note(cx, &G);
+            if (!rc) bwd_weights_note(cx, p, &G, "oneDNN 2-D kernels over depth slices (fast_fold.c)");
             return rc;
         }
     }
-    if (p && (p->flags & FAST_PRIM_RELAYOUT)) {
-        char gs[128];
-        geo_str(&G, K_BWD_WEIGHTS, gs, sizeof gs);
-        fast_report(cx, "%s\toneDNN %s (on its own layouts, copied)", gs, fast_impl_name(p->pd));
-    }
+    if (p && (p->flags & FAST_PRIM_RELAYOUT)) bwd_weights_note(cx, p, &G, NULL);
     if (!p || (p->flags & FAST_PRIM_REF)) return fb_conv(cx, tr ? FOP_CONVT_BWD_WEIGHTS : FOP_CONV_BWD_WEIGHTS, op, tr, c, x, dy, NULL, dw, db, 0);
     if ((rc = fast_migrate(cx, dw, &p->wmd))) return rc;
     size_t wbytes = dnnl_memory_desc_get_size(&p->wmd);

@@ -74,22 +74,31 @@ static int dnnl_level(dnnl_cpu_isa_t isa)
     return FAST_ISA_SSE2;
 }
 
+dnnl_primitive_desc_t fast_probe_conv(dnnl_engine_t eng, dnnl_data_type_t in_dt, dnnl_data_type_t out_dt,
+                                      dnnl_format_tag_t act_tag)
+{
+    dnnl_dims_t xd = {2, 32, 8, 8, 8}, wd = {32, 32, 3, 3, 3}, st = {1, 1, 1}, pad = {1, 1, 1};
+    dnnl_memory_desc_t x, w, y;
+    dnnl_memory_desc_init_by_tag(&x, 5, xd, in_dt, act_tag);
+    dnnl_memory_desc_init_by_tag(&w, 5, wd, in_dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&y, 5, xd, out_dt, act_tag);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, NULL, &y, st,
+                                           pad, pad) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &cd, NULL, eng, NULL) != dnnl_success)
+        return NULL;
+    return pd;
+}
+
 /* The channel block oneDNN's forward 3^3 kernels read (0 if not blocked). */
 static int probe_block(void)
 {
     dnnl_engine_t eng = NULL;
     if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) return 0;
-    dnnl_dims_t xd = {2, 32, 8, 8, 8}, wd = {32, 32, 3, 3, 3}, st = {1, 1, 1}, pad = {1, 1, 1};
-    dnnl_memory_desc_t x, w, y;
-    dnnl_memory_desc_init_by_tag(&x, 5, xd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&w, 5, wd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&y, 5, xd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_desc_t pd = fast_probe_conv(eng, dnnl_f32, dnnl_f32, dnnl_format_tag_any);
     int blk = 0;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, NULL, &y, st,
-                                           pad, pad) == dnnl_success &&
-        dnnl_primitive_desc_create(&pd, &cd, NULL, eng, NULL) == dnnl_success) {
+    if (pd) {
         const dnnl_memory_desc_t *m = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
         if (m && m->format_kind == dnnl_blocked && m->format_desc.blocking.inner_nblks == 1 &&
             m->format_desc.blocking.inner_idxs[0] == 1)
