@@ -174,6 +174,7 @@ static void values(const dlt_class_metrics *m, double v[7])
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-dice");
+    dlt_stdout_check_at_exit();
     enum { O_LABELS = 256, O_NODIST, O_CASE, O_TOL, O_VERSION };
     static const struct option opts[] = {
         {"list", required_argument, 0, 'l'},

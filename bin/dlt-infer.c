@@ -170,6 +170,7 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-infer");
+    dlt_stdout_check_at_exit();
     int loglevel = DLT_LOG_INFO, c;
     const char *model = NULL, *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu", *precision = NULL;
     const char *tta = NULL, *pad = NULL;

@@ -709,6 +709,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-info");
+    dlt_stdout_check_at_exit();
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'},    {"label", no_argument, 0, 'L'}, {"image", no_argument, 0, 'I'},
         {"quiet", no_argument, 0, 'q'},   {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
@@ -760,7 +761,7 @@ int main(int argc, char **argv)
             dlt_error("%s", dlt_errmsg());
             return 1;
         }
-        return fflush(stdout) == 0 ? 0 : 1;
+        return 0; /* a lost write is caught at exit (dlt_stdout_check_at_exit) */
     }
     if (optind >= argc) {
         dlt_error("no input file (use - for stdin)");

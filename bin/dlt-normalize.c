@@ -132,6 +132,7 @@ static int run_volume(const char *in, const char *out, const dlt_norm_plan *plan
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-normalize");
+    dlt_stdout_check_at_exit();
     static const struct option opts[] = {
         {"whiten", no_argument, 0, O_WHITEN},
         {"zero-one", no_argument, 0, O_ZERO_ONE},

@@ -95,6 +95,7 @@ static int write_text(const char *path, const char *text)
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-phantom");
+    dlt_stdout_check_at_exit();
     dlt_phantom_opts po;
     dlt_phantom_defaults(&po);
     long long count = 10, first = 1;

@@ -232,6 +232,7 @@ static int parse_views(const char *views, int *vlist, int *nview)
 int main(int argc, char **argv)
 {
     dlt_log_init(argv[0]);
+    dlt_stdout_check_at_exit();
     const char *out = NULL, *labels[MAXLAB], *classes = NULL, *titles = NULL, *views = "axial,coronal,sagittal";
     const char *window = NULL, *at = NULL;
     int nlab = 0, mosaic = 0, size = 256;

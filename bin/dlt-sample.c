@@ -196,13 +196,14 @@ static const char *mib(int64_t b, char *buf)
 static int write_failed(void)
 {
     if (errno == EPIPE) exit(0);
-    dlt_error("%s", dlt_errmsg());
+    dlt_error("stdout: %s", dlt_errmsg());
     return 1;
 }
 
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-sample");
+    dlt_stdout_check_at_exit();
     signal(SIGPIPE, SIG_DFL); /* an early-exiting consumer ends us quietly */
     const char *list = NULL, *labelpath = NULL, *namesfile = NULL, *weights = NULL;
     const char *images[64];

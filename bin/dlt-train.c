@@ -357,6 +357,7 @@ static void meta_double(const dlt_model *m, const char *k, int given, double *v)
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-train");
+    dlt_stdout_check_at_exit();
     int loglevel = DLT_LOG_INFO;
     const char *netname = NULL, *filters = NULL, *strides = NULL, *norm = NULL, *out = NULL, *resume = NULL,
                *logpath = NULL, *valpath = NULL, *device = "cpu", *precision = NULL;

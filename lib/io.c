@@ -76,6 +76,26 @@ int dlt_write_all(FILE *f, const void *buf, size_t n, const char *what)
 
 int dlt_stdout_is_tty(void) { return isatty(1); }
 
+/* At exit, after main returned: flush and close stdout. A full disk or a
+ * closed pipe often shows only here (the last buffer), and a tool that ends
+ * 0 after a lost write makes a pipeline build on a truncated file. As in
+ * gnulib's close_stdout, the status becomes 1 and the message names stdout,
+ * unless the tool has already reported an error. A reader that went away
+ * (EPIPE with SIGPIPE ignored) is not an error of ours: the reader decides. */
+static void close_stdout(void)
+{
+    int pending = ferror(stdout);
+    errno = 0;
+    int rc = fclose(stdout);
+    if (rc == 0 && !pending) return;
+    if (errno == EPIPE || (!pending && errno == EBADF)) return; /* gone reader; stdout closed and unused */
+    if (!dlt_errors_reported()) dlt_error("stdout: write failed: %s", errno ? strerror(errno) : "I/O error");
+    fflush(stderr);
+    _exit(1);
+}
+
+void dlt_stdout_check_at_exit(void) { atexit(close_stdout); }
+
 static int read_stream(FILE *f, const char *path, uint8_t **buf, int64_t *len)
 {
     int64_t cap = 1 << 16, n = 0;

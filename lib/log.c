@@ -9,6 +9,7 @@
 
 static const char *prog = "dlt";
 static int level = -1;
+static int nerrors; /* dlt_error calls so far (see dlt_errors_reported) */
 
 void dlt_log_init(const char *progname)
 {
@@ -61,7 +62,10 @@ void dlt_error(const char *fmt, ...)
     va_start(ap, fmt);
     vmsg("error", fmt, ap);
     va_end(ap);
+    nerrors++;
 }
+
+int dlt_errors_reported(void) { return nerrors; }
 
 double dlt_now(void)
 {

@@ -2,7 +2,9 @@
  * (dlt/picture.h). */
 #include "dlt/picture.h"
 
+#include <errno.h>
 #include <png.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dlt/core.h"
@@ -47,24 +49,56 @@ int dlt_picture_text(dlt_picture *p, int x, int y, const char *s, const uint8_t 
     return x - x0;
 }
 
+/* libpng's default handlers print "libpng error: Write Error" and lose
+ * errno; ours keep the first failing write's errno (or libpng's message) for
+ * one error that names the file. */
+typedef struct png_sink {
+    FILE *f;
+    const char *name; /* for messages: the path, or "stdout" */
+    int err;         /* errno of the first failed write */
+    char what[128];  /* libpng's own message otherwise */
+} png_sink;
+
+static void png_sink_write(png_structp png, png_bytep data, size_t n)
+{
+    png_sink *s = png_get_io_ptr(png);
+    if (fwrite(data, 1, n, s->f) != n) {
+        if (!s->err) s->err = errno ? errno : EIO;
+        png_error(png, "write failed");
+    }
+}
+
+static void png_sink_flush(png_structp png) { (void)png; }
+
+static void png_sink_error(png_structp png, png_const_charp msg)
+{
+    png_sink *s = png_get_error_ptr(png);
+    snprintf(s->what, sizeof s->what, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_sink_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
 int dlt_picture_write_png(const dlt_picture *p, const char *path)
 {
     dlt_outfile o;
     int rc = dlt_outfile_open(&o, path);
     if (rc) return rc;
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_sink sink = {.f = o.f, .name = strcmp(path, "-") == 0 ? "stdout" : path};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, png_sink_error, png_sink_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
         dlt_outfile_abort(&o);
-        return dlt_err(DLT_ENOMEM, "%s: libpng init failed", path);
+        return dlt_err(DLT_ENOMEM, "%s: libpng init failed", sink.name);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         dlt_outfile_abort(&o);
-        return dlt_err(DLT_EIO, "%s: writing PNG failed", path);
+        if (sink.err) return dlt_err(DLT_EIO, "%s: write failed: %s", sink.name, strerror(sink.err));
+        return dlt_err(DLT_EIO, "%s: writing PNG failed: %s", sink.name, sink.what);
     }
-    png_init_io(png, o.f);
+    png_set_write_fn(png, &sink, png_sink_write, png_sink_flush);
     png_set_IHDR(png, info, (png_uint_32)p->w, (png_uint_32)p->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

@@ -64,6 +64,9 @@ void dlt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void dlt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "PROG: error: MSG\n" on stderr (always printed). */
 void dlt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* How many errors dlt_error has printed (the exit check of stdout stays
+ * silent after one, so a write error is never reported twice). */
+int dlt_errors_reported(void);
 
 /* Progress: a bar with rate and ETA when stderr is a terminal, otherwise one
  * plain line every `interval_s` seconds (and at the end). total <= 0: unknown. */

@@ -30,6 +30,10 @@ int dlt_write_all(FILE *f, const void *buf, size_t n, const char *what);
 
 /* 1 if stdout is a terminal (binary output must be refused then). */
 int dlt_stdout_is_tty(void);
+/* Every tool calls this first: at exit, stdout is flushed and closed, and a
+ * write error there (e.g. > /dev/full) turns the exit status into 1 with
+ * "stdout: write failed: ..." on stderr. */
+void dlt_stdout_check_at_exit(void);
 
 /* Parse "64" (-> 64,64,64), "64,64,32" or "64x64x32" into v[3]; values in
  * [lo,hi]. Returns 0 or DLT_EINVAL with a message. */
