@@ -16,6 +16,18 @@ CFLAGS ?= $(OPT) -g
 CFLAGS += -MMD -MP -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Ilib -I/usr/include/nifti
 LDLIBS += -lnifti2 -lznz -lpng -lz -lm -lpthread -fopenmp
 B := build
+BIN := bin
+
+# ---- make check SAN=1: everything built with ASan + UBSan (any error is
+# fatal) in build/san, tools in build/san/bin, which the tests then run.
+SAN ?= 0
+ifeq ($(SAN),1)
+B := build/san
+BIN := $(B)/bin
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS += $(SAN_FLAGS)
+LDLIBS += $(SAN_FLAGS)
+endif
 
 # ---- dependencies (Debian packages) ----
 DEB_PKGS := libnifti2-dev zlib1g-dev bats libdnnl-dev libpng-dev gnuplot-nox
@@ -69,11 +81,13 @@ CFLAGS += -DFAST_ISAS='"$(SIMD_ISAS)"' $(foreach i,$(SIMD_ISAS),-DFAST_HAVE_$(i)
 LIB_SRC := $(wildcard lib/*.c lib/cpu/*.c) $(if $(filter 1,$(CUDA)),$(wildcard lib/cuda/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(SIMD_OBJ) $(CUDA_OBJ)
 LIB_HDR := $(wildcard lib/dlt/*.h)
-TOOLS := $(patsubst %.c,%,$(wildcard bin/dlt-*.c))
+TOOLS := $(patsubst bin/%.c,$(BIN)/%,$(wildcard bin/dlt-*.c))
 UNIT := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 UNIT_HDR := $(wildcard tests/unit/*.h)
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAY := $(FUZZERS:%=$(B)/tests/replay_%)
 
-.PHONY: all deps check demo install clean summary bench
+.PHONY: all deps check demo install clean summary bench fuzz fuzz-seeds san-tests
 all: $(B)/libdlt.a $(B)/libdlt.so $(TOOLS) summary
 
 summary: $(B)/libdlt.a $(TOOLS)
@@ -122,7 +136,8 @@ $(B)/libdlt.a: $(LIB_OBJ)
 $(B)/libdlt.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS)
 
-bin/dlt-%: bin/dlt-%.c $(B)/libdlt.a $(LIB_HDR) $(wildcard bin/*.h)
+$(BIN)/dlt-%: bin/dlt-%.c $(B)/libdlt.a $(LIB_HDR) $(wildcard bin/*.h)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibin $< -o $@ $(B)/libdlt.a $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libdlt.a $(LIB_HDR) $(UNIT_HDR)
@@ -134,9 +149,57 @@ $(B)/bench/%: bench/%.c $(B)/libdlt.a $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(B)/libdlt.a $(LDLIBS)
 
+# The fuzz harnesses without libFuzzer: each replays its seed corpus and the
+# inputs that once crashed it (tests/fuzz/{corpus,regress}/NAME) in make check.
+$(B)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(B)/libdlt.a $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_NAME='"$*"' tests/fuzz/replay.c $< -o $@ $(B)/libdlt.a $(LDLIBS)
+
 # Every test, unit and bats; ends with "N passed, N failed, N skipped".
-check: all $(UNIT)
-	@tests/run.sh $(UNIT)
+# The unit tests and fuzz replays run a second time built with ASan + UBSan
+# (build/san; CHECK_SAN=0 leaves them out): a library bug that the plain
+# build survives by luck fails there. `make check SAN=1` runs everything,
+# the tools and their bats tests included, under the sanitizers.
+CHECK_SAN ?= $(if $(filter 1,$(SAN)),0,1)
+SAN_TESTS := $(if $(filter 1,$(CHECK_SAN)),$(patsubst build/%,build/san/%,$(UNIT) $(REPLAY)))
+check: all $(UNIT) $(REPLAY) $(if $(SAN_TESTS),san-tests)
+	@DLT_TEST_BIN=$(abspath $(BIN)) tests/run.sh $(UNIT) $(REPLAY) $(SAN_TESTS)
+san-tests:
+	@$(MAKE) --no-print-directory SAN=1 $(SAN_TESTS)
+
+# ---- fuzzing: make fuzz [FUZZ_TIME=seconds per harness, default 60]
+# [FUZZ=nifti,model,...]. libFuzzer with ASan + UBSan (clang); the library's
+# own C files are rebuilt for it under build/fuzz. New inputs collect in
+# build/fuzz/corpus/NAME; a crash is written to build/fuzz/crash-NAME-* and
+# ends the run non-zero (keep it in tests/fuzz/regress/NAME/ once fixed).
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+FUZZ ?= $(FUZZERS)
+comma := ,
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wno-unknown-pragmas -Ilib -I/usr/include/nifti \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_LIB_OBJ := $(patsubst %.c,$(B)/fuzz/%.o,$(wildcard lib/*.c))
+$(B)/fuzz/lib/%.o: lib/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(B)/fuzz/libdlt.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(B)/fuzz/libdlt.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(B)/fuzz/libdlt.a -lnifti2 -lznz -lpng -lz -lm
+fuzz: $(FUZZERS:%=$(B)/fuzz/fuzz_%)
+	@for n in $(subst $(comma), ,$(FUZZ)); do \
+	  mkdir -p $(B)/fuzz/corpus/$$n tests/fuzz/regress/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_TIME) s"; \
+	  $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(B)/fuzz/crash-$$n- $(B)/fuzz/corpus/$$n tests/fuzz/corpus/$$n tests/fuzz/regress/$$n \
+	    2> $(B)/fuzz/$$n.log || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; \
+	  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $(B)/fuzz/$$n.log; \
+	done
+
+# The seed corpus (tests/fuzz/corpus), remade from our own tools' output.
+fuzz-seeds: all
+	tests/fuzz/mkseeds.sh
 
 demo: all
 	@$(MAKE) --no-print-directory -C pipelines/demo
@@ -155,7 +218,7 @@ install: all
 	$(if $(wildcard man/man5/*.5),install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 # Header dependencies written by -MMD (private headers included).
--include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cpu/simd/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d bin/*.d)
+-include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cpu/simd/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d $(BIN)/*.d)
 
 clean:
 	rm -rf $(B) $(TOOLS)

@@ -6,6 +6,7 @@
 #include "dlt/core.h"
 #include "dlt/io.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,7 +245,7 @@ int dlt_norm_plan_add(dlt_norm_plan *p, const char *name, const char *arg)
         int64_t one[3] = {1, 1, 1};
         dlt_reorient r;
         if (dlt_reorient_plan(id, one, arg, &r)) return DLT_EINVAL;
-        for (int i = 0; i < 3; i++) s.code[i] = (char)(arg[i] & ~0x20); /* upper case */
+        for (int i = 0; i < 3; i++) s.code[i] = (char)toupper((unsigned char)arg[i]);
         break;
     }
     }

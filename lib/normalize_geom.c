@@ -8,6 +8,7 @@
 #include "dlt/core.h"
 #include "dlt/normalize.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <string.h>
 
@@ -322,8 +323,11 @@ int dlt_reorient_plan(const double affine[4][4], const int64_t n[3], const char 
     int tw[3], ts[3], seen[3] = {0, 0, 0};
     if (!code || strlen(code) != 3) return dlt_err(DLT_EINVAL, "orientation code must have 3 letters, got '%s'", code ? code : "");
     for (int j = 0; j < 3; j++) {
-        const char *p = strchr("RASLPI", code[j] & ~0x20);
-        if (!p || !code[j]) return dlt_err(DLT_EINVAL, "orientation code '%s': '%c' is not one of R L A P S I", code, code[j]);
+        /* toupper, not c & ~0x20: that maps ' ' to NUL, which strchr finds
+         * (the fuzzer's "reorient= AS") */
+        int c = toupper((unsigned char)code[j]);
+        const char *p = c ? strchr("RASLPI", c) : NULL;
+        if (!p) return dlt_err(DLT_EINVAL, "orientation code '%s': '%c' is not one of R L A P S I", code, code[j]);
         int k = (int)(p - "RASLPI");
         tw[j] = k % 3;
         ts[j] = k < 3 ? 1 : -1;

@@ -7,7 +7,7 @@ bats_require_minimum_version 1.5.0
 setup_file() {
     D="$BATS_FILE_TMPDIR"
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     python3 "$ROOT/tests/helpers/mkstream.py" --records 8 --preprocessing "dlt:ct=-1000,800" > "$D/s"
     dlt-train --filters 4,8 --strides 1,2 --batch 2 -q -o "$D/m.dltm" "$D/s"
     dlt-phantom -q -n 1 --size 20,18,12 --spacing 9,8,10 -o "$D/ph"
@@ -18,7 +18,7 @@ setup() {
     T=$(mktemp -d)
     D="$BATS_FILE_TMPDIR"
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
 }
 
 teardown() {

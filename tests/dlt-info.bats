@@ -6,7 +6,7 @@
 
 setup() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     FX="$ROOT/tests/helpers/fixtures.py"
     DATA="${DLT_SHARED:-$ROOT/../shared}/data"
     cd "$BATS_TEST_TMPDIR"

@@ -10,7 +10,7 @@ bats_require_minimum_version 1.5.0
 
 setup() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
-    export PATH="$ROOT/bin:$PATH"
+    export PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     D="$ROOT/tests/data"
     H="$ROOT/tests/helpers/normdice_check.py"
     T="$BATS_TEST_TMPDIR"

@@ -5,7 +5,7 @@ bats_require_minimum_version 1.5.0
 setup() {
     T=$(mktemp -d)
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     SMALL="--size 40,40,24 --spacing 7,7,8"
 }
 
@@ -119,7 +119,7 @@ print("ok")' "$T/d"
     mkdir "$T/ro"
     chmod 555 "$T/ro"
     if [ "$(id -u)" -eq 0 ]; then
-        run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$ROOT/bin/dlt-phantom" -n 2 $SMALL -o "$T/ro"
+        run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "${DLT_TEST_BIN:-$ROOT/bin}/dlt-phantom" -n 2 $SMALL -o "$T/ro"
     else
         run --separate-stderr dlt-phantom -n 2 $SMALL -o "$T/ro"
     fi

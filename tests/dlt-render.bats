@@ -3,7 +3,7 @@
 
 setup() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     D="$BATS_TEST_TMPDIR"
     command -v dlt-phantom >/dev/null || skip "dlt-phantom not built"
     if [ ! -e "$D/ph/img0001.nii.gz" ]; then

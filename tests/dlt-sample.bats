@@ -9,7 +9,7 @@ bats_require_minimum_version 1.5.0
 setup_file() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
     export ROOT
-    export PATH="$ROOT/bin:$PATH"
+    export PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     export H="$ROOT/tests/helpers/sample_check.py"
     export D="$BATS_FILE_TMPDIR/data"
     mkdir -p "$D/sub"
@@ -29,7 +29,7 @@ setup_file() {
 
 setup() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
-    export PATH="$ROOT/bin:$PATH"
+    export PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     T="$BATS_TEST_TMPDIR"
 }
 

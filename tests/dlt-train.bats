@@ -8,7 +8,7 @@ bats_require_minimum_version 1.5.0
 setup() {
     T=$(mktemp -d)
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     MK="python3 $ROOT/tests/helpers/mkstream.py"
     NET="--filters 4,8 --strides 1,2 --batch 2 -q"
 }

@@ -12,7 +12,7 @@ TOOLS="dice infer info normalize phantom render sample train"
 setup_file() {
     D="$BATS_FILE_TMPDIR"
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     python3 "$ROOT/tests/helpers/mkstream.py" --records 8 --preprocessing "dlt:ct=-1000,800" > "$D/s"
     dlt-train --filters 4,8 --strides 1,2 --batch 2 -q -o "$D/m.dltm" "$D/s"
     dlt-phantom -q -n 1 --size 20,18,12 --spacing 9,8,10 -o "$D/ph"
@@ -23,7 +23,7 @@ setup() {
     T=$(mktemp -d)
     D="$BATS_FILE_TMPDIR"
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    PATH="$ROOT/bin:$PATH"
+    PATH="${DLT_TEST_BIN:-$ROOT/bin}:$PATH"
     IMG="$D/ph/img0001.nii.gz"
     LAB="$D/ph/label0001.nii.gz"
 }

@@ -247,6 +247,11 @@ int main(void)
         CHECK(dlt_sampler_init(&s, &c, two, 2) == DLT_ESHAPE && strstr(dlt_errmsg(), "b: volume 6x20x3"),
               "pad none: %s", dlt_errmsg());
         dlt_sampler_free(&s);
+        /* the samplers above re-indexed the copies in two[]: a and b take
+         * them back (their own index pointers were freed through the copies;
+         * ASan found this) */
+        a = two[0];
+        b = two[1];
         /* centred patches are shifted inside with pad none */
         c = base_config(DLT_SAMPLER_BALANCED, 6, 6, 6);
         c.pad = DLT_PAD_NONE;
@@ -260,8 +265,6 @@ int main(void)
         }
         CHECK(in, "pad none: centred patches stay inside");
         dlt_sampler_free(&s);
-        a = two[0];
-        b = two[1];
     }
 
     /* ---- a class absent everywhere; channel mismatch ---- */

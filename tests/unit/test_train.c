@@ -85,6 +85,7 @@ int main(void)
         tc.sched = DLT_SCHED_POLY, tc.total_steps = 10, tc.poly_power = 0.9;
         dlt_trainer_create(net, &tc, 1, &t);
         CHECK(fabs(dlt_trainer_lr(t) - 1e-3f) < 1e-12, "poly schedule starts at lr");
+        dlt_trainer_free(t);
         tc.total_steps = 0;
         CHECK(dlt_trainer_create(net, &tc, 1, &t) == DLT_EINVAL, "poly without total steps refused: %s", dlt_errmsg());
         tc.sched = DLT_SCHED_CONSTANT;
