@@ -1,5 +1,6 @@
 /* dlt-dice - compare predicted and reference label volumes: per case and
- * class, Dice, precision, recall, volumes, HD95 and ASSD, as TSV on stdout,
+ * class, Dice, precision, recall, volumes, HD95, ASSD and (--nsd) the
+ * normalised surface Dice, as TSV on stdout,
  * with optional summary rows. The metrics are lib/metrics*.c; this file
  * reads the cases, collects rows and prints them once everything succeeded
  * (so a failure leaves stdout empty). */
@@ -35,6 +36,10 @@ static void usage(FILE *f)
             "  -s, --summary        add mean, std, median, min, max per class over cases,\n"
             "                       and the mean over foreground classes\n"
             "      --no-distances   skip HD95 and ASSD (columns '-')\n"
+            "      --nsd SPEC       add a column nsd: normalised surface Dice at a tolerance\n"
+            "                       in mm, e.g. 2 (every class) or 2,3=1.5,7=1 (class 3\n"
+            "                       at 1.5 mm, 7 at 1 mm, the others at 2) or 1=1,2=1\n"
+            "                       (only those classes)\n"
             "      --case NAME      case name for PRED REF (default: PRED's file name)\n"
             "      --tolerance MM   grid tolerance for dims/affine checks (default 0.001)\n"
             "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
@@ -47,6 +52,50 @@ typedef struct {
     char *name, *pred, *ref;
     int line;
 } pair;
+
+/* --nsd: a tolerance for every class (dflt, NAN if none) and per label. */
+typedef struct {
+    double dflt;
+    int n, label[256];
+    double mm[256];
+} nsd_spec;
+
+static double nsd_tol_of(const nsd_spec *ns, int label)
+{
+    for (int i = 0; i < ns->n; i++)
+        if (ns->label[i] == label) return ns->mm[i];
+    return ns->dflt;
+}
+
+/* "MM" or "LABEL=MM" items, comma-separated; 0 or -1 (bad, message set). */
+static int nsd_parse(const char *arg, nsd_spec *ns)
+{
+    ns->dflt = NAN, ns->n = 0;
+    const char *p = arg;
+    while (1) {
+        char *e;
+        long l = -1;
+        const char *eq = strchr(p, '='), *comma = strchr(p, ',');
+        if (eq && (!comma || eq < comma)) {
+            l = strtol(p, &e, 10);
+            if (e != eq || e == p || l < 0 || l > 65535) goto bad;
+            p = eq + 1;
+        }
+        double mm = strtod(p, &e);
+        if (e == p || !(mm > 0) || !isfinite(mm) || (*e && *e != ',')) goto bad;
+        if (l < 0) {
+            if (!isnan(ns->dflt)) goto bad;
+            ns->dflt = mm;
+        } else {
+            if (ns->n == 256) goto bad;
+            ns->label[ns->n] = (int)l, ns->mm[ns->n++] = mm;
+        }
+        if (!*e) return 0;
+        p = e + 1;
+    }
+bad:
+    return dlt_err(DLT_EINVAL, "--nsd: '%s' is not MM or a comma list of MM and LABEL=MM (mm > 0)", arg);
+}
 
 typedef struct {
     int nl;                 /* classes computed: labels 0..nl-1 indexed by label */
@@ -94,8 +143,8 @@ static int read_list(const char *path, pair **out, int *np)
     return rc;
 }
 
-static int run_case(const pair *p, const char *where, double tol, int distances, const int *want, int nwant,
-                    case_result *cr)
+static int run_case(const pair *p, const char *where, double tol, int distances, const nsd_spec *ns,
+                    const int *want, int nwant, case_result *cr)
 {
     dlt_volume a, b;
     int rc = dlt_volume_read_label(p->pred, &a);
@@ -130,7 +179,16 @@ static int run_case(const pair *p, const char *where, double tol, int distances,
     cr->have = calloc((size_t)cr->nl, sizeof(int));
     int64_t n3[3] = {b.nx, b.ny, b.nz};
     double t0 = dlt_now();
-    rc = dlt_metrics_compute(a.label, b.label, n3, b.spacing, labels, nl, distances, m);
+    double *nsd_tol = NULL;
+    if (ns) {
+        nsd_tol = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
+        for (int i = 0; i < nl; i++) {
+            double t = nsd_tol_of(ns, labels[i]);
+            nsd_tol[i] = isnan(t) ? 0 : t;
+        }
+    }
+    rc = dlt_metrics_compute(a.label, b.label, n3, b.spacing, labels, nl, distances, nsd_tol, m);
+    free(nsd_tol);
     if (rc) dlt_err_prefix(rc, "%s", where);
     for (int i = 0; !rc && i < nl; i++) {
         cr->m[labels[i]] = m[i];
@@ -156,26 +214,43 @@ static void put(FILE *f, double x, const char *fmt)
     }
 }
 
-/* One row: the 7 numbers of a class (dice..assd). */
-static void row(FILE *f, const char *cs, const char *cls, const char *name, const double v[7])
+/* The numbers of a class: dice..assd, and nsd with --nsd (NV of them). */
+enum { NV_MAX = 8 };
+
+/* One row: the nv numbers of a class. */
+static void row(FILE *f, const char *cs, const char *cls, const char *name, const double *v, int nv)
 {
     fprintf(f, "%s\t%s\t%s", cs, cls, name);
-    for (int i = 0; i < 7; i++) put(f, v[i], i < 3 ? "%.6f" : "%.6g");
+    for (int i = 0; i < nv; i++) put(f, v[i], i < 3 || i == 7 ? "%.6f" : "%.6g");
     fputc('\n', f);
 }
 
-static void values(const dlt_class_metrics *m, double v[7])
+static void values(const dlt_class_metrics *m, double v[NV_MAX])
 {
     v[0] = m->dice, v[1] = m->precision, v[2] = m->recall;
     v[3] = m->absent ? NAN : m->vol_pred_ml, v[4] = m->absent ? NAN : m->vol_ref_ml;
-    v[5] = m->hd95, v[6] = m->assd;
+    v[5] = m->hd95, v[6] = m->assd, v[7] = m->nsd;
+}
+
+/* The metrics of class cls in case r, all NAN where it was not computed. */
+static dlt_class_metrics class_of(const case_result *r, int cls, int distances)
+{
+    dlt_class_metrics m;
+    if (cls < r->nl && r->have[cls]) m = r->m[cls];
+    else {
+        memset(&m, 0, sizeof m);
+        m.absent = 1;
+        m.dice = m.precision = m.recall = m.hd95 = m.assd = m.nsd = NAN;
+    }
+    if (!distances) m.hd95 = m.assd = m.nsd = NAN;
+    return m;
 }
 
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-dice");
     dlt_stdout_check_at_exit();
-    enum { O_LABELS = 256, O_NODIST, O_CASE, O_TOL, O_VERSION };
+    enum { O_LABELS = 256, O_NODIST, O_NSD, O_CASE, O_TOL, O_VERSION };
     static const struct option opts[] = {
         {"list", required_argument, 0, 'l'},
         {"classes", required_argument, 0, 'c'},
@@ -183,6 +258,7 @@ int main(int argc, char **argv)
         {"labels", required_argument, 0, O_LABELS},
         {"summary", no_argument, 0, 's'},
         {"no-distances", no_argument, 0, O_NODIST},
+        {"nsd", required_argument, 0, O_NSD},
         {"case", required_argument, 0, O_CASE},
         {"tolerance", required_argument, 0, O_TOL},
         {"quiet", no_argument, 0, 'q'},
@@ -194,6 +270,7 @@ int main(int argc, char **argv)
     const char *list = NULL, *classes = NULL, *model = NULL, *labels_arg = NULL, *casearg = NULL;
     int summary = 0, distances = 1, verbosity = dlt_log_level(), c;
     double tol = 1e-3;
+    nsd_spec nsd, *ns = NULL;
     while ((c = getopt_long(argc, argv, "l:c:m:sqvh", opts, NULL)) != -1) {
         switch (c) {
         case 'l': list = optarg; break;
@@ -202,6 +279,13 @@ int main(int argc, char **argv)
         case O_LABELS: labels_arg = optarg; break;
         case 's': summary = 1; break;
         case O_NODIST: distances = 0; break;
+        case O_NSD:
+            if (nsd_parse(optarg, &nsd)) {
+                dlt_error("%s", dlt_errmsg());
+                return 2;
+            }
+            ns = &nsd;
+            break;
         case O_CASE: casearg = optarg; break;
         case O_TOL: {
             char *e;
@@ -220,6 +304,11 @@ int main(int argc, char **argv)
         }
     }
     dlt_log_set_level(verbosity);
+    if (ns && !distances) {
+        dlt_error("--nsd and --no-distances exclude each other");
+        return 2;
+    }
+    const int NV = ns ? 8 : 7;
     int nops = argc - optind;
     if (list ? nops != 0 : nops != 2) {
         dlt_error(list ? "--list takes no PRED REF operands" : "expected PRED and REF (or --list FILE); see --help");
@@ -290,7 +379,7 @@ int main(int argc, char **argv)
         char where[600];
         if (list) snprintf(where, sizeof where, "%s:%d (case %s)", list, pairs[i].line, pairs[i].name);
         else snprintf(where, sizeof where, "case %s", pairs[i].name);
-        rc = run_case(&pairs[i], where, tol, distances, wantp, nwant, &res[i]);
+        rc = run_case(&pairs[i], where, tol, distances, ns, wantp, nwant, &res[i]);
         if (!rc && res[i].nl - 1 > gmax) gmax = res[i].nl - 1;
         if (np > 1) dlt_progress_update(&prog, i + 1, NULL);
     }
@@ -302,72 +391,59 @@ int main(int argc, char **argv)
         int *cls = malloc(sizeof(int) * (size_t)(ncls ? ncls : 1));
         for (int k = 0; k < ncls; k++) cls[k] = wantp ? wantp[k] : k + 1;
         FILE *o = stdout;
-        fprintf(o, "case\tclass\tname\tdice\tprecision\trecall\tvol_pred_ml\tvol_ref_ml\thd95\tassd\n");
-        double *col = malloc(sizeof(double) * (size_t)(np ? np : 1) * 7);
-        double *fg = malloc(sizeof(double) * (size_t)(ncls ? ncls : 1) * 7);
+        fprintf(o, "case\tclass\tname\tdice\tprecision\trecall\tvol_pred_ml\tvol_ref_ml\thd95\tassd%s\n",
+                ns ? "\tnsd" : "");
+        double *col = malloc(sizeof(double) * (size_t)(np ? np : 1) * NV);
+        double *fg = malloc(sizeof(double) * (size_t)(ncls ? ncls : 1) * NV);
         int nfg = 0;
-        dlt_stats *st = malloc(sizeof(dlt_stats) * 7 * (size_t)(ncls ? ncls : 1));
+        dlt_stats *st = malloc(sizeof(dlt_stats) * NV * (size_t)(ncls ? ncls : 1));
         for (int i = 0; i < np; i++)
             for (int k = 0; k < ncls; k++) {
                 char id[16];
                 snprintf(id, sizeof id, "%d", cls[k]);
                 const char *nm = dlt_class_names_get(&names, cls[k]);
-                dlt_class_metrics m;
-                if (cls[k] < res[i].nl && res[i].have[cls[k]]) m = res[i].m[cls[k]];
-                else {
-                    memset(&m, 0, sizeof m);
-                    m.absent = 1;
-                    m.dice = m.precision = m.recall = m.hd95 = m.assd = NAN;
-                }
-                if (!distances) m.hd95 = m.assd = NAN;
-                double v[7];
+                dlt_class_metrics m = class_of(&res[i], cls[k], distances);
+                double v[NV_MAX];
                 values(&m, v);
-                row(o, pairs[i].name, id, nm ? nm : "-", v);
+                row(o, pairs[i].name, id, nm ? nm : "-", v, NV);
             }
         if (summary) {
             static const char *sname[5] = {"mean", "std", "median", "min", "max"};
             for (int k = 0; k < ncls; k++) {
                 for (int i = 0; i < np; i++) {
-                    dlt_class_metrics m;
-                    if (cls[k] < res[i].nl && res[i].have[cls[k]]) m = res[i].m[cls[k]];
-                    else {
-                        memset(&m, 0, sizeof m);
-                        m.absent = 1;
-                        m.dice = m.precision = m.recall = m.hd95 = m.assd = NAN;
-                    }
-                    if (!distances) m.hd95 = m.assd = NAN;
-                    double v[7];
+                    dlt_class_metrics m = class_of(&res[i], cls[k], distances);
+                    double v[NV_MAX];
                     values(&m, v);
-                    for (int j = 0; j < 7; j++) col[j * np + i] = v[j];
+                    for (int j = 0; j < NV; j++) col[j * np + i] = v[j];
                 }
-                for (int j = 0; j < 7; j++) dlt_stats_compute(col + j * np, np, &st[k * 7 + j]);
+                for (int j = 0; j < NV; j++) dlt_stats_compute(col + j * np, np, &st[k * NV + j]);
             }
             for (int s = 0; s < 5; s++)
                 for (int k = 0; k < ncls; k++) {
                     char id[16];
                     snprintf(id, sizeof id, "%d", cls[k]);
                     const char *nm = dlt_class_names_get(&names, cls[k]);
-                    double v[7];
-                    for (int j = 0; j < 7; j++) {
-                        const dlt_stats *t = &st[k * 7 + j];
+                    double v[NV_MAX];
+                    for (int j = 0; j < NV; j++) {
+                        const dlt_stats *t = &st[k * NV + j];
                         v[j] = s == 0 ? t->mean : s == 1 ? t->std : s == 2 ? t->median : s == 3 ? t->min : t->max;
                     }
-                    row(o, sname[s], id, nm ? nm : "-", v);
+                    row(o, sname[s], id, nm ? nm : "-", v, NV);
                 }
             /* Mean over foreground classes of the per-class means (classes
              * absent from every case, and class 0, left out). */
             for (int k = 0; k < ncls; k++)
-                if (cls[k] > 0 && st[k * 7].n > 0) {
-                    for (int j = 0; j < 7; j++) fg[j * ncls + nfg] = st[k * 7 + j].mean;
+                if (cls[k] > 0 && st[k * NV].n > 0) {
+                    for (int j = 0; j < NV; j++) fg[j * ncls + nfg] = st[k * NV + j].mean;
                     nfg++;
                 }
-            double v[7];
-            for (int j = 0; j < 7; j++) {
+            double v[NV_MAX];
+            for (int j = 0; j < NV; j++) {
                 dlt_stats t;
                 dlt_stats_compute(fg + j * ncls, nfg, &t);
                 v[j] = t.mean;
             }
-            row(o, "mean", "fg", "foreground", v);
+            row(o, "mean", "fg", "foreground", v, NV);
         }
         free(col);
         free(fg);

@@ -243,7 +243,7 @@ static int validate(dlt_net *net, const valset *vs, int classes, const int patch
             break;
         }
         rc = dlt_infer_volume(&ic, c->img.data, dim, pred, NULL);
-        if (!rc && nl > 0) rc = dlt_metrics_compute(pred, c->lab.label, dim, c->img.spacing, labels, nl, 0, m);
+        if (!rc && nl > 0) rc = dlt_metrics_compute(pred, c->lab.label, dim, c->img.spacing, labels, nl, 0, NULL, m);
         dlt_free(pred);
         if (rc) {
             dlt_err_prefix(rc, "validation case %s", c->id);

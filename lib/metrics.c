@@ -20,7 +20,7 @@ int dlt_label_max(const uint16_t *x, int64_t n)
 }
 
 int dlt_metrics_compute(const uint16_t *pred, const uint16_t *ref, const int64_t n[3], const double spacing[3],
-                        const int *labels, int nl, int distances, dlt_class_metrics *out)
+                        const int *labels, int nl, int distances, const double *nsd_tol, dlt_class_metrics *out)
 {
     int64_t nv = n[0] * n[1] * n[2];
     int L = 1;
@@ -59,7 +59,7 @@ int dlt_metrics_compute(const uint16_t *pred, const uint16_t *ref, const int64_t
         m->tp = l < L ? ht[l] : 0;
         m->vol_pred_ml = (double)m->n_pred * voxml;
         m->vol_ref_ml = (double)m->n_ref * voxml;
-        m->hd95 = m->assd = NAN;
+        m->hd95 = m->assd = m->nsd = NAN;
         if (m->n_pred == 0 && m->n_ref == 0) {
             m->absent = 1;
             m->dice = m->precision = m->recall = NAN;
@@ -68,7 +68,10 @@ int dlt_metrics_compute(const uint16_t *pred, const uint16_t *ref, const int64_t
         m->dice = 2.0 * (double)m->tp / (double)(m->n_pred + m->n_ref);
         m->precision = m->n_pred ? (double)m->tp / (double)m->n_pred : 0.0;
         m->recall = m->n_ref ? (double)m->tp / (double)m->n_ref : 0.0;
-        if (distances && (m->n_pred == 0 || m->n_ref == 0)) m->hd95 = m->assd = INFINITY;
+        if (distances && (m->n_pred == 0 || m->n_ref == 0)) {
+            m->hd95 = m->assd = INFINITY;
+            if (nsd_tol && nsd_tol[c] > 0) m->nsd = 0;
+        }
     }
     free(cnt);
     if (!distances) return 0;
@@ -130,7 +133,8 @@ int dlt_metrics_compute(const uint16_t *pred, const uint16_t *ref, const int64_t
                         mb[dst + i] = ref[src + i] == l;
                     }
                 }
-            rc = dlt_surface_distances(ma, mb, m3, spacing, &out[c].hd95, &out[c].assd);
+            rc = dlt_surface_distances(ma, mb, m3, spacing, nsd_tol ? nsd_tol[c] : 0, &out[c].hd95, &out[c].assd,
+                                       &out[c].nsd);
         }
         dlt_free(ma);
         dlt_free(mb);
@@ -141,13 +145,13 @@ int dlt_metrics_compute(const uint16_t *pred, const uint16_t *ref, const int64_t
 }
 
 int dlt_metrics_volumes(const dlt_volume *pred, const dlt_volume *ref, double tol, const int *labels, int nl,
-                        int distances, dlt_class_metrics *out)
+                        int distances, const double *nsd_tol, dlt_class_metrics *out)
 {
     if (!pred->label || !ref->label) return dlt_err(DLT_EINVAL, "metrics need label volumes");
     int rc = dlt_volume_same_grid(pred, ref, tol);
     if (rc) return rc;
     int64_t n[3] = {ref->nx, ref->ny, ref->nz};
-    return dlt_metrics_compute(pred->label, ref->label, n, ref->spacing, labels, nl, distances, out);
+    return dlt_metrics_compute(pred->label, ref->label, n, ref->spacing, labels, nl, distances, nsd_tol, out);
 }
 
 /* ---- summary statistics ---- */

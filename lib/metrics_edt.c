@@ -134,8 +134,11 @@ double dlt_percentile_sort(double *x, int64_t n, double p)
 }
 
 /* Distances from each voxel of surface sa to the nearest of surface sb
- * (via d2 = EDT of sb), appended to out; returns the sum. */
-static double collect(const uint8_t *sa, const float *d2, int64_t nv, double *out, int64_t *cnt)
+ * (via d2 = EDT of sb), appended to out; returns the sum, and adds to
+ * *near the count within tol2 (squared mm; 1e-6 relative slack, so that a
+ * distance equal to the tolerance counts whatever float rounding did). */
+static double collect(const uint8_t *sa, const float *d2, int64_t nv, double tol2, double *out, int64_t *cnt,
+                      int64_t *near)
 {
     double sum = 0;
     for (int64_t i = 0; i < nv; i++)
@@ -143,13 +146,15 @@ static double collect(const uint8_t *sa, const float *d2, int64_t nv, double *ou
             double d = sqrt((double)d2[i]);
             out[(*cnt)++] = d;
             sum += d;
+            *near += (double)d2[i] <= tol2 * (1 + 1e-6);
         }
     return sum;
 }
 
 int dlt_surface_distances(const uint8_t *a, const uint8_t *b, const int64_t n[3], const double spacing[3],
-                          double *hd95, double *assd)
+                          double nsd_tol, double *hd95, double *assd, double *nsd)
 {
+    if (nsd) *nsd = NAN;
     int64_t nv = n[0] * n[1] * n[2];
     uint8_t *sa = dlt_alloc(nv, 1, "surface"), *sb = dlt_alloc(nv, 1, "surface");
     float *d2 = dlt_alloc(nv, sizeof(float), "distance map");
@@ -168,6 +173,7 @@ int dlt_surface_distances(const uint8_t *a, const uint8_t *b, const int64_t n[3]
     }
     if (na == 0 || nb == 0) {
         *hd95 = *assd = INFINITY;
+        if (nsd && nsd_tol > 0) *nsd = 0;
         goto done;
     }
     dist = dlt_alloc(na + nb, sizeof(double), "surface distances");
@@ -175,13 +181,15 @@ int dlt_surface_distances(const uint8_t *a, const uint8_t *b, const int64_t n[3]
         rc = DLT_ENOMEM;
         goto done;
     }
-    int64_t cnt = 0;
+    int64_t cnt = 0, near = 0;
+    double tol2 = nsd_tol > 0 ? nsd_tol * nsd_tol : -1;
     if ((rc = dlt_edt_sq(sb, n, spacing, d2)) != 0) goto done;
-    double sum_ab = collect(sa, d2, nv, dist, &cnt);
+    double sum_ab = collect(sa, d2, nv, tol2, dist, &cnt, &near);
     if ((rc = dlt_edt_sq(sa, n, spacing, d2)) != 0) goto done;
-    double sum_ba = collect(sb, d2, nv, dist, &cnt);
+    double sum_ba = collect(sb, d2, nv, tol2, dist, &cnt, &near);
     *assd = 0.5 * (sum_ab / (double)na + sum_ba / (double)nb);
     *hd95 = dlt_percentile_sort(dist, cnt, 95.0);
+    if (nsd && nsd_tol > 0) *nsd = (double)near / (double)(na + nb);
 done:
     dlt_free(sa);
     dlt_free(sb);

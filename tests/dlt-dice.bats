@@ -42,6 +42,37 @@ setup() {
     [ -z "$stderr" ]
 }
 
+@test "--nsd: normalised surface Dice at a tolerance, per class, in the summary too" {
+    # the cubes above: class 1 surface distances per side 36 x 0, 4 x 1 mm,
+    # 16 x 2 mm -> NSD at 1 mm (36 + 4) * 2 / 112 = 0.714286, at 2 mm 1;
+    # class 2 only in REF: 0; class 3 identical: 1
+    run --separate-stderr dlt-dice --nsd 2,1=1 "$D/cube.nii.gz" "$D/cube_shift.nii.gz"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "$HDR"$'\tnsd' ]
+    [ "${lines[1]}" = $'cube\t1\t-\t0.750000\t0.750000\t0.750000\t0.128\t0.128\t2\t0.642857\t0.714286' ]
+    [ "${lines[2]}" = $'cube\t2\t-\t0.000000\t0.000000\t0.000000\t0\t0.016\tinf\tinf\t0.000000' ]
+    [ "${lines[3]}" = $'cube\t3\t-\t1.000000\t1.000000\t1.000000\t0.016\t0.016\t0\t0\t1.000000' ]
+    run dlt-dice --nsd 2 "$D/cube.nii.gz" "$D/cube_shift.nii.gz"
+    [[ "${lines[1]}" == *$'\t1.000000' ]]
+    # only the classes named: the others print '-'
+    run dlt-dice --nsd 1=1 "$D/cube.nii.gz" "$D/cube_shift.nii.gz"
+    [[ "${lines[1]}" == *$'\t0.714286' ]]
+    [[ "${lines[3]}" == *$'\t0\t-' ]]
+    # summary: NSD (0.714286 + 0 + 1) / 3 in the foreground mean
+    run dlt-dice --summary --nsd 2,1=1 "$D/cube.nii.gz" "$D/cube_shift.nii.gz"
+    [[ "${lines[19]}" == $'mean\tfg\tforeground\t0.583333\t'*$'\tinf\tinf\t0.571429' ]]
+    for bad in 0 -1 x 1,2 1=0 =1 1, 70000=1 2,1=; do
+        run --separate-stderr dlt-dice --nsd "$bad" "$D/cube.nii.gz" "$D/cube_shift.nii.gz"
+        echo "$bad: $status $stderr"
+        [ "$status" -eq 2 ]
+        [ -z "$output" ]
+        [[ "$stderr" == *"--nsd: '$bad'"* ]]
+    done
+    run --separate-stderr dlt-dice --nsd 1 --no-distances "$D/cube.nii.gz" "$D/cube_shift.nii.gz"
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+}
+
 @test "a volume against itself: Dice 1 and 0 mm everywhere; absent class marked '-'" {
     run dlt-dice "$D/cube_shift.nii.gz" "$D/cube_shift.nii.gz"
     [ "$status" -eq 0 ]
@@ -67,14 +98,14 @@ setup() {
 @test "an independent implementation (numpy/scipy, medpy conventions) agrees" {
     /usr/bin/python3 "$H" mkpair "$T" || { [ $? -eq 77 ] && skip "numpy/scipy/nibabel absent"; false; }
     /usr/bin/python3 "$H" metrics "$T/pred.nii.gz" "$T/ref.nii.gz" >"$T/ref.txt"
-    dlt-dice "$T/pred.nii.gz" "$T/ref.nii.gz" | tail -n +2 | cut -f2,4- >"$T/ours.txt"
+    dlt-dice --nsd 1.5 "$T/pred.nii.gz" "$T/ref.nii.gz" | tail -n +2 | cut -f2,4- >"$T/ours.txt"
     [ "$(wc -l <"$T/ours.txt")" -eq 2 ]
     run paste "$T/ours.txt" "$T/ref.txt"
     echo "$output"
-    # columns: ours (class, 7 values), theirs (class, 7 values), tab/space mixed
+    # columns: ours (class, 8 values: dice..assd, nsd at 1.5 mm), theirs (the same), tab/space mixed
     bad=$(paste "$T/ours.txt" "$T/ref.txt" | tr ' ' '\t' | awk -F'\t' '{
-        for (i = 2; i <= 8; i++) { a = $i; b = $(i + 8); d = a - b; if (d < 0) d = -d;
-            m = (a < 0 ? -a : a); if (m < 1) m = 1; if (d / m > 2e-4 || $1 != $9) print NR, i, a, b } }')
+        for (i = 2; i <= 9; i++) { a = $i; b = $(i + 9); d = a - b; if (d < 0) d = -d;
+            m = (a < 0 ? -a : a); if (m < 1) m = 1; if (d / m > 2e-4 || $1 != $10) print NR, i, a, b } }')
     [ -z "$bad" ]
 }
 

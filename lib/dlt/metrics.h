@@ -1,5 +1,5 @@
 /* dlt/metrics.h - segmentation metrics: per-class overlap (Dice, precision,
- * recall, volumes) and surface distances (HD95, ASSD) from an exact
+ * recall, volumes) and surface distances (HD95, ASSD, NSD) from an exact
  * Euclidean distance transform; summary statistics; class names.
  * Used by dlt-dice, and by dlt-train's validation and dlt-infer.
  *
@@ -11,6 +11,11 @@
  * - HD95 = 95th percentile (linear interpolation, numpy's default) of the
  *   union of {d(a,B)} over A's surface and {d(b,A)} over B's surface;
  * - ASSD = (mean d(a,B) + mean d(b,A)) / 2;
+ * - NSD at tolerance t mm (normalised surface Dice, Nikolov et al. 2021, as
+ *   the MSD and nnU-Net evaluations report it) = (#{a: d(a,B) <= t} +
+ *   #{b: d(b,A) <= t}) / (|A's surface| + |B's surface|), surface voxels
+ *   counted (as MONAI's compute_surface_dice; the DeepMind library weights
+ *   each by its surface area instead), 0 when one side is empty;
  * - a class absent from both volumes has no values (NAN; `absent` set);
  *   present in only one: Dice, precision and recall 0 (0/0 counts as 0 when
  *   the class exists on the other side), distances INFINITY. */
@@ -29,9 +34,11 @@ int dlt_edt_sq(const uint8_t *feat, const int64_t n[3], const double spacing[3],
 /* Surface of a binary mask (see above): surf[v] = 1 on surface voxels. */
 void dlt_surface(const uint8_t *mask, const int64_t n[3], uint8_t *surf);
 
-/* HD95 and ASSD (mm) between two non-empty binary masks on one grid. */
+/* HD95 and ASSD (mm) between two binary masks on one grid (INFINITY when
+ * one has no voxel), and with nsd_tol > 0 (mm) the NSD at that tolerance
+ * (nsd may be NULL; NAN when nsd_tol <= 0). */
 int dlt_surface_distances(const uint8_t *a, const uint8_t *b, const int64_t n[3], const double spacing[3],
-                          double *hd95, double *assd);
+                          double nsd_tol, double *hd95, double *assd, double *nsd);
 
 /* p-th percentile (0..100) of x[0..n-1], linear interpolation; sorts x. */
 double dlt_percentile_sort(double *x, int64_t n, double p);
@@ -43,17 +50,20 @@ typedef struct dlt_class_metrics {
     double dice, precision, recall;
     double vol_pred_ml, vol_ref_ml;
     double hd95, assd;         /* mm; INFINITY when one side is empty; NAN if not computed */
+    double nsd;                /* NSD at the class's tolerance; 0 when one side is empty; NAN if not computed */
 } dlt_class_metrics;
 
 /* Metrics for each of labels[0..nl-1] between label maps pred and ref of
  * n voxels each ([n2][n1][n0]) with voxel size `spacing` (mm).
- * distances = 0 skips HD95/ASSD (NAN) for a fast Dice (validation). */
+ * distances = 0 skips HD95/ASSD/NSD (NAN) for a fast Dice (validation).
+ * nsd_tol: NULL (no NSD), or the tolerance in mm of each of labels[]
+ * (a value <= 0 skips that class's NSD). */
 int dlt_metrics_compute(const uint16_t *pred, const uint16_t *ref, const int64_t n[3], const double spacing[3],
-                        const int *labels, int nl, int distances, dlt_class_metrics *out);
+                        const int *labels, int nl, int distances, const double *nsd_tol, dlt_class_metrics *out);
 /* The same on two label volumes, after checking that they share a grid
  * (dlt_volume_same_grid with tol mm; the message says how they differ). */
 int dlt_metrics_volumes(const dlt_volume *pred, const dlt_volume *ref, double tol, const int *labels, int nl,
-                        int distances, dlt_class_metrics *out);
+                        int distances, const double *nsd_tol, dlt_class_metrics *out);
 /* Largest label value in a label map. */
 int dlt_label_max(const uint16_t *x, int64_t n);
 

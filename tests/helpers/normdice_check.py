@@ -139,7 +139,7 @@ def mkpair(d):
     nib.save(nib.Nifti1Image(pred, aff), d + "/pred.nii.gz")
 
 
-def metrics(pred, ref):
+def metrics(pred, ref, nsd_tol=1.5):
     need_sci()
     import numpy as np, nibabel as nib
     from scipy import ndimage as ndi
@@ -152,7 +152,7 @@ def metrics(pred, ref):
         tp, na, nb = (a & b).sum(), a.sum(), b.sum()
         va, vb = na * np.prod(sp) / 1000, nb * np.prod(sp) / 1000
         if na == 0 or nb == 0:
-            print(c, 2 * tp / max(na + nb, 1), 0, 0, va, vb, "inf", "inf")
+            print(c, 2 * tp / max(na + nb, 1), 0, 0, va, vb, "inf", "inf", 0)
             continue
         sa = a ^ ndi.binary_erosion(a, structure=st, iterations=1)
         sb = b ^ ndi.binary_erosion(b, structure=st, iterations=1)
@@ -160,7 +160,9 @@ def metrics(pred, ref):
         dba = ndi.distance_transform_edt(~sa, sampling=sp)[sb]
         hd95 = np.percentile(np.hstack((dab, dba)), 95)
         assd = (dab.mean() + dba.mean()) / 2
-        print(c, 2 * tp / (na + nb), tp / na, tp / nb, va, vb, hd95, assd)
+        # NSD over surface voxels (MONAI compute_surface_dice, use_subvoxels=False)
+        nsd = ((dab <= nsd_tol).sum() + (dba <= nsd_tol).sum()) / (len(dab) + len(dba))
+        print(c, 2 * tp / (na + nb), tp / na, tp / nb, va, vb, hd95, assd, nsd)
 
 
 if __name__ == "__main__":

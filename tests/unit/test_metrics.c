@@ -88,33 +88,53 @@ int main(void)
         int labels[3] = {1, 2, 0};
         dlt_class_metrics m[3];
         double sp1[3] = {1, 1, 1}, sp2[3] = {2, 1, 1};
-        CHECK(dlt_metrics_compute(a, b, n, sp1, labels, 2, 1, m) == 0, "metrics computed");
+        CHECK(dlt_metrics_compute(a, b, n, sp1, labels, 2, 1, NULL, m) == 0, "metrics computed");
         CHECK(fabs(m[0].dice - 0.75) < 1e-12 && fabs(m[0].precision - 0.75) < 1e-12 && fabs(m[0].recall - 0.75) < 1e-12,
               "shifted cube: Dice/precision/recall 0.75 (%g %g %g)", m[0].dice, m[0].precision, m[0].recall);
         CHECK(fabs(m[0].hd95 - 1.0) < 1e-9, "shifted cube: HD95 1 mm (%g)", m[0].hd95);
         CHECK(fabs(m[0].assd - 20.0 / 56.0) < 1e-9, "shifted cube: ASSD 20/56 mm (%g)", m[0].assd);
         CHECK(fabs(m[0].vol_pred_ml - 0.064) < 1e-12, "volume 64 voxels of 1 mm^3 = 0.064 ml");
         CHECK(m[1].absent && isnan(m[1].dice) && isnan(m[1].hd95), "class absent in both is marked absent");
-        dlt_metrics_compute(a, b, n, sp2, labels, 1, 1, m);
+        dlt_metrics_compute(a, b, n, sp2, labels, 1, 1, NULL, m);
         CHECK(fabs(m[0].hd95 - 2.0) < 1e-9, "anisotropic shifted cube: HD95 2 mm (%g)", m[0].hd95);
         CHECK(fabs(m[0].assd - 36.0 / 56.0) < 1e-9, "anisotropic shifted cube: ASSD 36/56 mm (%g)", m[0].assd);
         CHECK(fabs(m[0].vol_ref_ml - 0.128) < 1e-12, "anisotropic volume 0.128 ml");
-        dlt_metrics_compute(a, a, n, sp2, labels, 1, 1, m);
+        dlt_metrics_compute(a, a, n, sp2, labels, 1, 1, NULL, m);
         CHECK(m[0].dice == 1 && m[0].hd95 == 0 && m[0].assd == 0, "against itself: Dice 1, 0 mm");
         /* background class 0 works too */
-        dlt_metrics_compute(a, a, n, sp2, labels + 2, 1, 1, m);
+        dlt_metrics_compute(a, a, n, sp2, labels + 2, 1, 1, NULL, m);
         CHECK(m[0].dice == 1 && m[0].hd95 == 0, "class 0 against itself");
         /* prediction empty for class 1 */
         static uint16_t z[1000];
-        dlt_metrics_compute(z, b, n, sp1, labels, 1, 1, m);
+        dlt_metrics_compute(z, b, n, sp1, labels, 1, 1, NULL, m);
         CHECK(m[0].dice == 0 && m[0].precision == 0 && m[0].recall == 0 && isinf(m[0].hd95) && isinf(m[0].assd) && !m[0].absent,
               "empty prediction: Dice 0, distances inf");
-        dlt_metrics_compute(z, b, n, sp1, labels, 1, 0, m);
+        dlt_metrics_compute(z, b, n, sp1, labels, 1, 0, NULL, m);
         CHECK(m[0].dice == 0 && isnan(m[0].hd95), "distances skipped when not asked");
+        /* NSD by hand (the same cubes): per side 36 distances of 0 and 20 of
+         * 1 mm; with x spacing 2: 36 x 0, 4 x 1, 16 x 2 mm. */
+        double t05[2] = {0.5, 0.5}, t1[2] = {1, 0}, t2[1] = {2};
+        dlt_metrics_compute(a, b, n, sp1, labels, 2, 1, t05, m);
+        CHECK(fabs(m[0].nsd - 72.0 / 112.0) < 1e-12, "NSD at 0.5 mm: 72/112 (%g)", m[0].nsd);
+        CHECK(m[1].absent && isnan(m[1].nsd), "NSD of an absent class is NAN");
+        dlt_metrics_compute(a, b, n, sp1, labels, 1, 1, t1, m);
+        CHECK(m[0].nsd == 1, "NSD at 1 mm: a distance equal to the tolerance counts (%g)", m[0].nsd);
+        dlt_metrics_compute(a, b, n, sp2, labels, 1, 1, t1, m);
+        CHECK(fabs(m[0].nsd - 80.0 / 112.0) < 1e-12, "anisotropic NSD at 1 mm: 80/112 (%g)", m[0].nsd);
+        dlt_metrics_compute(a, b, n, sp2, labels, 1, 1, t2, m);
+        CHECK(m[0].nsd == 1, "anisotropic NSD at 2 mm: 1 (%g)", m[0].nsd);
+        dlt_metrics_compute(a, b, n, sp2, labels, 1, 1, NULL, m);
+        CHECK(isnan(m[0].nsd), "no tolerance, no NSD");
+        dlt_metrics_compute(a, b, n, sp2, labels, 2, 1, t1, m);
+        CHECK(!isnan(m[0].nsd) && isnan(m[1].nsd), "a tolerance of 0 skips that class");
+        dlt_metrics_compute(z, b, n, sp1, labels, 1, 1, t2, m);
+        CHECK(m[0].nsd == 0, "empty prediction: NSD 0 (%g)", m[0].nsd);
+        dlt_metrics_compute(z, b, n, sp1, labels, 1, 0, t2, m);
+        CHECK(isnan(m[0].nsd), "NSD skipped with the distances");
         /* two classes at once, label 2 far away */
         cube(a, n, 2, 8, 9, 8, 9, 8, 9);
         cube(b, n, 2, 8, 9, 8, 9, 7, 8);
-        dlt_metrics_compute(a, b, n, sp1, labels, 2, 1, m);
+        dlt_metrics_compute(a, b, n, sp1, labels, 2, 1, NULL, m);
         CHECK(fabs(m[0].dice - 0.75) < 1e-12 && fabs(m[1].dice - 0.5) < 1e-12, "two classes: Dice 0.75 and 0.5");
         CHECK(fabs(m[1].hd95 - 1.0) < 1e-9 && fabs(m[1].assd - 0.5) < 1e-9, "2x2x2 cube shifted by 1 in z: HD95 1, ASSD 0.5 (%g %g)",
               m[1].hd95, m[1].assd);
@@ -131,11 +151,11 @@ int main(void)
         cube(b.label, n, 1, 3, 6, 2, 5, 2, 5);
         int l = 1;
         dlt_class_metrics m;
-        CHECK(dlt_metrics_volumes(&a, &b, 1e-3, &l, 1, 1, &m) == 0 && fabs(m.assd - 36.0 / 56.0) < 1e-9 && m.hd95 == 2,
+        CHECK(dlt_metrics_volumes(&a, &b, 1e-3, &l, 1, 1, NULL, &m) == 0 && fabs(m.assd - 36.0 / 56.0) < 1e-9 && m.hd95 == 2,
               "on volumes: spacing from the grid");
         A[1][3] = 0.5;
         dlt_volume_new(&c, 10, 10, 10, 1, 1, A);
-        CHECK(dlt_metrics_volumes(&a, &c, 1e-3, &l, 1, 1, &m) == DLT_ESHAPE && strstr(dlt_errmsg(), "origin"),
+        CHECK(dlt_metrics_volumes(&a, &c, 1e-3, &l, 1, 1, NULL, &m) == DLT_ESHAPE && strstr(dlt_errmsg(), "origin"),
               "different origin refused: %s", dlt_errmsg());
         dlt_volume_free(&a);
         dlt_volume_free(&b);
