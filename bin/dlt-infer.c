@@ -24,14 +24,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: dlt-infer -m MODEL [OPTIONS] IN [IN2...] [-o OUT]\n"
+            "Usage: dlt-infer -m MODEL [-m MODEL2...] [OPTIONS] IN [IN2...] [-o OUT]\n"
             "       dlt-infer -m MODEL [OPTIONS] --list LIST -o DIR\n"
             "Segment a volume (IN, or - for stdin; several files are channels, in order)\n"
             "with a model from dlt-train. The label volume (uint8, or uint16 when a label\n"
             "exceeds 255) has exactly the input's geometry; it goes to OUT or stdout.\n"
             "With --list (TSV id, image..., as dlt-sample reads), DIR/ID.nii.gz per entry.\n"
             "\n"
-            "  -m, --model FILE       the model (required)\n"
+            "  -m, --model FILE       the model (required); several -m: an ensemble, their\n"
+            "                         probabilities averaged (same classes and inputs)\n"
             "  -o, --output PATH      output volume (default stdout), or the directory for --list\n"
             "  -l, --list FILE        many volumes\n"
             "  -w, --window X[,Y,Z]   sliding window in voxels (default: the training patch),\n"
@@ -100,11 +101,16 @@ static int pad_parse(const char *s)
     return -1;
 }
 
+enum { MAX_MODELS = 16 };
+
 typedef struct ctx {
-    dlt_net *net;
+    int nmodels;
+    dlt_model m[MAX_MODELS]; /* m[0] speaks for all: preprocessing, patch, pad */
+    dlt_net *net[MAX_MODELS];
+    const char *model_path[MAX_MODELS];
+    dlt_infer_ensemble ens;
     const dlt_net_config *nc;
-    const dlt_model *m;
-    const char *model_path;
+    int64_t mult[3]; /* every member's size multiple divides it (--window whole) */
     int window_whole, window[3];
     dlt_infer_config ic;
     int lcc, conn;
@@ -124,17 +130,15 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
     int64_t dim[3] = {img->nx, img->ny, img->nz};
     if (img->nc != c->nc->in_channels)
         return dlt_err(DLT_ESHAPE, "%s: %lld channel%s, the model %s expects %d", name, (long long)img->nc,
-                       img->nc == 1 ? "" : "s", c->model_path, c->nc->in_channels);
+                       img->nc == 1 ? "" : "s", c->model_path[0], c->nc->in_channels);
     char msg[1024];
     if (dlt_infer_intensity_check(img->data, dim[0] * dim[1] * dim[2], (int)img->nc,
-                                  dlt_model_get_meta(c->m, "preprocessing"), dlt_model_get_meta(c->m, "intensity"), msg,
+                                  dlt_model_get_meta(&c->m[0], "preprocessing"), dlt_model_get_meta(&c->m[0], "intensity"), msg,
                                   sizeof msg))
         dlt_warn("%s: %s", name, msg);
     dlt_infer_config ic = c->ic;
-    int64_t mult[3];
-    dlt_net_size_multiple(c->nc, mult);
     for (int a = 0; a < 3; a++)
-        ic.window[a] = c->window_whole ? (dim[a] + mult[a] - 1) / mult[a] * mult[a] : c->window[a];
+        ic.window[a] = c->window_whole ? (dim[a] + c->mult[a] - 1) / c->mult[a] * c->mult[a] : c->window[a];
     ic.progress = on_progress;
     ic.progress_ctx = c;
     dlt_log(DLT_LOG_VERBOSE, "%s: %lldx%lldx%lld, window %lldx%lldx%lld, %lld windows, %.0f MiB working memory", name,
@@ -156,8 +160,9 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
     if (c->show) dlt_progress_end(&c->prog, NULL);
     if (!rc && c->lcc) rc = dlt_largest_component(lab.label, dim, ic.classes, c->conn);
     char desc[80];
-    const char *base = strrchr(c->model_path, '/');
-    snprintf(desc, sizeof desc, "dlt-infer %s", base ? base + 1 : c->model_path);
+    const char *base = strrchr(c->model_path[0], '/');
+    if (c->nmodels > 1) snprintf(desc, sizeof desc, "dlt-infer ensemble of %d: %s...", c->nmodels, base ? base + 1 : c->model_path[0]);
+    else snprintf(desc, sizeof desc, "dlt-infer %s", base ? base + 1 : c->model_path[0]);
     if (!rc && probs_path) rc = dlt_volume_write(probs_path, &pv, desc);
     if (!rc) rc = dlt_volume_write(out, &lab, desc);
     if (!rc)
@@ -167,19 +172,53 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
     return rc;
 }
 
+static int same_meta(const dlt_model *a, const dlt_model *b, const char *key)
+{
+    const char *x = dlt_model_get_meta(a, key), *y = dlt_model_get_meta(b, key);
+    return x == y || (x && y && !strcmp(x, y));
+}
+
+/* Read the models c->model_path[0..nmodels-1]; the members of an ensemble
+ * must agree with the first on what they predict from what (classes, their
+ * names, input channels, preprocessing). nc[i]: their network configs. */
+static int read_models(ctx *c, dlt_net_config *nc)
+{
+    for (int i = 0; i < c->nmodels; i++) {
+        const char *p = c->model_path[i];
+        int rc = dlt_model_read(p, &c->m[i]);
+        if (rc) return rc; /* its message names the file */
+        if (dlt_net_config_from_model(&c->m[i], &nc[i])) return dlt_err_prefix(DLT_EFORMAT, "%s", p);
+        if (i == 0) continue;
+        const char *p0 = c->model_path[0], *what = NULL;
+        if (nc[i].classes != nc[0].classes) what = "the number of classes";
+        else if (nc[i].in_channels != nc[0].in_channels) what = "the input channels";
+        else if (!same_meta(&c->m[i], &c->m[0], "class_names")) what = "the class names";
+        else if (!same_meta(&c->m[i], &c->m[0], "preprocessing")) what = "the preprocessing of the training data";
+        if (what)
+            return dlt_err(DLT_ESHAPE, "%s and %s differ in %s: an ensemble's models must predict the same classes "
+                           "from the same inputs", p0, p, what);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-infer");
     dlt_stdout_check_at_exit();
     int loglevel = DLT_LOG_INFO, c;
-    const char *model = NULL, *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu", *precision = NULL;
+    const char *models[MAX_MODELS];
+    int nmodels = 0;
+    const char *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu", *precision = NULL;
     const char *tta = NULL, *pad = NULL;
     double overlap = 0.5;
     int blend = DLT_BLEND_MEAN, batch = 0, lcc = 0, conn = 6, threads = 0, use_tta = 0;
     while ((c = getopt_long(argc, argv, "m:o:l:w:b:d:t:qvh", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'm': model = optarg; break;
+        case 'm':
+            if (nmodels == MAX_MODELS) return usage_error("more than %s models (-m)", "16");
+            models[nmodels++] = optarg;
+            break;
         case 'o': out = optarg; break;
         case 'l': list = optarg; break;
         case 'w': window = optarg; break;
@@ -221,7 +260,7 @@ int main(int argc, char **argv)
         }
     }
     dlt_log_set_level(loglevel);
-    if (!model) return usage_error("no model: give -m MODEL%s", "");
+    if (!nmodels) return usage_error("no model: give -m MODEL%s", "");
     if (list && optind < argc) return usage_error("give --list or input volumes, not both ('%s')", argv[optind]);
     if (!list && optind >= argc) return usage_error("no input volume (a path, or - for stdin)%s", "");
     if (list && !out) return usage_error("--list needs -o DIR%s", "");
@@ -250,25 +289,39 @@ int main(int argc, char **argv)
         omp_set_num_threads(threads);
     }
 
-    dlt_model m;
-    if (dlt_model_read(model, &m)) {
+    ctx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.nmodels = nmodels;
+    memcpy(cx.model_path, models, sizeof models[0] * (size_t)nmodels);
+    for (int i = 0; i < nmodels; i++) dlt_model_init(&cx.m[i]);
+    dlt_net_config nc[MAX_MODELS];
+    if (read_models(&cx, nc)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
-    dlt_net_config nc;
-    if (dlt_net_config_from_model(&m, &nc)) {
-        dlt_error("%s: %s", model, dlt_errmsg());
-        return 1;
-    }
     if (!window) {
-        const char *ps = dlt_model_get_meta(&m, "patch");
+        const char *ps = dlt_model_get_meta(&cx.m[0], "patch");
         if (!ps || dlt_parse_int3(ps, 1, 4096, wv)) {
-            dlt_error("%s: no training patch size in the model ('patch'); give --window", model);
+            dlt_error("%s: no training patch size in the model ('patch'); give --window", models[0]);
             return 1;
         }
     }
-    if (!whole && dlt_net_check_size(&nc, wv[0], wv[1], wv[2])) return usage_error("--window: %s", dlt_errmsg());
-    if (!pad) pad = dlt_model_get_meta(&m, "pad");
+    cx.mult[0] = cx.mult[1] = cx.mult[2] = 1;
+    for (int i = 0; i < nmodels; i++) {
+        if (!whole && dlt_net_check_size(&nc[i], wv[0], wv[1], wv[2])) {
+            if (nmodels > 1) dlt_err_prefix(DLT_ESHAPE, "%s", models[i]);
+            return usage_error("--window: %s", dlt_errmsg());
+        }
+        int64_t mi[3];
+        dlt_net_size_multiple(&nc[i], mi);
+        for (int a = 0; a < 3; a++) /* least common multiple */
+            for (int64_t l = cx.mult[a];; l += cx.mult[a])
+                if (l % mi[a] == 0) {
+                    cx.mult[a] = l;
+                    break;
+                }
+    }
+    if (!pad) pad = dlt_model_get_meta(&cx.m[0], "pad");
     int padmode = pad && pad_parse(pad) >= 0 ? pad_parse(pad) : DLT_INFER_PAD_ZERO;
 
     dlt_backend *be;
@@ -278,15 +331,14 @@ int main(int argc, char **argv)
     }
     if (precision && dlt_backend_set_precision(be, precision))
         return usage_error("--precision: %s", dlt_errmsg());
-    ctx cx;
-    memset(&cx, 0, sizeof cx);
-    if (dlt_net_load(&m, be, &cx.net)) {
-        dlt_error("%s: %s", model, dlt_errmsg());
-        return 1;
-    }
-    cx.nc = dlt_net_get_config(cx.net);
-    cx.m = &m;
-    cx.model_path = model;
+    for (int i = 0; i < nmodels; i++)
+        if (dlt_net_load(&cx.m[i], be, &cx.net[i])) {
+            dlt_error("%s: %s", models[i], dlt_errmsg());
+            return 1;
+        }
+    cx.nc = dlt_net_get_config(cx.net[0]);
+    cx.ens.nets = cx.net;
+    cx.ens.n = nmodels;
     cx.window_whole = whole;
     memcpy(cx.window, wv, sizeof wv);
     cx.lcc = lcc, cx.conn = conn;
@@ -298,10 +350,10 @@ int main(int argc, char **argv)
     cx.ic.batch = batch ? batch : strcmp(be->name, "cuda") ? 1 : 4;
     cx.ic.flips = flips;
     cx.ic.pad = padmode;
-    cx.ic.channels = nc.in_channels;
-    cx.ic.classes = nc.classes;
-    cx.ic.predict = dlt_infer_predict_net;
-    cx.ic.predict_ctx = cx.net;
+    cx.ic.channels = nc[0].in_channels;
+    cx.ic.classes = nc[0].classes;
+    cx.ic.predict = dlt_infer_predict_ensemble;
+    cx.ic.predict_ctx = &cx.ens;
 
     int status = 0;
     if (list) {
@@ -343,8 +395,11 @@ int main(int argc, char **argv)
             dlt_volume_free(&img);
         }
     }
-    dlt_net_free(cx.net);
+    dlt_infer_ensemble_free(&cx.ens);
+    for (int i = 0; i < nmodels; i++) {
+        dlt_net_free(cx.net[i]);
+        dlt_model_free(&cx.m[i]);
+    }
     dlt_backend_free(be);
-    dlt_model_free(&m);
     return status;
 }

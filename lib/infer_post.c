@@ -216,3 +216,35 @@ int dlt_infer_predict_net(void *net, const float *x, int64_t nb, const int64_t w
 {
     return dlt_net_predict((dlt_net *)net, x, nb, win[2], win[1], win[0], probs);
 }
+
+int dlt_infer_predict_ensemble(void *ctx, const float *x, int64_t nb, const int64_t win[3], float *probs)
+{
+    dlt_infer_ensemble *e = ctx;
+    if (e->n < 1) return dlt_err(DLT_EINVAL, "ensemble of no model");
+    int64_t len = nb * dlt_net_get_config(e->nets[0])->classes * win[0] * win[1] * win[2];
+    int rc = dlt_net_predict(e->nets[0], x, nb, win[2], win[1], win[0], probs);
+    if (rc || e->n == 1) return rc;
+    if (e->tmp_len < len) {
+        dlt_free(e->tmp);
+        e->tmp_len = 0;
+        if (!(e->tmp = dlt_alloc(len, sizeof(float), "ensemble probabilities"))) return DLT_ENOMEM;
+        e->tmp_len = len;
+    }
+    for (int k = 1; k < e->n; k++) {
+        if ((rc = dlt_net_predict(e->nets[k], x, nb, win[2], win[1], win[0], e->tmp)) != 0) return rc;
+        const float *t = e->tmp;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < len; i++) probs[i] += t[i];
+    }
+    const float inv = 1.0f / (float)e->n;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < len; i++) probs[i] *= inv;
+    return 0;
+}
+
+void dlt_infer_ensemble_free(dlt_infer_ensemble *e)
+{
+    dlt_free(e->tmp);
+    e->tmp = NULL;
+    e->tmp_len = 0;
+}

@@ -138,6 +138,51 @@ assert not has or d > 1e-6, "bf16 gave exactly the fp32 probabilities"
 EOF
 }
 
+@test "an ensemble (-m twice): one model twice is that model; two models average their probabilities" {
+    dlt-infer -q -m "$D/m.dltm" --probs "$T/p1.nii" "$D/n.nii.gz" -o "$T/l1.nii"
+    run --separate-stderr dlt-infer -m "$D/m.dltm" -m "$D/m.dltm" --probs "$T/p11.nii" "$D/n.nii.gz" -o "$T/l11.nii"
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    # the voxels after the 352-byte header are identical (the description differs)
+    cmp -i 352 "$T/p1.nii" "$T/p11.nii"
+    cmp -i 352 "$T/l1.nii" "$T/l11.nii"
+    [ "$(geom "$T/l11.nii")" = "$(geom "$D/n.nii.gz")" ]
+    dlt-info "$T/l11.nii" | grep -q 'ensemble of 2'
+    # a second model (another seed) and the ensemble of both
+    python3 "$ROOT/tests/helpers/mkstream.py" --records 8 --seed 2 --preprocessing "dlt:ct=-1000,800" > "$T/s2"
+    dlt-train --filters 4,8 --strides 1,2 --batch 2 --seed 5 -q -o "$T/m2.dltm" "$T/s2"
+    dlt-infer -q -m "$T/m2.dltm" --probs "$T/p2.nii" "$D/n.nii.gz" -o "$T/l2.nii"
+    dlt-infer -q -m "$D/m.dltm" -m "$T/m2.dltm" --probs "$T/p12.nii" "$D/n.nii.gz" -o "$T/l12.nii"
+    ! cmp -s -i 352 "$T/p1.nii" "$T/p12.nii"
+    /usr/bin/python3 -c 'import nibabel' 2>/dev/null || skip "no nibabel"
+    /usr/bin/python3 - "$T/p1.nii" "$T/p2.nii" "$T/p12.nii" "$T/l12.nii" <<'EOF'
+import sys, nibabel as nib, numpy as np
+a, b, e = (np.asarray(nib.load(f).dataobj) for f in sys.argv[1:4])
+l = np.asarray(nib.load(sys.argv[4]).dataobj)
+assert np.abs(a - b).max() > 1e-3, "the two models agree: the test shows nothing"
+assert np.abs(e - (a + b) / 2).max() < 1e-6, np.abs(e - (a + b) / 2).max()
+assert (e.argmax(3) == l).all()
+EOF
+}
+
+@test "an ensemble's models must agree on classes and preprocessing; nothing written otherwise" {
+    python3 "$ROOT/tests/helpers/mkstream.py" --records 4 --classes 4 --preprocessing "dlt:ct=-1000,800" > "$T/s4"
+    dlt-train --filters 4,8 --strides 1,2 --batch 2 -q -o "$T/m4.dltm" "$T/s4"
+    run --separate-stderr dlt-infer -m "$D/m.dltm" -m "$T/m4.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"m.dltm and "*"m4.dltm differ in the number of classes"* ]]
+    python3 "$ROOT/tests/helpers/mkstream.py" --records 4 --preprocessing "dlt:whiten" > "$T/sw"
+    dlt-train --filters 4,8 --strides 1,2 --batch 2 -q -o "$T/mw.dltm" "$T/sw"
+    run --separate-stderr dlt-infer -m "$D/m.dltm" -m "$T/mw.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"differ in the preprocessing"* ]]
+    run --separate-stderr dlt-infer -m "$D/m.dltm" -m "$T/none.dltm" "$D/n.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"none.dltm"* ]]
+    [ -z "$output" ]
+    [ ! -e "$T/p.nii.gz" ]
+}
+
 @test "--list writes DIR/ID.nii.gz for every entry" {
     printf 'id\timage\ta\t%s\nb\t%s\n' "$D/n.nii.gz" "$D/n.nii.gz" | sed 's/^id\timage\ta\t/id\timage\na\t/' > "$T/l.tsv"
     run --separate-stderr dlt-infer -m "$D/m.dltm" --list "$T/l.tsv" -o "$T/out"

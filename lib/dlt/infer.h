@@ -65,6 +65,21 @@ typedef struct dlt_infer_config {
  * mode (running statistics), softmax probabilities. */
 int dlt_infer_predict_net(void *net, const float *x, int64_t nb, const int64_t win[3], float *probs);
 
+/* An ensemble (say the k models of a cross-validation) as one predictor:
+ * dlt_infer_predict_ensemble (ctx is a dlt_infer_ensemble) averages the
+ * members' softmax probabilities (nnU-Net's ensembling); every member has
+ * the classes and channels of nets[0]. An ensemble of one model twice gives
+ * that model's probabilities exactly ((p + p) / 2 rounds to p). The caller
+ * owns nets[]; dlt_infer_ensemble_free frees the scratch only. */
+typedef struct dlt_infer_ensemble {
+    struct dlt_net **nets;
+    int n;
+    float *tmp; /* one member's batch of probabilities, grown on demand */
+    int64_t tmp_len;
+} dlt_infer_ensemble;
+int dlt_infer_predict_ensemble(void *ensemble, const float *x, int64_t nb, const int64_t win[3], float *probs);
+void dlt_infer_ensemble_free(dlt_infer_ensemble *e);
+
 /* Defaults: overlap 0.5, mean blending, sigma 1/8, batch 1, no flips, zero pad. */
 void dlt_infer_config_default(dlt_infer_config *c);
 
