@@ -16,13 +16,16 @@
 #   bench/engine.sh            RUNS=3 STEPS=3 WARMUP=1 PEAK=... DLT_THREADS=...
 # LOSS=dice+ce (or balanced-ce, dice) trains ours with that loss; the peer
 # always uses cross-entropy, so the ratio then includes the loss's cost.
-# PRECISION=bf16 runs ours with bf16 convolutions (AMX; the peer stays
-# fp32, and %peak is then against the fp32 peak).
+# PRECISION=bf16 runs ours with bf16 convolutions (AMX) and the peer under
+# torch.autocast(bfloat16) (bench/peer_amp.py), the mixed precision a
+# PyTorch user would turn on; %peak is then against the fp32 peak.
 # Without any torch only ours is timed.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} LOSS=${LOSS:-ce} PRECISION=${PRECISION:-fp32}
 PEER=${DLT_SHARED:-$PWD/../shared}/peers/torch_dltk_unet.py
+PEER_RUN=$PEER
+[ "$PRECISION" = bf16 ] && PEER_RUN="bench/peer_amp.py $PEER"
 make -s build/bench/bench_engine build/bench/peak >&2
 PY=${PEER_PY:-$(bench/peer-venv.sh || true)}
 [ -n "$PY" ] || PY=/usr/bin/python3
@@ -53,7 +56,7 @@ median() { sort -g | awk '{v[NR]=$1} END{if(NR%2) print v[(NR+1)/2]; else print 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  threads=$THREADS  load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16)$' | tr '\n' ' ')  fp32 peak $PEAK GFLOP/s (build/bench/peak)  ours: $(bin/dlt-info --backend --patch 16 --batch 1 2>/dev/null | sed -n 's/^isa\t//p')"
 echo "# peer: $("$PY" -c 'import torch; print("torch", torch.__version__)' 2>/dev/null || echo none) ($PY)${DEB_PY:+; second column deb: $("$DEB_PY" -c 'import torch; print("torch", torch.__version__)')}"
-echo "# nominal forward GFLOP per 64^3 patch (peer's count): $gflop; runs=$RUNS steps=$STEPS warmup=$WARMUP; our loss $LOSS (peer: ce); our precision $PRECISION (peer: fp32)"
+echo "# nominal forward GFLOP per 64^3 patch (peer's count): $gflop; runs=$RUNS steps=$STEPS warmup=$WARMUP; our loss $LOSS (peer: ce); our precision $PRECISION (peer: $([ "$PRECISION" = bf16 ] && echo 'autocast bf16' || echo fp32))"
 for mode in train infer; do
     batch=$([ $mode = train ] && echo 2 || echo 1)
     key=$([ $mode = train ] && echo s_per_step || echo s_per_batch)
@@ -63,13 +66,13 @@ for mode in train infer; do
         field $key <"$tmp/ours.out" >>"$tmp/$mode.ours.s"
         maxrss "$tmp/ours.err" >>"$tmp/$mode.ours.rss"
         if [ $have_peer = 1 ]; then
-            /usr/bin/time -v $PY "$PEER" $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" \
+            /usr/bin/time -v $PY $PEER_RUN $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" \
                 --threads "$THREADS" >"$tmp/peer.out" 2>"$tmp/peer.err" || { cat "$tmp/peer.err" >&2; exit 1; }
             field $key <"$tmp/peer.out" >>"$tmp/$mode.peer.s"
             maxrss "$tmp/peer.err" >>"$tmp/$mode.peer.rss"
         fi
         if [ -n "$DEB_PY" ]; then
-            /usr/bin/time -v $DEB_PY "$PEER" $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" \
+            /usr/bin/time -v $DEB_PY $PEER_RUN $mode --batch $batch --steps "$STEPS" --warmup "$WARMUP" \
                 --threads "$THREADS" >"$tmp/deb.out" 2>"$tmp/deb.err" || { cat "$tmp/deb.err" >&2; exit 1; }
             field $key <"$tmp/deb.out" >>"$tmp/$mode.deb.s"
             maxrss "$tmp/deb.err" >>"$tmp/$mode.deb.rss"

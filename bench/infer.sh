@@ -42,7 +42,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -n) $(nproc) cores, threads $THREADS
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ours: $(dlt-info --backend --patch 16 --batch 1 2>/dev/null | sed -n 's/^isa\t//p'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 PY=${PEER_PY:-$(bench/peer-venv.sh || true)}
 [ -n "$PY" ] || PY=/usr/bin/python3
-peer= monai=
+peer= monai= monai16=
 sval() { tr '\t' '\n' | awk -F= '$1 == "s_per_volume" { print $2 }'; }
 if "$PY" -c 'import torch' 2>/dev/null && [ -f "$SHARED/peers/torch_dltk_unet.py" ]; then
     line=$("$PY" "$SHARED/peers/torch_dltk_unet.py" sliding --volume 128,128,128 --batch 4 --threads "$THREADS")
@@ -53,6 +53,11 @@ if "$PY" -c 'import torch' 2>/dev/null && [ -f "$SHARED/peers/torch_dltk_unet.py
             --reps "$REPS" --threads "$THREADS")
         echo "$line"
         monai=$(echo "$line" | sval)
+        # the same under torch.autocast(bfloat16): the fair peer for --precision bf16
+        line=$("$PY" bench/peer_monai.py --peer "$SHARED/peers/torch_dltk_unet.py" --volume 128,128,128 --batch 4 \
+            --reps "$REPS" --threads "$THREADS" --amp bf16)
+        echo "$line"
+        monai16=$(echo "$line" | sval)
     else
         echo "# MONAI skipped: $PY cannot import monai"
     fi
@@ -73,13 +78,22 @@ printf 'dlt\tsliding\tvolume=128,128,128\tpatch=64\toverlap=0.5\tbatch=1\tprecis
 whole16=$(best dlt-infer -q -t "$THREADS" -m "$T/m.dltm" --precision bf16 --window whole "$T/v.nii" -o "$T/w16.nii")
 printf 'dlt\twhole\tvolume=128,128,128\twindow=128\tprecision=bf16\ts_per_volume=%.3f\n' "$whole16"
 # how many voxels bf16 labels differently from fp32 (same windows)
-cmp16=$(/usr/bin/python3 -c 'import sys, nibabel as nib, numpy as np
-a = np.asarray(nib.load(sys.argv[1]).dataobj); b = np.asarray(nib.load(sys.argv[2]).dataobj)
-print("%.5f" % (a != b).mean())' "$T/p.nii" "$T/p16.nii" 2>/dev/null || echo "?")
+# (both are uncompressed NIfTI-1 written by dlt-infer: numpy alone reads them)
+cmp16=$("$PY" -c 'import sys, numpy as np
+def vox(p):
+    h = open(p, "rb").read()
+    dt = {2: np.uint8, 4: np.int16, 512: np.uint16}[int(np.frombuffer(h[70:72], np.int16)[0])]
+    return np.frombuffer(h[int(np.frombuffer(h[108:112], np.float32)[0]):], dt)
+a, b = vox(sys.argv[1]), vox(sys.argv[2])
+print("%.5f (%d of %d)" % ((a != b).mean(), (a != b).sum(), a.size))' "$T/p.nii" "$T/p16.nii" 2>/dev/null || echo "?")
 printf 'bf16\tvoxels labelled differently from fp32 (same windows): fraction %s\n' "$cmp16"
 if [ -n "$monai" ]; then
-    awk -v p="$monai" -v o="$ours" -v o1="$ours1" -v w="$whole" -v o16="$ours16" \
-        'BEGIN { printf "ratio\tmonai/dlt same windows batch 4 %.2fx, batch 1 %.2fx\tmonai/dlt whole volume %.2fx\tbf16 same windows %.2fx\n", p / o, p / o1, p / w, p / o16 }'
+    awk -v p="$monai" -v o="$ours" -v o1="$ours1" -v w="$whole" -v o16="$ours16" -v o16b1="$ours16b1" \
+        'BEGIN { printf "ratio\tmonai/dlt same windows batch 4 %.2fx, batch 1 %.2fx\tmonai/dlt whole volume %.2fx\tbf16 same windows batch 4 %.2fx, batch 1 %.2fx\n", p / o, p / o1, p / w, p / o16, p / o16b1 }'
+fi
+if [ -n "$monai16" ]; then
+    awk -v p="$monai16" -v o16="$ours16" -v o16b1="$ours16b1" -v w16="$whole16" \
+        'BEGIN { printf "ratio\tmonai autocast bf16 / dlt bf16: same windows batch 4 %.2fx, batch 1 %.2fx\twhole volume %.2fx\n", p / o16, p / o16b1, p / w16 }'
 fi
 if [ -n "$peer" ]; then
     awk -v p="$peer" -v o="$ours" -v w="$whole" -v o16="$ours16" -v b1="$ours16b1" -v w16="$whole16" \

@@ -6,6 +6,10 @@ tab-separated line in the shape of the peer's `sliding` mode:
 
   peer_monai.py --peer PATH [--volume 128,128,128] [--patch 64] [--overlap 0.5]
                 [--batch 4] [--mode constant|gaussian] [--reps 2] [--threads N]
+                [--amp bf16]
+
+--amp bf16 runs the network under torch.autocast(bfloat16), the fair peer
+for dlt-infer --precision bf16.
 """
 import argparse, importlib.util, os, statistics, sys, time
 
@@ -22,6 +26,7 @@ def main():
     p.add_argument("--mode", default="constant", choices=["constant", "gaussian"])
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--amp", default="fp32", choices=["fp32", "bf16"])
     a = p.parse_args()
     from monai.inferers import sliding_window_inference
     import monai
@@ -36,8 +41,8 @@ def main():
     P = a.patch
 
     def run():
-        with torch.no_grad():
-            logits = sliding_window_inference(x, (P, P, P), a.batch, model, overlap=a.overlap, mode=a.mode)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.amp == "bf16"):
+            logits = sliding_window_inference(x, (P, P, P), a.batch, model, overlap=a.overlap, mode=a.mode).float()
             return torch.softmax(logits, 1).argmax(1)
     run()  # warm-up
     ts = []
@@ -47,7 +52,7 @@ def main():
         ts.append(time.perf_counter() - t0)
     m = statistics.median(ts)
     print(f"monai {monai.__version__} torch {torch.__version__}\tcpu\tthreads={torch.get_num_threads()}\tsliding"
-          f"\tvolume={a.volume}\tpatch={P}\toverlap={a.overlap}\tbatch={a.batch}\tmode={a.mode}\ts_per_volume={m:.3f}")
+          f"\tvolume={a.volume}\tpatch={P}\toverlap={a.overlap}\tbatch={a.batch}\tmode={a.mode}\tamp={a.amp}\ts_per_volume={m:.3f}")
 
 
 if __name__ == "__main__":
