@@ -87,19 +87,21 @@ UNIT_HDR := $(wildcard tests/unit/*.h)
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 REPLAY := $(FUZZERS:%=$(B)/tests/replay_%)
 
-.PHONY: all deps check demo install clean summary bench fuzz fuzz-seeds san-tests
+.PHONY: all deps check demo install clean summary bench fuzz fuzz-deps fuzz-seeds san-tests
 all: $(B)/libdlt.a $(B)/libdlt.so $(TOOLS) summary
 
 summary: $(B)/libdlt.a $(TOOLS)
 	@echo "dlt: built libdlt + $(words $(TOOLS)) tools; oneDNN fast path: $(if $(filter 1,$(DNNL)),yes,no); CUDA: $(if $(filter 1,$(CUDA)),yes ($(CUDA_HOME); cudnn.h in $(dir $(CUDNN_H))),no$(if $(filter 0,$(CUDA)), (nvcc or cudnn.h not found under CUDA_HOME=$(CUDA_HOME) / CUDNN_HOME=$(CUDNN_HOME), or CUDA=0)))"
 
 # Install what is missing: as root with apt-get, otherwise print the command.
-deps:
-	@m="$(call missing,$(DEB_PKGS) $(DEB_OPTIONAL))"; \
+# $(call install_pkgs,PACKAGES) is that as a recipe line.
+install_pkgs = @m="$(call missing,$(1))"; \
 	if [ -z "$$m" ]; then echo "dlt: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then echo "dlt: installing $$m"; \
 	  (apt-get install -y -q $$m || (apt-get update -q && apt-get install -y -q $$m)) >&2; \
 	else echo "dlt: missing packages; run: sudo apt-get install -y $$m"; exit 1; fi
+deps:
+	$(call install_pkgs,$(DEB_PKGS) $(DEB_OPTIONAL))
 
 # Missing packages: make remakes this included file first (installing them)
 # and then restarts, so every detection above sees the installed packages.
@@ -187,6 +189,10 @@ $(B)/fuzz/libdlt.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(B)/fuzz/libdlt.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(B)/fuzz/libdlt.a -lnifti2 -lznz -lpng -lz -lm
+FUZZ_PKGS := clang libclang-rt-dev
+fuzz-deps:
+	$(call install_pkgs,$(FUZZ_PKGS))
+$(FUZZERS:%=$(B)/fuzz/fuzz_%) $(FUZZ_LIB_OBJ): | fuzz-deps
 fuzz: $(FUZZERS:%=$(B)/fuzz/fuzz_%)
 	@for n in $(subst $(comma), ,$(FUZZ)); do \
 	  mkdir -p $(B)/fuzz/corpus/$$n tests/fuzz/regress/$$n; \
