@@ -49,7 +49,8 @@ static void usage(FILE *f)
             "                         (default: the training stream's, else zero)\n"
             "      --probs FILE       also write class probabilities, a 4-D float volume\n"
             "                         (needs classes x voxels x 4 bytes of memory)\n"
-            "      --largest-component  keep each class's largest connected component\n"
+            "      --largest-component[=CLASSES]  keep each class's (or each of these\n"
+            "                         classes', e.g. 1,3) largest connected component\n"
             "      --connectivity 6|26  for --largest-component (default 6, as scipy)\n"
             "  -d, --device NAME      cpu, cpu-ref, cuda or auto (default cpu)\n"
             "      --precision P      fp32 (default) or bf16: convolutions in bfloat16 with\n"
@@ -73,7 +74,7 @@ static const struct option longopts[] = {
     {"tta", optional_argument, 0, O_TTA},
     {"pad", required_argument, 0, O_PAD},
     {"probs", required_argument, 0, O_PROBS},
-    {"largest-component", no_argument, 0, O_LCC},
+    {"largest-component", optional_argument, 0, O_LCC},
     {"connectivity", required_argument, 0, O_CONN},
     {"device", required_argument, 0, 'd'},
     {"precision", required_argument, 0, O_PRECISION},
@@ -114,6 +115,7 @@ typedef struct ctx {
     int window_whole, window[3];
     dlt_infer_config ic;
     int lcc, conn;
+    uint8_t *lcc_only; /* [classes]: the classes --largest-component=LIST names; NULL: all */
     dlt_progress prog;
     int show;
 } ctx;
@@ -158,7 +160,7 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
     double t0 = dlt_now();
     rc = dlt_infer_volume(&ic, img->data, dim, lab.label, probs_path ? pv.data : NULL);
     if (c->show) dlt_progress_end(&c->prog, NULL);
-    if (!rc && c->lcc) rc = dlt_largest_component(lab.label, dim, ic.classes, c->conn);
+    if (!rc && c->lcc) rc = dlt_largest_component(lab.label, dim, ic.classes, c->lcc_only, c->conn);
     char desc[80];
     const char *base = strrchr(c->model_path[0], '/');
     if (c->nmodels > 1) snprintf(desc, sizeof desc, "dlt-infer ensemble of %d: %s...", c->nmodels, base ? base + 1 : c->model_path[0]);
@@ -212,6 +214,7 @@ int main(int argc, char **argv)
     const char *tta = NULL, *pad = NULL;
     double overlap = 0.5;
     int blend = DLT_BLEND_MEAN, batch = 0, lcc = 0, conn = 6, threads = 0, use_tta = 0;
+    int lcc_cls[1024], n_lcc_cls = 0;
     while ((c = getopt_long(argc, argv, "m:o:l:w:b:d:t:qvh", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -241,7 +244,11 @@ int main(int argc, char **argv)
             pad = optarg;
             break;
         case O_PROBS: probs = optarg; break;
-        case O_LCC: lcc = 1; break;
+        case O_LCC:
+            lcc = 1;
+            if (optarg && (dlt_parse_ints(optarg, 1024, lcc_cls, &n_lcc_cls) || !n_lcc_cls))
+                return usage_error("--largest-component: '%s' is not a comma list of classes", optarg);
+            break;
         case O_CONN:
             conn = (int)strtol(optarg, &end, 10);
             if (*end || (conn != 6 && conn != 26)) return usage_error("--connectivity: '%s' (6 or 26)", optarg);
@@ -342,6 +349,19 @@ int main(int argc, char **argv)
     cx.window_whole = whole;
     memcpy(cx.window, wv, sizeof wv);
     cx.lcc = lcc, cx.conn = conn;
+    if (n_lcc_cls) {
+        cx.lcc_only = calloc((size_t)nc[0].classes, 1);
+        for (int i = 0; i < n_lcc_cls; i++) {
+            if (lcc_cls[i] < 1 || lcc_cls[i] >= nc[0].classes) {
+                char cl[16];
+                snprintf(cl, sizeof cl, "%d", lcc_cls[i]);
+                dlt_err(DLT_EINVAL, "--largest-component: class %s is not one of the model's 1..%d", cl,
+                        nc[0].classes - 1);
+                return usage_error("%s", dlt_errmsg());
+            }
+            cx.lcc_only[lcc_cls[i]] = 1;
+        }
+    }
     dlt_infer_config_default(&cx.ic);
     cx.ic.overlap = overlap;
     cx.ic.blend = blend;
@@ -396,6 +416,7 @@ int main(int argc, char **argv)
         }
     }
     dlt_infer_ensemble_free(&cx.ens);
+    free(cx.lcc_only);
     for (int i = 0; i < nmodels; i++) {
         dlt_net_free(cx.net[i]);
         dlt_model_free(&cx.m[i]);

@@ -9,7 +9,8 @@
 #include "dlt/core.h"
 #include "dlt/infer.h"
 
-int dlt_largest_component(uint16_t *label, const int64_t dim[3], int classes, int connectivity)
+int dlt_largest_component(uint16_t *label, const int64_t dim[3], int classes, const uint8_t *only,
+                          int connectivity)
 {
     if (connectivity != 6 && connectivity != 26)
         return dlt_err(DLT_EINVAL, "largest component: connectivity must be 6 or 26, not %d", connectivity);
@@ -65,7 +66,7 @@ int dlt_largest_component(uint16_t *label, const int64_t dim[3], int classes, in
     }
     for (int64_t v = 0; v < n; v++) {
         uint16_t c = label[v];
-        if (c && c < classes && comp[v] != best_id[c]) label[v] = 0;
+        if (c && c < classes && (!only || only[c]) && comp[v] != best_id[c]) label[v] = 0;
     }
 out:
     dlt_free(comp);

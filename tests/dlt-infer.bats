@@ -183,6 +183,29 @@ EOF
     [ ! -e "$T/p.nii.gz" ]
 }
 
+@test "--largest-component=CLASSES: only those classes; a class the model lacks is a usage error" {
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --largest-component=1,2 "$D/n.nii.gz" -o "$T/a.nii"
+    [ "$status" -eq 0 ]
+    dlt-infer -q -m "$D/m.dltm" --largest-component "$D/n.nii.gz" -o "$T/b.nii"
+    cmp -i 352 "$T/a.nii" "$T/b.nii"
+    dlt-infer -q -m "$D/m.dltm" --largest-component=2 "$D/n.nii.gz" -o "$T/c.nii"
+    dlt-infer -q -m "$D/m.dltm" "$D/n.nii.gz" -o "$T/d.nii"
+    for bad in 3 0 x 1,; do
+        run --separate-stderr dlt-infer -m "$D/m.dltm" --largest-component=$bad "$D/n.nii.gz" -o "$T/e.nii"
+        [ "$status" -eq 2 ]
+        [[ "$stderr" == *"--largest-component"* ]]
+        [ ! -e "$T/e.nii" ]
+    done
+    # class 1 as without post-processing, class 2 as with it
+    /usr/bin/python3 -c 'import nibabel' 2>/dev/null || skip "no nibabel"
+    /usr/bin/python3 - "$T/b.nii" "$T/c.nii" "$T/d.nii" <<'EOF'
+import sys, nibabel as nib, numpy as np
+b, c, d = (np.asarray(nib.load(f).dataobj) for f in sys.argv[1:])
+assert ((b == 2) != (d == 2)).any(), "the post-processing changed nothing: the test shows nothing"
+assert ((c == 1) == (d == 1)).all() and ((c == 2) == (b == 2)).all()
+EOF
+}
+
 @test "--list writes DIR/ID.nii.gz for every entry" {
     printf 'id\timage\ta\t%s\nb\t%s\n' "$D/n.nii.gz" "$D/n.nii.gz" | sed 's/^id\timage\ta\t/id\timage\na\t/' > "$T/l.tsv"
     run --separate-stderr dlt-infer -m "$D/m.dltm" --list "$T/l.tsv" -o "$T/out"

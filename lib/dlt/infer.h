@@ -100,11 +100,13 @@ int64_t dlt_infer_work_bytes(const dlt_infer_config *c, const int64_t dim[3]);
 int dlt_infer_volume(const dlt_infer_config *c, const float *img, const int64_t dim[3], uint16_t *label,
                      float *probs);
 
-/* Keep, for each class 1..classes-1, only its largest connected component
+/* Keep, for each class 1..classes-1 (those with only[c] != 0 when only,
+ * of `classes` entries, is given), only its largest connected component
  * (connectivity 6: faces, or 26: faces, edges and corners); other voxels of
  * the class become 0 (background). Ties: the component met first in x-fastest
  * scan order. Needs 4 bytes per voxel of scratch. */
-int dlt_largest_component(uint16_t *label, const int64_t dim[3], int classes, int connectivity);
+int dlt_largest_component(uint16_t *label, const int64_t dim[3], int classes, const uint8_t *only,
+                          int connectivity);
 
 /* Compare an input's intensities with what the model's training data had.
  * preprocessing: the model's `preprocessing` key (dlt-normalize's plan text,

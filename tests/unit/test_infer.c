@@ -291,7 +291,7 @@ int main(void)
         uint16_t l6[240], l26[240];
         memcpy(l6, lab, sizeof lab);
         memcpy(l26, lab, sizeof lab);
-        int rc6 = dlt_largest_component(l6, d, 3, 6), rc26 = dlt_largest_component(l26, d, 3, 26);
+        int rc6 = dlt_largest_component(l6, d, 3, NULL, 6), rc26 = dlt_largest_component(l26, d, 3, NULL, 26);
         int n1 = 0, n2_6 = 0, n2_26 = 0;
         for (int v = 0; v < 240; v++) n1 += l6[v] == 1, n2_6 += l6[v] == 2, n2_26 += l26[v] == 2;
         CHECK(rc6 == 0 && n1 == 5 && l6[0] == 0 && l6[(3 * 6 + 3) * 8] == 1,
@@ -299,7 +299,14 @@ int main(void)
         CHECK(n2_6 == 2 && l6[(0 * 6 + 5) * 8 + 0] == 2 && l6[(4 * 6 + 5) * 8 + 7] == 0,
               "6-connectivity: the diagonal pair is two components; the face pair (first met) wins the tie");
         CHECK(rc26 == 0 && n2_26 == 2, "26-connectivity: both pairs are size 2");
-        CHECK(dlt_largest_component(l6, d, 3, 8) == DLT_EINVAL, "connectivity 8 refused");
+        CHECK(dlt_largest_component(l6, d, 3, NULL, 8) == DLT_EINVAL, "connectivity 8 refused");
+        /* only class 2: class 1 keeps both runs */
+        const uint8_t only2[3] = {0, 0, 1};
+        memcpy(l6, lab, sizeof lab);
+        dlt_largest_component(l6, d, 3, only2, 6);
+        n1 = 0, n2_6 = 0;
+        for (int v = 0; v < 240; v++) n1 += l6[v] == 1, n2_6 += l6[v] == 2;
+        CHECK(n1 == 8 && n2_6 == 2, "only class 2: class 1 untouched (%d voxels), class 2 reduced (%d)", n1, n2_6);
 #undef AT
     }
 
