@@ -148,3 +148,33 @@ dice_table() { # a dlt-dice-like table with $2 cases for classes 1..3
     [ "$status" -ne 0 ]
     [[ "$output" == *"usage: make predict IN=DIR OUT=DIR"* ]]
 }
+
+@test "hippocampus cross-validation at tiny sizes: make FOLD=k, make cv (post-processing chosen, fold ensemble)" {
+    need_tools dlt-normalize dlt-sample dlt-train dlt-infer dlt-dice dlt-info
+    data="${DLT_SHARED:-$ROOT/../shared}/data/msd-hippocampus"
+    [ -d "$data/imagesTr" ] || skip "no $data"
+    v=(BIN="$BIN" DATA="$data" WORK="$D/w" TRAIN_N=4 FOLDS=2 VAL_N=2 N_VAL_CURVE=1 STEPS=2 BATCH=1
+       PATCH=16,16,16 FILTERS=4,8 STRIDES=1,2 VAL_EVERY=1)
+    run make -s -C "$P/hippocampus" "${v[@]}" FOLD=1
+    [ "$status" -eq 0 ] || { echo "$output" | tail -20; false; }
+    [[ "$output" == *"Fold 1 of 2: Dice on its 2 out-of-fold cases"*anterior*posterior* ]]
+    [ -s "$D/w/fold1/model.dltm" ] && [ ! -e "$D/w/fold0" ]
+    # fold 1 validates on the 2nd and 4th training case and never trains on them
+    names=($(ls "$data/imagesTr" | LC_ALL=C sort | head -4))
+    [ "$(tail -n +2 "$D/w/fold1/pairs.tsv" | cut -f1 | tr '\n' ' ')" = "${names[1]%.nii.gz} ${names[3]%.nii.gz} " ]
+    [ "$(tail -n +2 "$D/w/fold1/train.tsv" | cut -f1 | tr '\n' ' ')" = "${names[0]%.nii.gz} ${names[2]%.nii.gz} " ]
+    run make -s -C "$P/hippocampus" "${v[@]}" cv
+    [ "$status" -eq 0 ] || { echo "$output" | tail -20; false; }
+    [[ "$output" == *"out-of-fold Dice"*"Largest component kept for classes: "*"Ensemble of the 2 fold models"*anterior* ]]
+    # the choice is a (possibly empty) comma list of classes
+    grep -qxE '([12](,[12])?)?' "$D/w/cv/lcc.txt"
+    [ "$(tail -n +2 "$D/w/cv/oof-pred.tsv.list" | wc -l)" -eq 4 ]
+    p=$(ls "$D/w/cv/pred" | head -1)
+    "$BIN/dlt-info" "$D/w/cv/pred/$p" | grep -q 'ensemble of 2'
+    a=$("$BIN/dlt-info" --json "$data/imagesTr/$p" | grep -o '"dims":[^]]*')
+    b=$("$BIN/dlt-info" --json "$D/w/cv/pred/$p" | grep -o '"dims":[^]]*')
+    [ "$a" = "$b" ]
+    run make -s -C "$P/hippocampus" "${v[@]}" FOLD=2
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"FOLD=2 is not one of 0..1"* ]]
+}
