@@ -57,6 +57,13 @@ static void usage(FILE *f)
             "      --scale LO,HI       intensity scale factor\n"
             "      --gamma LO,HI       gamma (on the patch's min-max range)\n"
             "      --elastic A,S       elastic warp: displacement sd A voxels, smoothness S voxels\n"
+            "  nnU-Net's transforms, each on a patch with probability P (default 1;\n"
+            "  nnU-Net: --rotate 30,0.2 --spatial-scale 0.7,1.4,0.2 --blur 0.5,1,0.2\n"
+            "  --contrast 0.75,1.25,0.15); rotation and scaling resample from a larger region\n"
+            "      --rotate DEG[,P]    rotate about x, y and z by angles in [-DEG, DEG]\n"
+            "      --spatial-scale LO,HI[,P]  sample a region LO..HI times the patch (>1: zoom out)\n"
+            "      --blur LO,HI[,P]    Gaussian blur, sigma LO..HI voxels\n"
+            "      --contrast LO,HI[,P]  contrast factor about the patch mean, range kept\n"
             "other:\n"
             "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
             "Without --epochs or --count the stream is endless: the consumer (dlt-train) stops it.\n"
@@ -65,7 +72,7 @@ static void usage(FILE *f)
 
 enum {
     O_CLASSES = 256, O_NAMES, O_PAD, O_WEIGHTS, O_FG, O_SKIP, O_SHUFFLE, O_SEED, O_FLIP, O_ROT, O_NOISE,
-    O_OFFSET, O_SCALE, O_GAMMA, O_ELASTIC, O_VERSION
+    O_OFFSET, O_SCALE, O_GAMMA, O_ELASTIC, O_ROTATE, O_SSCALE, O_BLUR, O_CONTRAST, O_VERSION
 };
 
 static const struct option longopts[] = {
@@ -80,7 +87,9 @@ static const struct option longopts[] = {
     {"flip", required_argument, 0, O_FLIP},    {"rot90", no_argument, 0, O_ROT},
     {"noise", required_argument, 0, O_NOISE},  {"offset", required_argument, 0, O_OFFSET},
     {"scale", required_argument, 0, O_SCALE},  {"gamma", required_argument, 0, O_GAMMA},
-    {"elastic", required_argument, 0, O_ELASTIC}, {"quiet", no_argument, 0, 'q'},
+    {"elastic", required_argument, 0, O_ELASTIC}, {"rotate", required_argument, 0, O_ROTATE},
+    {"spatial-scale", required_argument, 0, O_SSCALE}, {"blur", required_argument, 0, O_BLUR},
+    {"contrast", required_argument, 0, O_CONTRAST}, {"quiet", no_argument, 0, 'q'},
     {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},    {0, 0, 0, 0}};
 
@@ -116,6 +125,18 @@ static int parse_range(const char *s, double r[2])
     int n;
     if (dlt_parse_doubles(s, 2, r, &n) || n != 2 || !(r[0] <= r[1])) return -1;
     return 0;
+}
+
+/* LO,HI[,P] with LO <= HI and P in [0, 1] (default 1); nvals 1: X[,P]. */
+static int parse_prob(const char *s, int nvals, double *r, double *p)
+{
+    double v[3];
+    int n;
+    if (dlt_parse_doubles(s, 3, v, &n) || n < nvals || n > nvals + 1) return -1;
+    *p = n > nvals ? v[nvals] : 1.0;
+    for (int i = 0; i < nvals; i++) r[i] = v[i];
+    if (nvals == 2 && !(r[0] <= r[1])) return -1;
+    return *p >= 0 && *p <= 1 ? 0 : -1;
 }
 
 /* --class-names FILE: "id<TAB>name" lines (a header row and '#' lines are
@@ -295,6 +316,22 @@ int main(int argc, char **argv)
             cfg.aug.elastic_sigma = v[1];
             break;
         }
+        case O_ROTATE:
+            if (parse_prob(optarg, 1, &cfg.aug.rotate, &cfg.aug.rotate_p) || !(cfg.aug.rotate > 0 && cfg.aug.rotate <= 180))
+                return usage_error("--rotate %s: want DEG[,P] with 0 < DEG <= 180 and P in [0,1]", optarg);
+            break;
+        case O_SSCALE:
+            if (parse_prob(optarg, 2, cfg.aug.sscale, &cfg.aug.sscale_p) || !(cfg.aug.sscale[0] > 0 && cfg.aug.sscale[1] <= 4))
+                return usage_error("--spatial-scale %s: want LO,HI[,P] with 0 < LO <= HI <= 4 and P in [0,1]", optarg);
+            break;
+        case O_BLUR:
+            if (parse_prob(optarg, 2, cfg.aug.blur, &cfg.aug.blur_p) || !(cfg.aug.blur[0] > 0 && cfg.aug.blur[1] <= 16))
+                return usage_error("--blur %s: want LO,HI[,P] with 0 < LO <= HI <= 16 voxels and P in [0,1]", optarg);
+            break;
+        case O_CONTRAST:
+            if (parse_prob(optarg, 2, cfg.aug.contrast, &cfg.aug.contrast_p) || !(cfg.aug.contrast[0] > 0))
+                return usage_error("--contrast %s: want LO,HI[,P] with 0 < LO <= HI and P in [0,1]", optarg);
+            break;
         case 'q': loglevel = 0; break;
         case 'v': loglevel++; break;
         case 'h': usage(stdout); return 0;
@@ -463,6 +500,16 @@ int main(int argc, char **argv)
             k += snprintf(v + k, sizeof v - (size_t)k, " gamma=%g,%g", cfg.aug.gamma[0], cfg.aug.gamma[1]);
         if (cfg.aug.elastic_alpha > 0)
             k += snprintf(v + k, sizeof v - (size_t)k, " elastic=%g,%g", cfg.aug.elastic_alpha, cfg.aug.elastic_sigma);
+        if (cfg.aug.rotate_p > 0)
+            k += snprintf(v + k, sizeof v - (size_t)k, " rotate=%g,%g", cfg.aug.rotate, cfg.aug.rotate_p);
+        if (cfg.aug.sscale_p > 0)
+            k += snprintf(v + k, sizeof v - (size_t)k, " spatial-scale=%g,%g,%g", cfg.aug.sscale[0], cfg.aug.sscale[1],
+                          cfg.aug.sscale_p);
+        if (cfg.aug.blur_p > 0)
+            k += snprintf(v + k, sizeof v - (size_t)k, " blur=%g,%g,%g", cfg.aug.blur[0], cfg.aug.blur[1], cfg.aug.blur_p);
+        if (cfg.aug.contrast_p > 0)
+            k += snprintf(v + k, sizeof v - (size_t)k, " contrast=%g,%g,%g", cfg.aug.contrast[0], cfg.aug.contrast[1],
+                          cfg.aug.contrast_p);
         dlt_patch_header_set(&h, "augment", k ? v + 1 : "none");
     }
     if (cfg.sampler == DLT_SAMPLER_BALANCED && weights) dlt_patch_header_set(&h, "class_weights", weights);

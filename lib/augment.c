@@ -1,9 +1,11 @@
 /* augment.c - seeded patch augmentation: flips, 90-degree rotations,
- * intensity changes, elastic warps (see dlt/augment.h).
+ * intensity changes, elastic warps, rotations and scaling (see
+ * dlt/augment.h).
  *
  * RNG positions inside a patch's stream: 0-2 flips, 3 rotation, 4 scale,
  * 5 gamma, 16+c channel offsets, NOISE_POS + i/4 voxel noise (four normals
- * per Philox block), FIELD_POS + ... the elastic field's coarse noise. */
+ * per Philox block), FIELD_POS + ... the elastic field's coarse noise,
+ * AUX_POS + 0..9 the nnU-Net transforms (see dlt_aug_draw). */
 #include "dlt/augment.h"
 #include "dlt/core.h"
 
@@ -13,6 +15,7 @@
 
 #define NOISE_POS (1ull << 40)
 #define FIELD_POS (2ull << 40)
+#define AUX_POS (3ull << 40)
 
 int dlt_aug_check(const dlt_aug_config *c, const int size[3])
 {
@@ -27,6 +30,16 @@ int dlt_aug_check(const dlt_aug_config *c, const int size[3])
         return dlt_err(DLT_EINVAL, "elastic: want ALPHA >= 0 and SIGMA > 0 (voxels)");
     if (c->elastic_alpha > 64)
         return dlt_err(DLT_EINVAL, "elastic: ALPHA %g voxels is absurd (at most 64)", c->elastic_alpha);
+    const double *pr[4] = {&c->rotate_p, &c->sscale_p, &c->blur_p, &c->contrast_p};
+    for (int i = 0; i < 4; i++)
+        if (!(*pr[i] >= 0 && *pr[i] <= 1)) return dlt_err(DLT_EINVAL, "a probability must be in [0, 1], not %g", *pr[i]);
+    if (!(c->rotate >= 0 && c->rotate <= 180)) return dlt_err(DLT_EINVAL, "rotate: want 0..180 degrees, not %g", c->rotate);
+    if (c->sscale_p > 0 && !(c->sscale[0] > 0 && c->sscale[0] <= c->sscale[1] && c->sscale[1] <= 4))
+        return dlt_err(DLT_EINVAL, "spatial scale range %g,%g: want 0 < LO <= HI <= 4", c->sscale[0], c->sscale[1]);
+    if (c->blur_p > 0 && !(c->blur[0] > 0 && c->blur[0] <= c->blur[1] && c->blur[1] <= 16))
+        return dlt_err(DLT_EINVAL, "blur range %g,%g: want 0 < LO <= HI <= 16 voxels", c->blur[0], c->blur[1]);
+    if (c->contrast_p > 0 && !(c->contrast[0] > 0 && c->contrast[0] <= c->contrast[1] && c->contrast[1] <= 100))
+        return dlt_err(DLT_EINVAL, "contrast range %g,%g: want 0 < LO <= HI", c->contrast[0], c->contrast[1]);
     return 0;
 }
 
@@ -49,11 +62,32 @@ void dlt_aug_draw(const dlt_aug_config *c, uint64_t seed, uint64_t stream, dlt_a
     p->offset_sigma = (float)c->offset;
     p->elastic_alpha = (float)c->elastic_alpha;
     p->elastic_sigma = (float)c->elastic_sigma;
+    /* each transform: a coin (probability) and its value, always drawn at
+     * their own positions, so turning one on changes no other */
+    p->sscale = 1.0f, p->contrast = 1.0f;
+    if (c->rotate > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 3) < c->rotate_p)
+        for (int a = 0; a < 3; a++)
+            p->angle[a] = (float)((2.0 * dlt_rng_uniform_at(seed, stream, AUX_POS + a) - 1.0) * c->rotate * M_PI / 180.0);
+    if (c->sscale_p > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 5) < c->sscale_p)
+        p->sscale = (float)(c->sscale[0] + (c->sscale[1] - c->sscale[0]) * dlt_rng_uniform_at(seed, stream, AUX_POS + 4));
+    if (c->blur_p > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 7) < c->blur_p)
+        p->blur = (float)(c->blur[0] + (c->blur[1] - c->blur[0]) * dlt_rng_uniform_at(seed, stream, AUX_POS + 6));
+    if (c->contrast_p > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 9) < c->contrast_p)
+        p->contrast =
+            (float)(c->contrast[0] + (c->contrast[1] - c->contrast[0]) * dlt_rng_uniform_at(seed, stream, AUX_POS + 8));
 }
+
+/* a rotation by an angle or a spatial scaling (an affine map of the grid) */
+static int affine_on(const dlt_aug_params *p)
+{
+    return p->angle[0] != 0 || p->angle[1] != 0 || p->angle[2] != 0 || (p->sscale > 0 && p->sscale != 1.0f);
+}
+
+int dlt_aug_has_field(const dlt_aug_params *p) { return p->elastic_alpha > 0 || affine_on(p); }
 
 int dlt_aug_is_geometric(const dlt_aug_params *p)
 {
-    return p->flip[0] || p->flip[1] || p->flip[2] || p->rot || p->elastic_alpha > 0;
+    return p->flip[0] || p->flip[1] || p->flip[2] || p->rot || dlt_aug_has_field(p);
 }
 
 void dlt_aug_work_free(dlt_aug_work *w)
@@ -132,11 +166,54 @@ int dlt_aug_flip_rotate(const dlt_aug_params *p, float *image, int64_t channels,
 }
 
 /* ---- intensity ---- */
-void dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, const int size[3])
+
+/* Separable Gaussian blur of one channel [Z][Y][X] in place, sigma in
+ * voxels, truncated at 3 sigma, the border voxel repeated outside. */
+static int blur_channel(float *img, const int size[3], float sigma)
+{
+    int r = (int)ceilf(3 * sigma), n = size[0] > size[1] ? size[0] : size[1];
+    if (size[2] > n) n = size[2];
+    float *k = malloc(sizeof(float) * (size_t)(2 * r + 1)), *line = malloc(sizeof(float) * (size_t)n);
+    if (!k || !line) {
+        free(k);
+        free(line);
+        return dlt_err(DLT_ENOMEM, "blur: out of memory");
+    }
+    float sum = 0;
+    for (int i = -r; i <= r; i++) sum += k[i + r] = expf(-0.5f * (float)(i * i) / (sigma * sigma));
+    for (int i = 0; i <= 2 * r; i++) k[i] /= sum;
+    const int64_t stride[3] = {1, size[0], (int64_t)size[0] * size[1]};
+    for (int a = 0; a < 3; a++) {
+        int len = size[a];
+        int64_t lines = (int64_t)size[0] * size[1] * size[2] / len;
+        for (int64_t l = 0; l < lines; l++) {
+            /* the first voxel of line l along axis a */
+            int64_t o = a == 0 ? l * len : a == 1 ? (l / size[0]) * size[0] * size[1] + l % size[0] : l;
+            for (int i = 0; i < len; i++) line[i] = img[o + i * stride[a]];
+            for (int i = 0; i < len; i++) {
+                float acc = 0;
+                for (int j = -r; j <= r; j++) {
+                    int q = i + j < 0 ? 0 : i + j >= len ? len - 1 : i + j;
+                    acc += k[j + r] * line[q];
+                }
+                img[o + i * stride[a]] = acc;
+            }
+        }
+    }
+    free(k);
+    free(line);
+    return 0;
+}
+
+int dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, const int size[3])
 {
     int64_t vox = (int64_t)size[0] * size[1] * size[2];
     for (int64_t c = 0; c < channels; c++) {
         float *img = image + c * vox;
+        if (p->blur > 0) {
+            int rc = blur_channel(img, size, p->blur);
+            if (rc) return rc;
+        }
         if (p->gamma != 1.0f) {
             float lo = img[0], hi = img[0];
             for (int64_t i = 1; i < vox; i++) {
@@ -147,9 +224,25 @@ void dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, 
             if (r > 0)
                 for (int64_t i = 0; i < vox; i++) img[i] = lo + r * powf((img[i] - lo) / r, p->gamma);
         }
+        if (p->scale != 1.0f)
+            for (int64_t i = 0; i < vox; i++) img[i] *= p->scale;
+        if (p->contrast > 0 && p->contrast != 1.0f) {
+            double m = 0;
+            float lo = img[0], hi = img[0];
+            for (int64_t i = 0; i < vox; i++) {
+                m += img[i];
+                lo = img[i] < lo ? img[i] : lo;
+                hi = img[i] > hi ? img[i] : hi;
+            }
+            float mean = (float)(m / (double)vox);
+            for (int64_t i = 0; i < vox; i++) {
+                float v = (img[i] - mean) * p->contrast + mean;
+                img[i] = v < lo ? lo : v > hi ? hi : v;
+            }
+        }
         float add = p->offset_sigma > 0 ? p->offset_sigma * dlt_rng_normal_at(p->seed, p->stream, 16 + (uint64_t)c) : 0;
-        if (p->scale != 1.0f || add != 0)
-            for (int64_t i = 0; i < vox; i++) img[i] = img[i] * p->scale + add;
+        if (add != 0)
+            for (int64_t i = 0; i < vox; i++) img[i] += add;
     }
     if (p->noise > 0) {
         int64_t n = channels * vox;
@@ -167,6 +260,7 @@ void dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, 
             for (int j = 0; j < 4 && i + j < n; j++) image[i + j] += p->noise * z[j];
         }
     }
+    return 0;
 }
 
 /* ---- elastic ---- */
@@ -342,15 +436,50 @@ void dlt_aug_warp(const float *src, const uint16_t *srclab, int64_t channels, co
         }
 }
 
+int dlt_aug_spatial_field(const dlt_aug_params *p, const int size[3], float *disp, float *maxabs)
+{
+    int X = size[0], Y = size[1], Z = size[2];
+    int64_t vox = (int64_t)X * Y * Z;
+    int rc;
+    if (p->elastic_alpha > 0) {
+        if ((rc = dlt_aug_elastic_field(p->elastic_alpha, p->elastic_sigma, size, p->seed, p->stream, disp, NULL)))
+            return rc;
+    } else
+        memset(disp, 0, sizeof(float) * (size_t)(3 * vox));
+    if (affine_on(p)) {
+        double cx = cos(p->angle[0]), sx = sin(p->angle[0]), cy = cos(p->angle[1]), sy = sin(p->angle[1]);
+        double cz = cos(p->angle[2]), sz = sin(p->angle[2]), s = p->sscale > 0 ? p->sscale : 1;
+        /* A = s Rz Ry Rx - I */
+        double A[3][3] = {{cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx},
+                          {sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx},
+                          {-sy, cy * sx, cy * cx}};
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) A[i][j] = s * A[i][j] - (i == j);
+        double c[3] = {(X - 1) / 2.0, (Y - 1) / 2.0, (Z - 1) / 2.0};
+        for (int z = 0; z < Z; z++)
+            for (int y = 0; y < Y; y++)
+                for (int x = 0; x < X; x++) {
+                    int64_t i = ((int64_t)z * Y + y) * X + x;
+                    double d[3] = {x - c[0], y - c[1], z - c[2]};
+                    for (int k = 0; k < 3; k++) disp[k * vox + i] += (float)(A[k][0] * d[0] + A[k][1] * d[1] + A[k][2] * d[2]);
+                }
+    }
+    if (maxabs) {
+        float mx = 0;
+        for (int64_t i = 0; i < 3 * vox; i++) mx = fabsf(disp[i]) > mx ? fabsf(disp[i]) : mx;
+        *maxabs = mx;
+    }
+    return 0;
+}
+
 int dlt_aug_elastic_patch(const dlt_aug_params *p, float *image, int64_t channels, uint16_t *label,
                           const int size[3], dlt_aug_work *w)
 {
-    if (!(p->elastic_alpha > 0)) return 0;
+    if (!dlt_aug_has_field(p)) return 0;
     int64_t vox = (int64_t)size[0] * size[1] * size[2];
     int rc;
     if ((rc = grow((void **)&w->field, &w->fieldcap, 3 * vox, sizeof(float), "elastic field"))) return rc;
-    if ((rc = dlt_aug_elastic_field(p->elastic_alpha, p->elastic_sigma, size, p->seed, p->stream, w->field, NULL)))
-        return rc;
+    if ((rc = dlt_aug_spatial_field(p, size, w->field, NULL))) return rc;
     if (grow((void **)&w->f, &w->fcap, channels * vox, sizeof(float), "augmentation scratch")) return DLT_ENOMEM;
     if (label && grow((void **)&w->u, &w->ucap, vox, sizeof(uint16_t), "augmentation scratch")) return DLT_ENOMEM;
     memcpy(w->f, image, (size_t)(channels * vox) * sizeof(float));

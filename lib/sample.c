@@ -252,9 +252,10 @@ int dlt_sampler_record(dlt_sampler *s, int64_t k, dlt_patch *p)
     if ((rc = grow_patch(p, C * vox, has_label ? vox : 0))) return rc;
     dlt_aug_params ap;
     dlt_aug_draw(&s->cfg.aug, s->cfg.seed, dlt_sample_stream(k, 1), &ap);
-    if (ap.elastic_alpha > 0) {
-        /* Warp from a box around the patch read out of the volume itself,
-         * so the warp pulls in real neighbouring voxels, not padding. */
+    if (dlt_aug_has_field(&ap)) {
+        /* Warp (elastic, rotation, scaling) from a box around the patch
+         * read out of the volume itself, so the warp pulls in real
+         * neighbouring voxels, not padding. */
         dlt_aug_work *w = &s->work;
         if (3 * vox > w->fieldcap) {
             dlt_free(w->field);
@@ -263,8 +264,7 @@ int dlt_sampler_record(dlt_sampler *s, int64_t k, dlt_patch *p)
             w->fieldcap = 3 * vox;
         }
         float maxabs;
-        if ((rc = dlt_aug_elastic_field(ap.elastic_alpha, ap.elastic_sigma, P, ap.seed, ap.stream, w->field, &maxabs)))
-            return rc;
+        if ((rc = dlt_aug_spatial_field(&ap, P, w->field, &maxabs))) return rc;
         int M = (int)ceilf(maxabs) + 1;
         int bs[3] = {P[0] + 2 * M, P[1] + 2 * M, P[2] + 2 * M};
         int bc[3] = {pl.corner[0] - M, pl.corner[1] - M, pl.corner[2] - M};
@@ -287,7 +287,7 @@ int dlt_sampler_record(dlt_sampler *s, int64_t k, dlt_patch *p)
         dlt_sample_extract(sub, pl.corner, P, s->cfg.pad, p->image, has_label ? p->label : NULL);
     }
     if ((rc = dlt_aug_flip_rotate(&ap, p->image, C, has_label ? p->label : NULL, P, &s->work))) return rc;
-    dlt_aug_intensity(&ap, p->image, C, P);
+    if ((rc = dlt_aug_intensity(&ap, p->image, C, P))) return rc;
     snprintf(p->id, sizeof p->id, "%s", sub->id);
     for (int ax = 0; ax < 3; ax++) {
         p->corner[ax] = pl.corner[ax];

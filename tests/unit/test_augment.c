@@ -254,5 +254,123 @@ int main(void)
         dlt_free(d);
         dlt_free(e);
     }
+    /* ---- nnU-Net's transforms ---- */
+    {
+        /* rotation 90 degrees about z: output v reads c + R (v - c), so the
+         * voxel at c + (2,0,0) appears at c + R^-1 (2,0,0) = c + (0,-2,0);
+         * 9^3 patch, c = 4 */
+        int n[3] = {9, 9, 9};
+        int64_t vox = 729;
+        float img[729], disp[3 * 729], mx;
+        uint16_t lab[729], out[729];
+        float outi[729];
+        memset(img, 0, sizeof img);
+        memset(lab, 0, sizeof lab);
+        lab[(4 * 9 + 4) * 9 + 6] = 5, img[(4 * 9 + 4) * 9 + 6] = 1;
+        dlt_aug_params p;
+        memset(&p, 0, sizeof p);
+        p.sscale = 1, p.scale = 1, p.gamma = 1, p.contrast = 1;
+        CHECK(!dlt_aug_has_field(&p) && !dlt_aug_is_geometric(&p), "no angle, scale 1: no field");
+        p.angle[2] = (float)(M_PI / 2);
+        CHECK(dlt_aug_has_field(&p) && dlt_aug_is_geometric(&p), "an angle: a field");
+        dlt_aug_spatial_field(&p, n, disp, &mx);
+        static const int zero[3] = {0, 0, 0};
+        dlt_aug_warp(img, lab, 1, n, zero, disp, outi, out, n);
+        int at = (4 * 9 + 2) * 9 + 4, moved = 1;
+        for (int64_t i = 0; i < vox; i++) moved &= out[i] == (i == at ? 5 : 0);
+        CHECK(moved && fabsf(outi[at] - 1) < 1e-5, "rotation by 90 degrees about z moves (6,4,4) to (4,2,4)");
+        CHECK(fabsf(mx - 8) < 1e-4, "its largest displacement component is a corner's, 8 voxels (%g)", mx);
+        /* about x by 90: (y,z) -> R(y,z) = (-z, y); source c + (0,2,0) appears at c + (0,0,-2) */
+        memset(&p.angle, 0, sizeof p.angle);
+        p.angle[0] = (float)(M_PI / 2);
+        memset(lab, 0, sizeof lab);
+        lab[(4 * 9 + 6) * 9 + 4] = 5;
+        dlt_aug_spatial_field(&p, n, disp, NULL);
+        dlt_aug_warp(img, lab, 1, n, zero, disp, outi, out, n);
+        CHECK(out[(2 * 9 + 4) * 9 + 4] == 5, "rotation by 90 degrees about x moves (4,6,4) to (4,4,2)");
+        /* spatial scale 2: v reads c + 2 (v - c): source c + (4,0,0) appears at c + (2,0,0) */
+        memset(&p.angle, 0, sizeof p.angle);
+        p.sscale = 2;
+        memset(lab, 0, sizeof lab);
+        lab[(4 * 9 + 4) * 9 + 8] = 5;
+        dlt_aug_spatial_field(&p, n, disp, &mx);
+        dlt_aug_warp(img, lab, 1, n, zero, disp, outi, out, n);
+        CHECK(out[(4 * 9 + 4) * 9 + 6] == 5 && fabsf(mx - 4) < 1e-5, "spatial scale 2 moves (8,4,4) to (6,4,4); reach 4 (%g)", mx);
+
+        /* draws: each transform with its probability, angles in range, and
+         * turning one on changes no other draw */
+        dlt_aug_config c;
+        memset(&c, 0, sizeof c);
+        c.flip[0] = 1;
+        c.rotate = 30, c.rotate_p = 0.2;
+        c.sscale[0] = 0.7, c.sscale[1] = 1.4, c.sscale_p = 0.2;
+        c.blur[0] = 0.5, c.blur[1] = 1, c.blur_p = 0.2;
+        c.contrast[0] = 0.75, c.contrast[1] = 1.25, c.contrast_p = 0.15;
+        int n_rot = 0, n_sc = 0, n_bl = 0, n_co = 0, inrange = 1, same_flip = 1;
+        dlt_aug_config c0;
+        memset(&c0, 0, sizeof c0);
+        c0.flip[0] = 1;
+        for (uint64_t k = 0; k < 10000; k++) {
+            dlt_aug_params q, q0;
+            dlt_aug_draw(&c, 3, k, &q);
+            dlt_aug_draw(&c0, 3, k, &q0);
+            same_flip &= q.flip[0] == q0.flip[0];
+            n_rot += q.angle[0] != 0;
+            n_sc += q.sscale != 1;
+            n_bl += q.blur > 0;
+            n_co += q.contrast != 1;
+            for (int a = 0; a < 3; a++) inrange &= fabsf(q.angle[a]) <= (float)(M_PI / 6) + 1e-6f;
+            inrange &= q.sscale == 1 || (q.sscale >= 0.7f && q.sscale <= 1.4f);
+            inrange &= q.blur == 0 || (q.blur >= 0.5f && q.blur <= 1);
+            inrange &= q.contrast == 1 || (q.contrast >= 0.75f && q.contrast <= 1.25f);
+        }
+        CHECK(abs(n_rot - 2000) < 200 && abs(n_sc - 2000) < 200 && abs(n_bl - 2000) < 200 && abs(n_co - 1500) < 200,
+              "each transform drawn at its probability (rotate %d, scale %d, blur %d of 10000; contrast %d)", n_rot,
+              n_sc, n_bl, n_co);
+        CHECK(inrange, "drawn values within their ranges");
+        CHECK(same_flip, "the new transforms change no flip draw");
+        c.rotate_p = 1.5;
+        CHECK(dlt_aug_check(&c, n) == DLT_EINVAL, "probability 1.5 refused: %s", dlt_errmsg());
+        c.rotate_p = 0.2, c.sscale[0] = 0;
+        CHECK(dlt_aug_check(&c, n) == DLT_EINVAL, "spatial scale 0 refused: %s", dlt_errmsg());
+
+        /* blur: a constant stays, a spike keeps its mass and spreads with
+         * variance sigma^2 along each axis */
+        dlt_aug_params b;
+        memset(&b, 0, sizeof b);
+        b.scale = b.gamma = b.contrast = b.sscale = 1;
+        b.blur = 1;
+        for (int64_t i = 0; i < vox; i++) img[i] = 3;
+        dlt_aug_intensity(&b, img, 1, n);
+        int flat = 1;
+        for (int64_t i = 0; i < vox; i++) flat &= fabsf(img[i] - 3) < 1e-5f;
+        CHECK(flat, "blur keeps a constant image");
+        memset(img, 0, sizeof img);
+        img[(4 * 9 + 4) * 9 + 4] = 1;
+        dlt_aug_intensity(&b, img, 1, n);
+        double mass = 0, var = 0;
+        for (int x = 0; x < 9; x++)
+            for (int64_t yz = 0; yz < 81; yz++) {
+                mass += img[yz * 9 + x];
+                var += img[yz * 9 + x] * (x - 4) * (x - 4);
+            }
+        CHECK(fabs(mass - 1) < 1e-4 && fabs(var - 1) < 0.05, "blur sigma 1: mass 1 (%g), variance along x 1 (%g)", mass, var);
+        /* contrast: mean kept where nothing clips, range kept always */
+        b.blur = 0, b.contrast = 1.2f;
+        for (int64_t i = 0; i < vox; i++) img[i] = (float)(i % 7);
+        double m0 = 0, m1 = 0;
+        for (int64_t i = 0; i < vox; i++) m0 += img[i];
+        dlt_aug_intensity(&b, img, 1, n);
+        float lo = 1e9f, hi = -1e9f;
+        for (int64_t i = 0; i < vox; i++) m1 += img[i], lo = fminf(lo, img[i]), hi = fmaxf(hi, img[i]);
+        CHECK(lo >= 0 && hi <= 6 && fabs(img[3] - ((3 - m0 / vox) * 1.2 + m0 / vox)) < 1e-4,
+              "contrast 1.2 about the mean, clipped to the range [%g, %g]", lo, hi);
+        b.contrast = 0.5f;
+        for (int64_t i = 0; i < vox; i++) img[i] = (float)(i % 7);
+        dlt_aug_intensity(&b, img, 1, n);
+        m1 = 0;
+        for (int64_t i = 0; i < vox; i++) m1 += img[i];
+        CHECK(fabs(m1 - m0) < 1e-2, "contrast 0.5 keeps the mean (%g vs %g)", m1 / vox, m0 / vox);
+    }
     return check_done();
 }

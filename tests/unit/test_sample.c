@@ -318,6 +318,33 @@ int main(void)
         }
         CHECK(agree > 0.85 * n, "elastic through the sampler: round(image) == label at %.1f%%", 100.0 * agree / n);
         dlt_sampler_free(&s);
+        /* nnU-Net's rotation and scaling on every patch, resampled from a
+         * box of the volume: aligned, and the patches differ from plain ones */
+        dlt_sample_config c2 = base_config(DLT_SAMPLER_BALANCED, 16, 16, 12);
+        c2.per_volume = 5;
+        dlt_sampler plain;
+        dlt_sampler_init(&plain, &c2, &e, 1);
+        c2.aug.rotate = 30, c2.aug.rotate_p = 1;
+        c2.aug.sscale[0] = 0.7, c2.aug.sscale[1] = 1.4, c2.aug.sscale_p = 1;
+        dlt_sampler_init(&s, &c2, &e, 1);
+        dlt_patch q;
+        memset(&q, 0, sizeof q);
+        agree = 0, n = 0;
+        int64_t differ = 0;
+        for (int k = 0; k < 20; k++) {
+            dlt_sampler_record(&s, k, &p);
+            dlt_sampler_record(&plain, k, &q);
+            for (int i = 0; i < 16 * 16 * 12; i++, n++) {
+                agree += (int)lrintf(p.image[i]) == p.label[i];
+                differ += p.label[i] != q.label[i];
+            }
+        }
+        CHECK(agree > 0.85 * n && differ > 0.05 * n,
+              "rotation + spatial scaling through the sampler: round(image) == label at %.1f%%, %.1f%% of labels moved",
+              100.0 * agree / n, 100.0 * differ / n);
+        dlt_sampler_free(&s);
+        dlt_sampler_free(&plain);
+        patch_free(&q);
         patch_free(&p);
         drop_subject(&e);
     }
