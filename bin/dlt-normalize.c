@@ -6,12 +6,14 @@
 #include "dlt/io.h"
 #include "dlt/normalize.h"
 #include "dlt/patches.h"
+#include "dlt/plan.h"
 #include "dlt/volume.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -31,7 +33,9 @@ static void usage(FILE *f)
             "  --spacing X,Y,Z        resample to this voxel size in mm (volumes only)\n"
             "  --size X,Y,Z           crop or pad, centred, to this size (volumes only)\n"
             "  --reorient CODE        permute/flip axes to CODE, e.g. RAS, LPS (volumes only)\n"
-            "  --plan TEXT            steps in text form, e.g. 'ct=-1000,800;spacing=2,2,2'\n"
+            "  --zscore MEAN,STD      (x - MEAN) / STD, fixed values (e.g. a dataset's)\n"
+            "  --plan TEXT|FILE       steps in text form, e.g. 'ct=-1000,800;spacing=2,2,2',\n"
+            "                         or a dlt-plan file (its 'normalize' steps)\n"
             "\n"
             "Modifiers (apply to every step, wherever given):\n"
             "  --nonzero              whiten over nonzero voxels only (zeros stay 0)\n"
@@ -46,7 +50,7 @@ static void usage(FILE *f)
 }
 
 enum {
-    O_WHITEN = 256, O_ZERO_ONE, O_ONE_ONE, O_CLIP, O_CLIP_PCT, O_CT, O_CT_SYM, O_SPACING, O_SIZE, O_REORIENT, O_PLAN,
+    O_WHITEN = 256, O_ZERO_ONE, O_ONE_ONE, O_CLIP, O_CLIP_PCT, O_CT, O_CT_SYM, O_ZSCORE, O_SPACING, O_SIZE, O_REORIENT, O_PLAN,
     O_NONZERO, O_MASK, O_INTERP, O_LABEL, O_NORECORD, O_VERSION
 };
 
@@ -141,6 +145,7 @@ int main(int argc, char **argv)
         {"clip-percentile", required_argument, 0, O_CLIP_PCT},
         {"ct", required_argument, 0, O_CT},
         {"ct-sym", required_argument, 0, O_CT_SYM},
+        {"zscore", required_argument, 0, O_ZSCORE},
         {"spacing", required_argument, 0, O_SPACING},
         {"size", required_argument, 0, O_SIZE},
         {"reorient", required_argument, 0, O_REORIENT},
@@ -177,9 +182,16 @@ int main(int argc, char **argv)
         case O_SPACING: rc = dlt_norm_plan_add(&plan, "spacing", optarg); break;
         case O_SIZE: rc = dlt_norm_plan_add(&plan, "size", optarg); break;
         case O_REORIENT: rc = dlt_norm_plan_add(&plan, "reorient", optarg); break;
+        case O_ZSCORE: rc = dlt_norm_plan_add(&plan, "zscore", optarg); break;
         case O_PLAN: {
             dlt_norm_plan q;
-            rc = dlt_norm_plan_parse(&q, optarg);
+            char text[1024];
+            if (dlt_plan_file_is(optarg)) {
+                if ((rc = dlt_plan_file_get(optarg, "normalize", text, sizeof text)) == 0 &&
+                    (rc = dlt_norm_plan_parse(&q, text)) != 0)
+                    dlt_err_prefix(rc, "%s: normalize", optarg);
+            } else if ((rc = dlt_norm_plan_parse(&q, optarg)) != 0 && access(optarg, F_OK) == 0)
+                rc = dlt_err(DLT_EFORMAT, "--plan %s: a file, but not a dlt plan (no 'DLTPLAN 1' line first)", optarg);
             for (int i = 0; !rc && i < q.n; i++) {
                 if (plan.n >= DLT_NORM_MAX_STEPS) rc = dlt_err(DLT_EINVAL, "too many steps");
                 else plan.step[plan.n++] = q.step[i];

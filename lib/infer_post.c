@@ -153,6 +153,11 @@ static int plan_range(const char *plan, double *lo, double *hi, char *what, size
             *lo = -5, *hi = 5, known = 1;
         else if (!strcmp(tok, "clip") && arg && sscanf(arg, "%lf,%lf", &a, &b) == 2)
             *lo = a, *hi = b, known = 1;
+        else if (!strcmp(tok, "zscore") && arg && sscanf(arg, "%lf,%lf", &a, &b) == 2 && b > 0) {
+            /* after a clip: the clip's range standardised; else the bulk of a z-score */
+            if (known) *lo = (*lo - a) / b, *hi = (*hi - a) / b;
+            else *lo = -5, *hi = 5, known = 1;
+        }
         else
             continue;
         snprintf(what, cap, "%s%s%s", tok, arg ? "=" : "", arg ? arg : "");

@@ -162,7 +162,7 @@ int dlt_norm_percentiles(const float *x, int64_t n, const double *p, int np, dou
 /* ---- plans: text form ---- */
 
 static const char *names[] = {NULL, "whiten", "zero-one", "one-one", "clip", "clip-pct",
-                              "ct", "spacing", "size", "reorient"};
+                              "ct", "zscore", "spacing", "size", "reorient"};
 
 const char *dlt_norm_step_name(int kind)
 {
@@ -207,6 +207,12 @@ int dlt_norm_plan_add(dlt_norm_plan *p, const char *name, const char *arg)
     case DLT_NORM_CT:
         if (parse2(name, arg, s.a)) return DLT_EINVAL;
         break;
+    case DLT_NORM_ZSCORE: {
+        int n = 0;
+        if (!arg || dlt_parse_doubles(arg, 2, s.a, &n) || n != 2 || !isfinite(s.a[0]) || !(s.a[1] > 0 && isfinite(s.a[1])))
+            return dlt_err(DLT_EINVAL, "zscore: expected MEAN,STD with STD > 0, got '%s'", arg ? arg : "");
+        break;
+    }
     case DLT_NORM_CLIP_PCT:
         if (parse2(name, arg, s.a)) return DLT_EINVAL;
         if (s.a[0] < 0 || s.a[1] > 100)
@@ -290,6 +296,9 @@ int dlt_norm_describe(const dlt_norm_plan *p, char *buf, size_t cap)
         case DLT_NORM_CLIP:
         case DLT_NORM_CLIP_PCT:
             snprintf(one, sizeof one, "%s=%.6g,%.6g", names[s->kind], s->a[0], s->a[1]);
+            break;
+        case DLT_NORM_ZSCORE: /* dataset statistics: enough digits to reproduce them */
+            snprintf(one, sizeof one, "%s=%.9g,%.9g", names[s->kind], s->a[0], s->a[1]);
             break;
         case DLT_NORM_CT:
             snprintf(one, sizeof one, "%s=%.6g,%.6g", s->mode ? "ct-sym" : "ct", s->a[0], s->a[1]);
@@ -381,6 +390,12 @@ static int apply_intensity(const dlt_norm_step *s, float *x, int64_t n, const ui
     case DLT_NORM_ONE_ONE: dlt_norm_one_one(x, n); return 0;
     case DLT_NORM_CLIP: dlt_norm_clip(x, n, s->a[0], s->a[1]); return 0;
     case DLT_NORM_CT: dlt_norm_ct(x, n, s->a[0], s->a[1], s->mode); return 0;
+    case DLT_NORM_ZSCORE: {
+        const float m = (float)s->a[0], inv = (float)(1.0 / s->a[1]);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) x[i] = (x[i] - m) * inv;
+        return 0;
+    }
     case DLT_NORM_CLIP_PCT: {
         double q[2];
         int rc = dlt_norm_percentiles(x, n, s->a, 2, q);
@@ -392,7 +407,7 @@ static int apply_intensity(const dlt_norm_step *s, float *x, int64_t n, const ui
     return dlt_err(DLT_EINVAL, "%s: not an intensity step", dlt_norm_step_name(s->kind));
 }
 
-static int is_intensity(int kind) { return kind >= DLT_NORM_WHITEN && kind <= DLT_NORM_CT; }
+static int is_intensity(int kind) { return kind >= DLT_NORM_WHITEN && kind <= DLT_NORM_ZSCORE; }
 
 int dlt_norm_apply_volume(const dlt_norm_plan *p, dlt_volume *v, const dlt_volume *mask)
 {

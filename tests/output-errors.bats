@@ -7,7 +7,7 @@
 # SIGKILL at any moment leaves a checkpoint that loads and resumes.
 bats_require_minimum_version 1.5.0
 
-TOOLS="dice infer info normalize phantom render sample train"
+TOOLS="dice infer info normalize phantom plan render sample train"
 
 setup_file() {
     D="$BATS_FILE_TMPDIR"
@@ -53,7 +53,7 @@ full() {
     done
 }
 
-@test "dlt-normalize, dlt-infer, dlt-dice, dlt-info, dlt-render, dlt-sample: output > /dev/full exits 1 naming stdout" {
+@test "dlt-normalize, dlt-infer, dlt-dice, dlt-info, dlt-render, dlt-sample, dlt-plan: output > /dev/full exits 1 naming stdout" {
     full dlt-normalize --zero-one "$IMG"
     full dlt-infer -q -m "$D/m.dltm" "$D/n.nii.gz"
     full dlt-dice "$LAB" "$LAB"
@@ -63,6 +63,7 @@ full() {
     full dlt-info --backend
     full dlt-render "$IMG" -l "$LAB" -o -
     full dlt-sample -q -i "$IMG" -L "$LAB" -p 8 -c 50
+    full dlt-plan -q --list "$D/ph/list.tsv"
     # and nothing of the failed runs was left behind
     [ -z "$(ls -A "$T")" ]
 }

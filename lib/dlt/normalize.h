@@ -8,7 +8,7 @@
  * and into a patch stream's `preprocessing` header key:
  *
  *   whiten | whiten=nonzero | whiten=mask | zero-one | one-one |
- *   clip=LO,HI | clip-pct=PLO,PHI | ct=LO,HI | ct-sym=LO,HI |
+ *   clip=LO,HI | clip-pct=PLO,PHI | ct=LO,HI | ct-sym=LO,HI | zscore=MEAN,STD |
  *   spacing=X,Y,Z[:linear|:bspline|:nearest] | size=X,Y,Z | reorient=RAS
  *
  * joined by ';', e.g. "ct=-1000,800;spacing=2,2,2". dlt_norm_plan_parse reads
@@ -107,14 +107,14 @@ int dlt_volume_reorient(dlt_volume *v, const char *code);
 
 enum {
     DLT_NORM_WHITEN = 1, DLT_NORM_ZERO_ONE, DLT_NORM_ONE_ONE, DLT_NORM_CLIP, DLT_NORM_CLIP_PCT,
-    DLT_NORM_CT, DLT_NORM_SPACING, DLT_NORM_SIZE, DLT_NORM_REORIENT
+    DLT_NORM_CT, DLT_NORM_ZSCORE, DLT_NORM_SPACING, DLT_NORM_SIZE, DLT_NORM_REORIENT
 };
 enum { DLT_WHITEN_ALL = 0, DLT_WHITEN_NONZERO, DLT_WHITEN_MASK };
 #define DLT_NORM_MAX_STEPS 32
 
 typedef struct dlt_norm_step {
     int kind;
-    double a[3];      /* clip/ct/percentiles: a[0], a[1]; spacing: X,Y,Z mm */
+    double a[3];      /* clip/ct/percentiles: a[0], a[1]; zscore: mean, std; spacing: X,Y,Z mm */
     int64_t size[3];  /* size: X,Y,Z voxels */
     char code[4];     /* reorient */
     int mode;         /* whiten: DLT_WHITEN_*; ct: 1 = [-1,1]; spacing: DLT_INTERP_* */

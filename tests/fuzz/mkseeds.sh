@@ -43,4 +43,5 @@ dlt-info "$T/x.nii.gz" | awk '$1 == "description" { printf "%s", $2 }' > "$C/pla
 printf 'ct-sym=-200,300;clip-pct=0.5,99.5;one-one' > "$C/plan/patch"
 printf 'clip=-5,5;zero-one;whiten;spacing=1.5,1.5,3:nearest' > "$C/plan/clip"
 printf 'whiten=mask' > "$C/plan/mask"
+printf 'clip=-163.43,182;zscore=78.4457178,53.4951606;spacing=2,2,6.2' > "$C/plan/zscore"
 ls -l "$C"/*

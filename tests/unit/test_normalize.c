@@ -256,6 +256,21 @@ int main(void)
         CHECK(dlt_norm_plan_add(&bad, "spacing", "1,1,1:cubic") == DLT_EINVAL, "unknown interpolation refused");
         CHECK(dlt_norm_plan_add(&bad, "reorient", "RAL") == DLT_EINVAL && strstr(dlt_errmsg(), "same axis"), "RAL refused");
         CHECK(dlt_norm_plan_add(&bad, "frobnicate", NULL) == DLT_EINVAL, "unknown step refused");
+        CHECK(dlt_norm_plan_add(&bad, "zscore", "10,0") == DLT_EINVAL && dlt_norm_plan_add(&bad, "zscore", "1") == DLT_EINVAL,
+              "zscore with STD 0, or one value, refused");
+        /* zscore: fixed (dataset) statistics, nine digits in the text */
+        dlt_norm_plan z;
+        CHECK(dlt_norm_plan_parse(&z, "clip=-100,300;zscore=82.123456789,136.5") == 0, "clip + zscore parsed");
+        dlt_norm_describe(&z, buf, sizeof buf);
+        CHECK(!strcmp(buf, "clip=-100,300;zscore=82.1234568,136.5"), "zscore described: %s", buf);
+        dlt_volume zv;
+        double I4[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+        dlt_volume_new(&zv, 3, 1, 1, 1, 0, I4);
+        zv.data[0] = -500, zv.data[1] = 82.123456789f, zv.data[2] = 400;
+        CHECK(dlt_norm_apply_volume(&z, &zv, NULL) == 0 && fabsf(zv.data[0] - (float)((-100 - 82.1234568) / 136.5)) < 1e-6f &&
+                  fabsf(zv.data[1]) < 1e-6f && fabsf(zv.data[2] - (float)((300 - 82.1234568) / 136.5)) < 1e-6f,
+              "clip then (x - mean) / std: %g %g %g", zv.data[0], zv.data[1], zv.data[2]);
+        dlt_volume_free(&zv);
         CHECK(dlt_norm_plan_parse(&bad, "dlt:ct=-1000,800;...") == DLT_EINVAL, "truncated record refused by parse");
 
         char d[80];
