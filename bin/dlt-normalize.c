@@ -163,6 +163,7 @@ int main(int argc, char **argv)
         {0, 0, 0, 0},
     };
     dlt_norm_plan plan;
+    int from_plan[DLT_NORM_MAX_STEPS] = {0}; /* step i came from --plan */
     memset(&plan, 0, sizeof plan);
     const char *out = "-", *maskpath = NULL;
     int nonzero = 0, is_label = 0, record = 1, interp = -1, verbosity = dlt_log_level();
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
                 rc = dlt_err(DLT_EFORMAT, "--plan %s: a file, but not a dlt plan (no 'DLTPLAN 1' line first)", optarg);
             for (int i = 0; !rc && i < q.n; i++) {
                 if (plan.n >= DLT_NORM_MAX_STEPS) rc = dlt_err(DLT_EINVAL, "too many steps");
-                else plan.step[plan.n++] = q.step[i];
+                else from_plan[plan.n] = 1, plan.step[plan.n++] = q.step[i];
             }
             break;
         }
@@ -226,7 +227,19 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *in = optind < argc ? argv[optind] : "-";
-    if (plan.n == 0) {
+    /* A label volume takes a --plan's geometry steps only (the same plan
+     * serves its image), so the steps left may be none: a plain copy. */
+    int planned = 0;
+    if (is_label) {
+        int k = 0;
+        for (int i = 0; i < plan.n; i++) {
+            planned |= from_plan[i];
+            if (!(from_plan[i] && plan.step[i].kind >= DLT_NORM_WHITEN && plan.step[i].kind <= DLT_NORM_ZSCORE))
+                plan.step[k++] = plan.step[i];
+        }
+        plan.n = k;
+    }
+    if (plan.n == 0 && !planned) {
         dlt_error("no method given (e.g. --whiten, --ct LO,HI, --spacing X,Y,Z); see --help");
         return 2;
     }
@@ -281,7 +294,7 @@ int main(int argc, char **argv)
         }
         rc = run_stream(in, out, &plan, record);
     } else {
-        rc = run_volume(in, out, &plan, is_label, maskpath, record);
+        rc = run_volume(in, out, &plan, is_label, maskpath, record && plan.n > 0);
     }
     if (rc) {
         dlt_error("%s", dlt_errmsg());

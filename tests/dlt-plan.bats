@@ -136,3 +136,21 @@ key() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
     [ "$status" -eq 1 ]
     [ ! -e "$T/nodir" ]
 }
+
+@test "a label volume takes only the plan's geometry steps (so one plan serves image and label)" {
+    dlt-plan -q --list "$D/an.tsv" -o "$T/p"
+    run --separate-stderr dlt-normalize --label --plan "$T/p" "$D/an6/label0006.nii.gz" -o "$T/l.nii.gz"
+    [ "$status" -eq 0 ]
+    dlt-normalize -q --plan "$T/p" "$D/an6/img0006.nii.gz" -o "$T/i.nii.gz"
+    # image and label land on the same grid
+    [ "$(dlt-info --json "$T/l.nii.gz" | grep -o '"dims":[^]]*')" = "$(dlt-info --json "$T/i.nii.gz" | grep -o '"dims":[^]]*')" ]
+    dlt-info "$T/l.nii.gz" | grep -q 'description *dlt:spacing=2,2,6.2:nearest'
+    # a plan without geometry: the label is copied, its description kept
+    dlt-plan -q --list "$D/ct/list.tsv" -o "$T/q"
+    dlt-normalize -q --label --plan "$T/q" "$D/ct/label0001.nii.gz" -o "$T/c.nii"
+    dlt-info "$T/c.nii" | grep -q 'description *dlt-phantom'
+    # intensity options given by hand are still refused on a label
+    run --separate-stderr dlt-normalize --label --whiten "$D/ct/label0001.nii.gz" -o "$T/x.nii"
+    [ "$status" -ne 0 ]
+    [ ! -e "$T/x.nii" ]
+}

@@ -178,3 +178,22 @@ dice_table() { # a dlt-dice-like table with $2 cases for classes 1..3
     [ "$status" -ne 0 ]
     [[ "$output" == *"FOLD=2 is not one of 0..1"* ]]
 }
+
+@test "hippocampus PLAN=1 at tiny sizes: dlt-plan's settings where none are given" {
+    need_tools dlt-normalize dlt-sample dlt-train dlt-infer dlt-dice dlt-info dlt-plan
+    data="${DLT_SHARED:-$ROOT/../shared}/data/msd-hippocampus"
+    [ -d "$data/imagesTr" ] || skip "no $data"
+    v=(BIN="$BIN" DATA="$data" WORK="$D/w" TRAIN_N=4 VAL_N=2 N_VAL_CURVE=1 STEPS=2 BATCH=1
+       FILTERS=4,8 STRIDES=1,2 VAL_EVERY=1 PLAN=1 PLAN_OPTS="--minutes 1")
+    run make -s -C "$P/hippocampus" "${v[@]}"
+    [ "$status" -eq 0 ] || { echo "$output" | tail -20; false; }
+    [[ "$output" == *anterior*posterior* ]]
+    [ "$(head -1 "$D/w/plan.txt")" = "DLTPLAN 1" ]
+    # the plan's patch (not given here) reached the model; the given filters won
+    patch=$(awk '$1 == "patch" { print $2 }' "$D/w/plan.txt")
+    "$BIN/dlt-info" "$D/w/model.dltm" | grep -q "patch *$patch\$"
+    "$BIN/dlt-info" "$D/w/model.dltm" | grep -q "filters *4,8\$"
+    # images and labels on the plan's grid
+    f=$(tail -n +2 "$D/w/train.tsv" | head -1 | cut -f1).nii.gz
+    [ -s "$D/w/prep-label/$f" ]
+}
