@@ -7,6 +7,8 @@
 #include "dlt/io.h"
 #include "dlt/model.h"
 #include "dlt/net.h"
+#include "dlt/normalize.h"
+#include "dlt/plan.h"
 #include "dlt/vlist.h"
 #include "dlt/volume.h"
 
@@ -47,6 +49,9 @@ static void usage(FILE *f)
             "                         x,y,z: 8 passes) and average\n"
             "      --pad zero|edge|reflect  padding where a window leaves the volume\n"
             "                         (default: the training stream's, else zero)\n"
+            "      --plan TEXT|FILE   preprocess IN as the plan says (a dlt-plan file or\n"
+            "                         dlt-normalize steps), and map the prediction back to\n"
+            "                         IN's grid (probabilities interpolated, then argmax)\n"
             "      --probs FILE       also write class probabilities, a 4-D float volume\n"
             "                         (needs classes x voxels x 4 bytes of memory)\n"
             "      --largest-component[=CLASSES]  keep each class's (or each of these\n"
@@ -61,7 +66,7 @@ static void usage(FILE *f)
             "See dlt-infer(1).\n");
 }
 
-enum { O_OVERLAP = 1000, O_BLEND, O_TTA, O_PAD, O_PROBS, O_LCC, O_CONN, O_PRECISION, O_VERSION };
+enum { O_OVERLAP = 1000, O_BLEND, O_TTA, O_PAD, O_PROBS, O_LCC, O_CONN, O_PRECISION, O_PLAN, O_VERSION };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'},
@@ -74,6 +79,7 @@ static const struct option longopts[] = {
     {"tta", optional_argument, 0, O_TTA},
     {"pad", required_argument, 0, O_PAD},
     {"probs", required_argument, 0, O_PROBS},
+    {"plan", required_argument, 0, O_PLAN},
     {"largest-component", optional_argument, 0, O_LCC},
     {"connectivity", required_argument, 0, O_CONN},
     {"device", required_argument, 0, 'd'},
@@ -114,6 +120,9 @@ typedef struct ctx {
     int64_t mult[3]; /* every member's size multiple divides it (--window whole) */
     int window_whole, window[3];
     dlt_infer_config ic;
+    int have_plan;         /* --plan: preprocess here, predict, map back */
+    dlt_norm_plan plan;
+    const double *target; /* the plan's spacing, NULL when it keeps the grid */
     int lcc, conn;
     uint8_t *lcc_only; /* [classes]: the classes --largest-component=LIST names; NULL: all */
     dlt_progress prog;
@@ -126,13 +135,32 @@ static void on_progress(void *p, int64_t done, int64_t total)
     if (c->show) dlt_progress_update(&c->prog, done, NULL);
 }
 
-/* One volume: img (loaded) -> out (and probs). `name` for messages. */
+/* --plan: a copy of img preprocessed by the plan, into *work. */
+static int preprocess(const ctx *c, const dlt_volume *img, dlt_volume *work)
+{
+    int rc = dlt_volume_like(work, img, img->nc, 0);
+    if (rc) return rc;
+    memcpy(work->data, img->data, sizeof(float) * (size_t)(img->nc * img->nx * img->ny * img->nz));
+    if ((rc = dlt_norm_apply_volume(&c->plan, work, NULL))) dlt_volume_free(work);
+    return rc;
+}
+
+/* One volume: img (loaded) -> out (and probs). `name` for messages. With
+ * --plan the network sees img preprocessed (resampled, maybe), and its
+ * probabilities come back to img's grid before the argmax. */
 static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, const char *probs_path)
 {
-    int64_t dim[3] = {img->nx, img->ny, img->nz};
     if (img->nc != c->nc->in_channels)
         return dlt_err(DLT_ESHAPE, "%s: %lld channel%s, the model %s expects %d", name, (long long)img->nc,
                        img->nc == 1 ? "" : "s", c->model_path[0], c->nc->in_channels);
+    dlt_volume work, *orig = img;
+    int rc;
+    if (c->have_plan) {
+        if ((rc = preprocess(c, img, &work))) return dlt_err_prefix(rc, "%s: --plan", name);
+        img = &work;
+    }
+    int back = c->have_plan && c->target; /* the grid changed: map back */
+    int64_t dim[3] = {img->nx, img->ny, img->nz};
     char msg[1024];
     if (dlt_infer_intensity_check(img->data, dim[0] * dim[1] * dim[2], (int)img->nc,
                                   dlt_model_get_meta(&c->m[0], "preprocessing"), dlt_model_get_meta(&c->m[0], "intensity"), msg,
@@ -147,20 +175,29 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
             (long long)dim[0], (long long)dim[1], (long long)dim[2], (long long)ic.window[0], (long long)ic.window[1],
             (long long)ic.window[2], (long long)dlt_infer_count(&ic, dim),
             (double)dlt_infer_work_bytes(&ic, dim) / (1 << 20));
-    dlt_volume lab, pv;
+    dlt_volume lab, pv, pw;
+    memset(&lab, 0, sizeof lab);
     memset(&pv, 0, sizeof pv);
-    int rc = dlt_volume_like(&lab, img, 1, 1);
-    if (rc) return rc;
-    if (probs_path && (rc = dlt_volume_like(&pv, img, ic.classes, 0))) {
-        dlt_volume_free(&lab);
-        return rc;
-    }
-    c->show = isatty(2) && dlt_log_level() >= DLT_LOG_INFO;
-    if (c->show) dlt_progress_start(&c->prog, "windows", dlt_infer_count(&ic, dim));
+    memset(&pw, 0, sizeof pw);
+    rc = dlt_volume_like(&lab, orig, 1, 1);
+    if (!rc && probs_path) rc = dlt_volume_like(&pv, orig, ic.classes, 0);
+    if (!rc && back) rc = dlt_volume_like(&pw, img, ic.classes, 0); /* on the network's grid */
     double t0 = dlt_now();
-    rc = dlt_infer_volume(&ic, img->data, dim, lab.label, probs_path ? pv.data : NULL);
-    if (c->show) dlt_progress_end(&c->prog, NULL);
-    if (!rc && c->lcc) rc = dlt_largest_component(lab.label, dim, ic.classes, c->lcc_only, c->conn);
+    if (!rc) {
+        c->show = isatty(2) && dlt_log_level() >= DLT_LOG_INFO;
+        if (c->show) dlt_progress_start(&c->prog, "windows", dlt_infer_count(&ic, dim));
+        if (back) {
+            rc = dlt_infer_volume(&ic, img->data, dim, NULL, pw.data);
+            int64_t n[3] = {orig->nx, orig->ny, orig->nz};
+            if (!rc)
+                rc = dlt_infer_to_grid(pw.data, ic.classes, dim, n, orig->spacing, c->target, lab.label,
+                                       probs_path ? pv.data : NULL);
+        } else
+            rc = dlt_infer_volume(&ic, img->data, dim, lab.label, probs_path ? pv.data : NULL);
+        if (c->show) dlt_progress_end(&c->prog, NULL);
+    }
+    int64_t odim[3] = {orig->nx, orig->ny, orig->nz};
+    if (!rc && c->lcc) rc = dlt_largest_component(lab.label, odim, ic.classes, c->lcc_only, c->conn);
     char desc[80];
     const char *base = strrchr(c->model_path[0], '/');
     if (c->nmodels > 1) snprintf(desc, sizeof desc, "dlt-infer ensemble of %d: %s...", c->nmodels, base ? base + 1 : c->model_path[0]);
@@ -171,6 +208,8 @@ static int segment(ctx *c, dlt_volume *img, const char *name, const char *out, c
         dlt_log(DLT_LOG_VERBOSE, "%s: %.2f s -> %s", name, dlt_now() - t0, strcmp(out, "-") ? out : "stdout");
     dlt_volume_free(&lab);
     dlt_volume_free(&pv);
+    dlt_volume_free(&pw);
+    if (img != orig) dlt_volume_free(&work);
     return rc;
 }
 
@@ -211,7 +250,7 @@ int main(int argc, char **argv)
     const char *models[MAX_MODELS];
     int nmodels = 0;
     const char *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu", *precision = NULL;
-    const char *tta = NULL, *pad = NULL;
+    const char *tta = NULL, *pad = NULL, *plan = NULL;
     double overlap = 0.5;
     int blend = DLT_BLEND_MEAN, batch = 0, lcc = 0, conn = 6, threads = 0, use_tta = 0;
     int lcc_cls[1024], n_lcc_cls = 0;
@@ -244,6 +283,7 @@ int main(int argc, char **argv)
             pad = optarg;
             break;
         case O_PROBS: probs = optarg; break;
+        case O_PLAN: plan = optarg; break;
         case O_LCC:
             lcc = 1;
             if (optarg && (dlt_parse_ints(optarg, 1024, lcc_cls, &n_lcc_cls) || !n_lcc_cls))
@@ -298,6 +338,19 @@ int main(int argc, char **argv)
 
     ctx cx;
     memset(&cx, 0, sizeof cx);
+    if (plan) {
+        if (dlt_plan_normalize(plan, &cx.plan)) return usage_error("--plan: %s", dlt_errmsg());
+        for (int i = 0; i < cx.plan.n; i++) {
+            const dlt_norm_step *s = &cx.plan.step[i];
+            if (s->kind == DLT_NORM_SPACING && !cx.target) cx.target = s->a;
+            else if (s->kind >= DLT_NORM_SPACING)
+                return usage_error("--plan: %s: only intensity steps and one spacing step can be undone here",
+                                   dlt_norm_step_name(s->kind));
+            else if (s->kind == DLT_NORM_WHITEN && s->mode == DLT_WHITEN_MASK)
+                return usage_error("--plan: %s", "whiten=mask needs a mask, which dlt-infer does not take");
+        }
+        cx.have_plan = 1;
+    }
     cx.nmodels = nmodels;
     memcpy(cx.model_path, models, sizeof models[0] * (size_t)nmodels);
     for (int i = 0; i < nmodels; i++) dlt_model_init(&cx.m[i]);

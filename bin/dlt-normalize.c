@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -186,13 +185,7 @@ int main(int argc, char **argv)
         case O_ZSCORE: rc = dlt_norm_plan_add(&plan, "zscore", optarg); break;
         case O_PLAN: {
             dlt_norm_plan q;
-            char text[1024];
-            if (dlt_plan_file_is(optarg)) {
-                if ((rc = dlt_plan_file_get(optarg, "normalize", text, sizeof text)) == 0 &&
-                    (rc = dlt_norm_plan_parse(&q, text)) != 0)
-                    dlt_err_prefix(rc, "%s: normalize", optarg);
-            } else if ((rc = dlt_norm_plan_parse(&q, optarg)) != 0 && access(optarg, F_OK) == 0)
-                rc = dlt_err(DLT_EFORMAT, "--plan %s: a file, but not a dlt plan (no 'DLTPLAN 1' line first)", optarg);
+            rc = dlt_plan_normalize(optarg, &q);
             for (int i = 0; !rc && i < q.n; i++) {
                 if (plan.n >= DLT_NORM_MAX_STEPS) rc = dlt_err(DLT_EINVAL, "too many steps");
                 else from_plan[plan.n] = 1, plan.step[plan.n++] = q.step[i];

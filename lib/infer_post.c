@@ -217,6 +217,37 @@ int dlt_infer_intensity_check(const float *img, int64_t nvox, int channels, cons
 }
 
 #include "dlt/net.h"
+#include "dlt/normalize.h"
+
+int dlt_infer_to_grid(const float *probs, int classes, const int64_t m[3], const int64_t n[3],
+                      const double spacing[3], const double target[3], uint16_t *label, float *probs_out)
+{
+    int64_t mm[3], nv = n[0] * n[1] * n[2], mv = m[0] * m[1] * m[2];
+    double scale[3], shift[3], iscale[3], ishift[3];
+    dlt_resample_grid(n, spacing, target, mm, scale, shift);
+    for (int a = 0; a < 3; a++) {
+        if (mm[a] != m[a])
+            return dlt_err(DLT_ESHAPE, "back to the original grid: %lldx%lldx%lld is not the resampled grid %lldx%lldx%lld",
+                           (long long)m[0], (long long)m[1], (long long)m[2], (long long)mm[0], (long long)mm[1],
+                           (long long)mm[2]);
+        /* original index j sits at resampled index (j - shift) / scale */
+        iscale[a] = 1.0 / scale[a];
+        ishift[a] = -shift[a] / scale[a];
+    }
+    float *best = dlt_alloc(nv, sizeof(float), "best probability");
+    float *plane = probs_out ? NULL : dlt_alloc(nv, sizeof(float), "probability plane");
+    int rc = best && (probs_out || plane) ? 0 : DLT_ENOMEM;
+    for (int c = 0; c < classes && !rc; c++) {
+        float *q = probs_out ? probs_out + (int64_t)c * nv : plane;
+        if ((rc = dlt_resample_f32(probs + (int64_t)c * mv, m, q, n, iscale, ishift, DLT_INTERP_LINEAR))) break;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < nv; i++)
+            if (c == 0 || q[i] > best[i]) best[i] = q[i], label[i] = (uint16_t)c;
+    }
+    dlt_free(best);
+    dlt_free(plane);
+    return rc;
+}
 
 int dlt_infer_predict_net(void *net, const float *x, int64_t nb, const int64_t win[3], float *probs)
 {

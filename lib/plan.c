@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dlt/core.h"
 #include "dlt/normalize.h"
@@ -287,6 +288,18 @@ int dlt_plan_write(FILE *f, const dlt_fingerprint *fp, const dlt_plan *p, const 
     put_list(f, "strides", p->strides, p->levels);
     fprintf(f, "steps %lld\nend\n", (long long)p->steps);
     return ferror(f) ? dlt_err(DLT_EIO, "plan: write failed") : 0;
+}
+
+int dlt_plan_normalize(const char *arg, dlt_norm_plan *p)
+{
+    char text[1024];
+    int rc;
+    if (dlt_plan_file_is(arg)) {
+        if ((rc = dlt_plan_file_get(arg, "normalize", text, sizeof text)) == 0 && (rc = dlt_norm_plan_parse(p, text)) != 0)
+            dlt_err_prefix(rc, "%s: normalize", arg);
+    } else if ((rc = dlt_norm_plan_parse(p, arg)) != 0 && access(arg, F_OK) == 0)
+        rc = dlt_err(DLT_EFORMAT, "--plan %s: a file, but not a dlt plan (no 'DLTPLAN 1' line first)", arg);
+    return rc;
 }
 
 int dlt_plan_file_is(const char *path)

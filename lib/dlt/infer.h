@@ -100,6 +100,16 @@ int64_t dlt_infer_work_bytes(const dlt_infer_config *c, const int64_t dim[3]);
 int dlt_infer_volume(const dlt_infer_config *c, const float *img, const int64_t dim[3], uint16_t *label,
                      float *probs);
 
+/* Back to the original grid after a model saw a resampled one: probs
+ * [classes][m] on the grid that dlt_resample_grid(n, spacing, target)
+ * made from the original [n] one are interpolated linearly back to it, per
+ * class, and label [n] gets the argmax (ties: lowest class); probs_out
+ * [classes][n] (may be NULL) the interpolated probabilities. Memory beyond
+ * the outputs: two [n] float planes (none for the argmax when probs_out is
+ * given). As nnU-Net, which resamples softmax outputs, not labels. */
+int dlt_infer_to_grid(const float *probs, int classes, const int64_t m[3], const int64_t n[3],
+                      const double spacing[3], const double target[3], uint16_t *label, float *probs_out);
+
 /* Keep, for each class 1..classes-1 (those with only[c] != 0 when only,
  * of `classes` entries, is given), only its largest connected component
  * (connectivity 6: faces, or 26: faces, edges and corners); other voxels of

@@ -73,5 +73,10 @@ int dlt_plan_write(FILE *f, const dlt_fingerprint *fp, const dlt_plan *p, const 
 int dlt_plan_file_get(const char *path, const char *key, char *value, size_t cap);
 /* 1 when path names a readable file starting "DLTPLAN 1". */
 int dlt_plan_file_is(const char *path);
+/* The normalisation of --plan ARG, as dlt-normalize and dlt-infer take it:
+ * a plan file (its normalize line), else plan text; a file that is not a
+ * plan is an error saying so. */
+struct dlt_norm_plan;
+int dlt_plan_normalize(const char *arg, struct dlt_norm_plan *p);
 
 #endif
