@@ -196,4 +196,13 @@ dice_table() { # a dlt-dice-like table with $2 cases for classes 1..3
     # images and labels on the plan's grid
     f=$(tail -n +2 "$D/w/train.tsv" | head -1 | cut -f1).nii.gz
     [ -s "$D/w/prep-label/$f" ]
+    # predictions from the raw images (dlt-infer --plan), scored against the original labels
+    tail -n +2 "$D/w/pairs.tsv" | cut -f3 | grep -q "/labelsTr/"
+    ! grep -q prep-label "$D/w/pairs.tsv"
+    mkdir -p "$D/in"
+    g=$(ls "$data/imagesTr" | sort | tail -1)
+    cp "$data/imagesTr/$g" "$D/in/"
+    run make -s -C "$P/hippocampus" "${v[@]}" predict IN="$D/in" OUT="$D/pred"
+    [ "$status" -eq 0 ]
+    [ "$("$BIN/dlt-info" --json "$D/in/$g" | grep -o '"dims":[^]]*')" = "$("$BIN/dlt-info" --json "$D/pred/$g" | grep -o '"dims":[^]]*')" ]
 }
