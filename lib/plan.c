@@ -154,15 +154,30 @@ static double pctl(double *v, int n, double p)
  * at 16,32,64,128: 1.86 kB per voxel; proportional to f0). */
 static double bytes_per_voxel(int f0) { return 1900.0 * f0 / 16.0; }
 
-/* Downsamplings a patch affords: each axis at least 4 voxels at the bottom
- * (nnU-Net), at most DLT_PLAN_MAX_LEVELS - 1. */
-static int downsamplings(const int p[3])
+/* The network's scales for a patch (nnU-Net's rule, on our strides of 1
+ * or 2 per axis): at each new level an axis is halved when its voxels are
+ * at most twice the finest axis's there (so a coarse axis waits until the
+ * others catch up) and it keeps at least 4 voxels at the bottom; levels
+ * stop when no axis can be halved, or at DLT_PLAN_MAX_LEVELS. Fills
+ * strides[][], returns the level count; mult[a] gets each axis's product
+ * of strides (the patch must be a multiple of it). */
+static int scales(const int p[3], const double spacing[3], int strides[][3], int mult[3])
 {
-    int mn = p[0] < p[1] ? p[0] : p[1];
-    mn = mn < p[2] ? mn : p[2];
-    int d = 0;
-    while (d < DLT_PLAN_MAX_LEVELS - 1 && (mn >> (d + 1)) >= 4) d++;
-    return d;
+    double s[3] = {spacing[0], spacing[1], spacing[2]};
+    int levels = 1;
+    for (int a = 0; a < 3; a++) strides[0][a] = 1, mult[a] = 1;
+    while (levels < DLT_PLAN_MAX_LEVELS) {
+        double mn = fmin(s[0], fmin(s[1], s[2]));
+        int any = 0;
+        for (int a = 0; a < 3; a++) {
+            strides[levels][a] = s[a] <= 2 * mn * (1 + 1e-6) && p[a] / (mult[a] * 2) >= 4 ? 2 : 1;
+            any |= strides[levels][a] == 2;
+        }
+        if (!any) break;
+        for (int a = 0; a < 3; a++) mult[a] *= strides[levels][a], s[a] *= strides[levels][a];
+        levels++;
+    }
+    return levels;
 }
 
 int dlt_plan_make(const dlt_fingerprint *fp, const dlt_plan_budget *b, dlt_plan *p)
@@ -226,17 +241,15 @@ int dlt_plan_make(const dlt_fingerprint *fp, const dlt_plan_budget *b, dlt_plan 
     double mem = b->memory_mb * 1048576.0, vox_time = b->minutes * 60 * b->voxels_per_s;
     for (int a = 0; a < 3; a++) p->patch[a] = (int)ceil(p->size_resampled[a]);
     for (;;) {
-        int d = downsamplings(p->patch), m = 1 << d;
-        for (int a = 0; a < 3; a++) p->patch[a] = (p->patch[a] + m - 1) / m * m;
+        int mult[3];
+        p->levels = scales(p->patch, p->target_spacing, p->strides, mult);
+        for (int a = 0; a < 3; a++) p->patch[a] = (p->patch[a] + mult[a] - 1) / mult[a] * mult[a];
         double pv = (double)p->patch[0] * p->patch[1] * p->patch[2];
-        if ((2 * pv * bytes_per_voxel(16) <= mem && 2 * pv * 1000 <= vox_time) || pv <= 8 * 8 * 8) {
-            p->levels = d + 1;
-            break;
-        }
+        if ((2 * pv * bytes_per_voxel(16) <= mem && 2 * pv * 1000 <= vox_time) || pv <= 8 * 8 * 8) break;
         int big = 0;
         for (int a = 1; a < 3; a++)
             if (p->patch[a] * p->target_spacing[a] > p->patch[big] * p->target_spacing[big]) big = a;
-        p->patch[big] -= m > 8 ? m : 8;
+        p->patch[big] -= mult[big] > 8 ? mult[big] : 8;
         if (p->patch[big] < 8) p->patch[big] = 8;
     }
     double pv = (double)p->patch[0] * p->patch[1] * p->patch[2];
@@ -247,10 +260,7 @@ int dlt_plan_make(const dlt_fingerprint *fp, const dlt_plan_budget *b, dlt_plan 
     if (batch > bmem) batch = bmem;
     if (batch > b->max_batch) batch = b->max_batch;
     p->batch = batch < 2 ? 2 : batch;
-    for (int l = 0; l < p->levels; l++) {
-        p->filters[l] = 16 << l > 320 ? 320 : 16 << l;
-        p->strides[l] = l ? 2 : 1;
-    }
+    for (int l = 0; l < p->levels; l++) p->filters[l] = 16 << l > 320 ? 320 : 16 << l;
     int64_t steps = (int64_t)(vox_time / (pv * p->batch) / 50) * 50;
     p->steps = steps < 100 ? 100 : steps;
     return 0;
@@ -285,7 +295,15 @@ int dlt_plan_write(FILE *f, const dlt_fingerprint *fp, const dlt_plan *p, const 
     fprintf(f, "\nnormalize %s\n", p->normalize);
     fprintf(f, "patch %d,%d,%d\nbatch %d\n", p->patch[0], p->patch[1], p->patch[2], p->batch);
     put_list(f, "filters", p->filters, p->levels);
-    put_list(f, "strides", p->strides, p->levels);
+    /* strides as dlt-train reads them: 1,2,2 when every level is the same on
+     * all axes, else X x Y x Z per level */
+    int iso = 1;
+    for (int l = 0; l < p->levels; l++) iso &= p->strides[l][0] == p->strides[l][1] && p->strides[l][1] == p->strides[l][2];
+    fprintf(f, "strides ");
+    for (int l = 0; l < p->levels; l++)
+        if (iso) fprintf(f, "%s%d", l ? "," : "", p->strides[l][0]);
+        else fprintf(f, "%s%dx%dx%d", l ? "," : "", p->strides[l][0], p->strides[l][1], p->strides[l][2]);
+    fputc('\n', f);
     fprintf(f, "steps %lld\nend\n", (long long)p->steps);
     return ferror(f) ? dlt_err(DLT_EIO, "plan: write failed") : 0;
 }

@@ -49,8 +49,9 @@ key() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
     # the same spacing everywhere: no resampling step
     [[ "$n" != *spacing* ]]
     [ "$(key patch "$T/p")" = 48,40,24 ]
-    [ "$(key filters "$T/p")" = 16,32,64 ]
-    [ "$(key strides "$T/p")" = 1,2,2 ]
+    [ "$(key filters "$T/p")" = 16,32,64,128 ]
+    # z (6 mm) is halved with x and y (3 mm) until its 24 voxels run short
+    [ "$(key strides "$T/p")" = 1x1x1,2x2x2,2x2x2,2x2x1 ]
     # 13 organ fractions and the background, summing to 1
     key class_fraction "$T/p" | tr ',' '\n' | awk '{ s += $1; n++ } END { exit !(n == 14 && s > 0.999 && s < 1.001) }'
     [[ "$stderr" == *"3 cases, ct: patch 48,40,24"* ]]
@@ -93,6 +94,9 @@ key() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
     [ "$(key anisotropic_axis "$T/p")" = z ]
     [ "$(key target_spacing "$T/p")" = 2,2,6.2 ]
     [[ "$(key normalize "$T/p")" == *";spacing=2,2,6.2" ]]
+    # the coarse z axis is not halved until x and y (2 mm) have caught up
+    [ "$(key strides "$T/p")" = 1x1x1,2x2x1,2x2x2,2x2x2 ]
+    [ "$(key patch "$T/p")" = 40,40,20 ]
 }
 
 @test "the budget: less memory or time, a smaller patch and fewer steps" {

@@ -59,7 +59,8 @@ typedef struct dlt_plan {
     int aniso_axis;                /* -1: none, else 0..2 (x, y, z) */
     double size_median[3], size_resampled[3];
     char normalize[512];           /* dlt-normalize plan text */
-    int patch[3], batch, levels, filters[DLT_PLAN_MAX_LEVELS], strides[DLT_PLAN_MAX_LEVELS];
+    int patch[3], batch, levels, filters[DLT_PLAN_MAX_LEVELS];
+    int strides[DLT_PLAN_MAX_LEVELS][3]; /* per level, X,Y,Z: 1 or 2 */
     int64_t steps;
 } dlt_plan;
 
