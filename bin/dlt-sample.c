@@ -59,11 +59,14 @@ static void usage(FILE *f)
             "      --elastic A,S       elastic warp: displacement sd A voxels, smoothness S voxels\n"
             "  nnU-Net's transforms, each on a patch with probability P (default 1;\n"
             "  nnU-Net: --rotate 30,0.2 --spatial-scale 0.7,1.4,0.2 --blur 0.5,1,0.2\n"
-            "  --contrast 0.75,1.25,0.15); rotation and scaling resample from a larger region\n"
+            "  --contrast 0.75,1.25,0.15 --low-res 0.5,1,0.25); rotation and scaling resample\n"
+            "  from a larger region\n"
             "      --rotate DEG[,P]    rotate about x, y and z by angles in [-DEG, DEG]\n"
             "      --spatial-scale LO,HI[,P]  sample a region LO..HI times the patch (>1: zoom out)\n"
             "      --blur LO,HI[,P]    Gaussian blur, sigma LO..HI voxels\n"
             "      --contrast LO,HI[,P]  contrast factor about the patch mean, range kept\n"
+            "      --low-res LO,HI[,P]  down to LO..HI of the resolution and back (nnU-Net:\n"
+            "                         0.5,1,0.25)\n"
             "other:\n"
             "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
             "Without --epochs or --count the stream is endless: the consumer (dlt-train) stops it.\n"
@@ -72,7 +75,7 @@ static void usage(FILE *f)
 
 enum {
     O_CLASSES = 256, O_NAMES, O_PAD, O_WEIGHTS, O_FG, O_SKIP, O_SHUFFLE, O_SEED, O_FLIP, O_ROT, O_NOISE,
-    O_OFFSET, O_SCALE, O_GAMMA, O_ELASTIC, O_ROTATE, O_SSCALE, O_BLUR, O_CONTRAST, O_VERSION
+    O_OFFSET, O_SCALE, O_GAMMA, O_ELASTIC, O_ROTATE, O_SSCALE, O_BLUR, O_CONTRAST, O_LOWRES, O_VERSION
 };
 
 static const struct option longopts[] = {
@@ -89,7 +92,8 @@ static const struct option longopts[] = {
     {"scale", required_argument, 0, O_SCALE},  {"gamma", required_argument, 0, O_GAMMA},
     {"elastic", required_argument, 0, O_ELASTIC}, {"rotate", required_argument, 0, O_ROTATE},
     {"spatial-scale", required_argument, 0, O_SSCALE}, {"blur", required_argument, 0, O_BLUR},
-    {"contrast", required_argument, 0, O_CONTRAST}, {"quiet", no_argument, 0, 'q'},
+    {"contrast", required_argument, 0, O_CONTRAST}, {"low-res", required_argument, 0, O_LOWRES},
+    {"quiet", no_argument, 0, 'q'},
     {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},    {0, 0, 0, 0}};
 
@@ -332,6 +336,10 @@ int main(int argc, char **argv)
             if (parse_prob(optarg, 2, cfg.aug.contrast, &cfg.aug.contrast_p) || !(cfg.aug.contrast[0] > 0))
                 return usage_error("--contrast %s: want LO,HI[,P] with 0 < LO <= HI and P in [0,1]", optarg);
             break;
+        case O_LOWRES:
+            if (parse_prob(optarg, 2, cfg.aug.lowres, &cfg.aug.lowres_p) || !(cfg.aug.lowres[0] > 0 && cfg.aug.lowres[1] <= 1))
+                return usage_error("--low-res %s: want LO,HI[,P] with 0 < LO <= HI <= 1 and P in [0,1]", optarg);
+            break;
         case 'q': loglevel = 0; break;
         case 'v': loglevel++; break;
         case 'h': usage(stdout); return 0;
@@ -510,6 +518,9 @@ int main(int argc, char **argv)
         if (cfg.aug.contrast_p > 0)
             k += snprintf(v + k, sizeof v - (size_t)k, " contrast=%g,%g,%g", cfg.aug.contrast[0], cfg.aug.contrast[1],
                           cfg.aug.contrast_p);
+        if (cfg.aug.lowres_p > 0)
+            k += snprintf(v + k, sizeof v - (size_t)k, " low-res=%g,%g,%g", cfg.aug.lowres[0], cfg.aug.lowres[1],
+                          cfg.aug.lowres_p);
         dlt_patch_header_set(&h, "augment", k ? v + 1 : "none");
     }
     if (cfg.sampler == DLT_SAMPLER_BALANCED && weights) dlt_patch_header_set(&h, "class_weights", weights);

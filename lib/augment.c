@@ -8,6 +8,7 @@
  * AUX_POS + 0..9 the nnU-Net transforms (see dlt_aug_draw). */
 #include "dlt/augment.h"
 #include "dlt/core.h"
+#include "dlt/normalize.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,8 +31,8 @@ int dlt_aug_check(const dlt_aug_config *c, const int size[3])
         return dlt_err(DLT_EINVAL, "elastic: want ALPHA >= 0 and SIGMA > 0 (voxels)");
     if (c->elastic_alpha > 64)
         return dlt_err(DLT_EINVAL, "elastic: ALPHA %g voxels is absurd (at most 64)", c->elastic_alpha);
-    const double *pr[4] = {&c->rotate_p, &c->sscale_p, &c->blur_p, &c->contrast_p};
-    for (int i = 0; i < 4; i++)
+    const double *pr[5] = {&c->rotate_p, &c->sscale_p, &c->blur_p, &c->contrast_p, &c->lowres_p};
+    for (int i = 0; i < 5; i++)
         if (!(*pr[i] >= 0 && *pr[i] <= 1)) return dlt_err(DLT_EINVAL, "a probability must be in [0, 1], not %g", *pr[i]);
     if (!(c->rotate >= 0 && c->rotate <= 180)) return dlt_err(DLT_EINVAL, "rotate: want 0..180 degrees, not %g", c->rotate);
     if (c->sscale_p > 0 && !(c->sscale[0] > 0 && c->sscale[0] <= c->sscale[1] && c->sscale[1] <= 4))
@@ -40,6 +41,8 @@ int dlt_aug_check(const dlt_aug_config *c, const int size[3])
         return dlt_err(DLT_EINVAL, "blur range %g,%g: want 0 < LO <= HI <= 16 voxels", c->blur[0], c->blur[1]);
     if (c->contrast_p > 0 && !(c->contrast[0] > 0 && c->contrast[0] <= c->contrast[1] && c->contrast[1] <= 100))
         return dlt_err(DLT_EINVAL, "contrast range %g,%g: want 0 < LO <= HI", c->contrast[0], c->contrast[1]);
+    if (c->lowres_p > 0 && !(c->lowres[0] > 0 && c->lowres[0] <= c->lowres[1] && c->lowres[1] <= 1))
+        return dlt_err(DLT_EINVAL, "low-resolution range %g,%g: want 0 < LO <= HI <= 1", c->lowres[0], c->lowres[1]);
     return 0;
 }
 
@@ -64,7 +67,7 @@ void dlt_aug_draw(const dlt_aug_config *c, uint64_t seed, uint64_t stream, dlt_a
     p->elastic_sigma = (float)c->elastic_sigma;
     /* each transform: a coin (probability) and its value, always drawn at
      * their own positions, so turning one on changes no other */
-    p->sscale = 1.0f, p->contrast = 1.0f;
+    p->sscale = 1.0f, p->contrast = 1.0f, p->lowres = 1.0f;
     if (c->rotate > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 3) < c->rotate_p)
         for (int a = 0; a < 3; a++)
             p->angle[a] = (float)((2.0 * dlt_rng_uniform_at(seed, stream, AUX_POS + a) - 1.0) * c->rotate * M_PI / 180.0);
@@ -75,6 +78,8 @@ void dlt_aug_draw(const dlt_aug_config *c, uint64_t seed, uint64_t stream, dlt_a
     if (c->contrast_p > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 9) < c->contrast_p)
         p->contrast =
             (float)(c->contrast[0] + (c->contrast[1] - c->contrast[0]) * dlt_rng_uniform_at(seed, stream, AUX_POS + 8));
+    if (c->lowres_p > 0 && dlt_rng_uniform_at(seed, stream, AUX_POS + 11) < c->lowres_p)
+        p->lowres = (float)(c->lowres[0] + (c->lowres[1] - c->lowres[0]) * dlt_rng_uniform_at(seed, stream, AUX_POS + 10));
 }
 
 /* a rotation by an angle or a spatial scaling (an affine map of the grid) */
@@ -205,6 +210,27 @@ static int blur_channel(float *img, const int size[3], float sigma)
     return 0;
 }
 
+/* Simulated low resolution of one channel in place (nnU-Net): down to
+ * round(n * f) voxels per axis by nearest neighbour, back up linearly. */
+static int low_resolution(float *img, const int size[3], float f)
+{
+    int64_t n[3] = {size[0], size[1], size[2]}, m[3];
+    double sn[3], sh[3], su[3], shu[3];
+    for (int a = 0; a < 3; a++) {
+        m[a] = (int64_t)lround(n[a] * (double)f);
+        if (m[a] < 1) m[a] = 1;
+        /* the same extent: small voxel i's centre lies at big index (i + 0.5) * n/m - 0.5 */
+        sn[a] = (double)n[a] / (double)m[a], sh[a] = 0.5 * sn[a] - 0.5;
+        su[a] = (double)m[a] / (double)n[a], shu[a] = 0.5 * su[a] - 0.5;
+    }
+    float *small = dlt_alloc(m[0] * m[1] * m[2], sizeof(float), "low resolution");
+    if (!small) return DLT_ENOMEM;
+    int rc = dlt_resample_f32(img, n, small, m, sn, sh, DLT_INTERP_NEAREST);
+    if (!rc) rc = dlt_resample_f32(small, m, img, n, su, shu, DLT_INTERP_LINEAR);
+    dlt_free(small);
+    return rc;
+}
+
 int dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, const int size[3])
 {
     int64_t vox = (int64_t)size[0] * size[1] * size[2];
@@ -239,6 +265,10 @@ int dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, c
                 float v = (img[i] - mean) * p->contrast + mean;
                 img[i] = v < lo ? lo : v > hi ? hi : v;
             }
+        }
+        if (p->lowres > 0 && p->lowres < 1.0f) {
+            int rc = low_resolution(img, size, p->lowres);
+            if (rc) return rc;
         }
         float add = p->offset_sigma > 0 ? p->offset_sigma * dlt_rng_normal_at(p->seed, p->stream, 16 + (uint64_t)c) : 0;
         if (add != 0)

@@ -207,20 +207,20 @@ for rid, c, size, ch, has, img, lab in recs:
 }
 
 @test "nnU-Net's rotation, scaling, blur, contrast: aligned, recorded in the header, thread-count independent" {
-    A=(--rotate 30,0.5 --spatial-scale 0.7,1.4,0.5 --blur 0.5,1,0.2 --contrast 0.75,1.25,0.15)
+    A=(--rotate 30,0.5 --spatial-scale 0.7,1.4,0.5 --blur 0.5,1,0.2 --contrast 0.75,1.25,0.15 --low-res 0.5,1,0.25)
     DLT_THREADS=1 dlt-sample --list "$D/list.tsv" --patch 16 --sampler balanced --per-volume 6 --epochs 1 \
         --seed 4 "${A[@]}" -q >"$T/s"
     a=$(python3 "$H" aligned <"$T/s")
     echo "aligned $a"
     awk -v a="$a" 'BEGIN {exit !(a >= 0.80)}'
-    sed '/^end$/q' "$T/s" | grep -qx 'augment rotate=30,0.5 spatial-scale=0.7,1.4,0.5 blur=0.5,1,0.2 contrast=0.75,1.25,0.15'
+    sed '/^end$/q' "$T/s" | grep -qx 'augment rotate=30,0.5 spatial-scale=0.7,1.4,0.5 blur=0.5,1,0.2 contrast=0.75,1.25,0.15 low-res=0.5,1,0.25'
     DLT_THREADS=2 dlt-sample --list "$D/list.tsv" --patch 16 --sampler balanced --per-volume 6 --epochs 1 \
         --seed 4 "${A[@]}" -q >"$T/s2"
     cmp "$T/s" "$T/s2"
     dlt-sample --list "$D/list.tsv" --patch 16 --sampler balanced --per-volume 6 --epochs 1 --seed 4 -q >"$T/u"
     ! cmp -s "$T/s" "$T/u"
     for bad in "--rotate 0" "--rotate 200" "--rotate 30,1.5" "--spatial-scale 1.4,0.7" "--spatial-scale 0,1" \
-               "--blur 0,1" "--blur 1" "--contrast 0,1" "--contrast 1,2,-1"; do
+               "--blur 0,1" "--blur 1" "--contrast 0,1" "--contrast 1,2,-1" "--low-res 0.5,2" "--low-res 0,1"; do
         run --separate-stderr dlt-sample --list "$D/list.tsv" --patch 16 --count 1 $bad
         echo "$bad: $status $stderr"
         [ "$status" -eq 2 ]

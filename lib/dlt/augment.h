@@ -43,6 +43,9 @@ typedef struct dlt_aug_config {
     double contrast[2], contrast_p; /* contrast: (x - mean) * f + mean per channel, f
                                        uniform in [lo,hi], clipped to the channel's range
                                        (0.75,1.25, 0.15) */
+    double lowres[2], lowres_p; /* simulated low resolution: each channel sampled down by
+                                   a factor uniform in [lo,hi] (nearest) and back up
+                                   (linear) (0.5,1, 0.25) */
 } dlt_aug_config;
 
 /* One patch's draw. `seed` and `stream` are kept for the per-voxel draws
@@ -57,6 +60,7 @@ typedef struct dlt_aug_params {
     float sscale;       /* spatial scale; 1 (or 0) = none */
     float blur;         /* Gaussian sigma in voxels; 0 = none */
     float contrast;     /* contrast factor; 1 (or 0) = none */
+    float lowres;       /* low-resolution factor; 1 (or 0) = none */
     uint64_t seed, stream;
 } dlt_aug_params;
 
@@ -88,7 +92,7 @@ void dlt_aug_work_free(dlt_aug_work *w);
 int dlt_aug_flip_rotate(const dlt_aug_params *p, float *image, int64_t channels, uint16_t *label,
                         const int size[3], dlt_aug_work *w);
 /* Intensity changes in place, in this order: blur, gamma, scale, contrast,
- * per-channel offset, per-voxel noise. Labels are untouched. */
+ * low resolution, per-channel offset, per-voxel noise. Labels are untouched. */
 int dlt_aug_intensity(const dlt_aug_params *p, float *image, int64_t channels, const int size[3]);
 
 /* Elastic displacement field for a patch of size (X,Y,Z): disp[3][Z][Y][X]

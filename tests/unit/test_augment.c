@@ -371,6 +371,29 @@ int main(void)
         m1 = 0;
         for (int64_t i = 0; i < vox; i++) m1 += img[i];
         CHECK(fabs(m1 - m0) < 1e-2, "contrast 0.5 keeps the mean (%g vs %g)", m1 / vox, m0 / vox);
+        /* low resolution: a constant stays; a checkerboard loses contrast
+         * but stays within its range */
+        b.contrast = 1, b.lowres = 0.5f;
+        for (int64_t i = 0; i < vox; i++) img[i] = 2;
+        dlt_aug_intensity(&b, img, 1, n);
+        flat = 1;
+        for (int64_t i = 0; i < vox; i++) flat &= fabsf(img[i] - 2) < 1e-6f;
+        CHECK(flat, "low resolution keeps a constant image");
+        for (int z = 0; z < 9; z++)
+            for (int y = 0; y < 9; y++)
+                for (int x = 0; x < 9; x++) img[(z * 9 + y) * 9 + x] = (float)((x + y + z) & 1);
+        dlt_aug_intensity(&b, img, 1, n);
+        double v2 = 0, mm = 0;
+        lo = 1e9f, hi = -1e9f;
+        for (int64_t i = 0; i < vox; i++) mm += img[i];
+        mm /= vox;
+        for (int64_t i = 0; i < vox; i++) v2 += (img[i] - mm) * (img[i] - mm), lo = fminf(lo, img[i]), hi = fmaxf(hi, img[i]);
+        CHECK(v2 / vox < 0.2 && lo >= 0 && hi <= 1, "low resolution 0.5 smooths a checkerboard (variance %g of 0.25) within [0,1]",
+              v2 / vox);
+        dlt_aug_config lc;
+        memset(&lc, 0, sizeof lc);
+        lc.lowres[0] = 0.5, lc.lowres[1] = 1.5, lc.lowres_p = 0.25;
+        CHECK(dlt_aug_check(&lc, n) == DLT_EINVAL, "low resolution above 1 refused: %s", dlt_errmsg());
     }
     return check_done();
 }
