@@ -29,9 +29,10 @@ static void usage(FILE *f)
             "                         air in Hounsfield units, below -500)\n"
             "      --memory MB        activation memory of a training step (default 4096)\n"
             "      --minutes M        training time (default 20)\n"
-            "      --speed VOX        training speed in patch voxels per second (default\n"
-            "                         400000: two AVX-512 cores; measure yours with\n"
-            "                         bench/engine.sh)\n"
+            "      --speed VOX|measure  training speed in patch voxels per second (default\n"
+            "                         400000: two AVX-512 cores), or 'measure': time a few\n"
+            "                         training steps of the planned network here\n"
+            "  -d, --device D         for --speed measure: cpu (default), cuda...\n"
             "      --max-batch N      (default 8)\n"
             "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
             "See dlt-plan(1).\n");
@@ -66,17 +67,20 @@ int main(int argc, char **argv)
         {"minutes", required_argument, 0, O_MINUTES}, {"speed", required_argument, 0, O_SPEED},
         {"max-batch", required_argument, 0, O_MAXBATCH}, {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'd'},
         {"version", no_argument, 0, O_VERSION},     {0, 0, 0, 0},
     };
-    const char *list = NULL, *out = "-";
+    const char *list = NULL, *out = "-", *device = "cpu";
+    int measure = 0;
     dlt_plan_budget b;
     dlt_plan_budget_default(&b);
     int verbosity = dlt_log_level(), c;
     double x;
-    while ((c = getopt_long(argc, argv, "l:o:qvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:o:d:qvh", opts, NULL)) != -1) {
         switch (c) {
         case 'l': list = optarg; break;
         case 'o': out = optarg; break;
+        case 'd': device = optarg; break;
         case O_MODALITY:
             if (strcmp(optarg, "ct") && strcmp(optarg, "mr")) return usage_error("--modality: '%s' (ct or mr)", optarg);
             b.modality = optarg;
@@ -88,7 +92,9 @@ int main(int argc, char **argv)
             if (positive(optarg, &b.minutes)) return usage_error("--minutes: '%s' is not a positive number", optarg);
             break;
         case O_SPEED:
-            if (positive(optarg, &b.voxels_per_s)) return usage_error("--speed: '%s' is not a positive number", optarg);
+            if (!strcmp(optarg, "measure")) measure = 1;
+            else if (positive(optarg, &b.voxels_per_s))
+                return usage_error("--speed: '%s' is not a positive number or 'measure'", optarg);
             break;
         case O_MAXBATCH:
             if (positive(optarg, &x) || x != (int)x || x < 2 || x > 1024)
@@ -118,6 +124,13 @@ int main(int argc, char **argv)
     rc = dlt_fingerprint_measure(&l, &fp, on_case);
     if (!rc) {
         rc = dlt_plan_make(&fp, &b, &p);
+        /* measured: the speed of the plan made at the default speed, then
+         * the plan again at the measured one */
+        if (!rc && measure && (rc = dlt_plan_measure_speed(&p, fp.channels, fp.classes, device, &b.voxels_per_s)) == 0) {
+            dlt_log(DLT_LOG_INFO, "measured %.0f patch voxels/s training on %s", b.voxels_per_s, device);
+            rc = dlt_plan_make(&fp, &b, &p);
+        }
+        if (!rc) p.speed = b.voxels_per_s, p.speed_measured = measure;
         if (!rc && (rc = dlt_outfile_open(&o, out)) == 0) {
             if ((rc = dlt_plan_write(o.f, &fp, &p, list)) == 0) rc = dlt_outfile_commit(&o);
             else dlt_outfile_abort(&o);

@@ -109,6 +109,15 @@ key() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
     [ "$(key steps "$T/c")" -lt "$(key steps "$T/a")" ]
     dlt-plan -q --list "$D/ct/list.tsv" --max-batch 2 -o "$T/d"
     [ "$(key batch "$T/d")" = 2 ]
+    [ "$(key speed "$T/d")" = 400000 ]
+    # this machine's speed, timed on the planned network
+    run --separate-stderr dlt-plan --list "$D/ct/list.tsv" --speed measure --memory 100 -o "$T/e"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"measured "*" patch voxels/s training on cpu"* ]]
+    grep -qE '^speed [0-9]+ measured$' "$T/e"
+    run --separate-stderr dlt-plan --list "$D/ct/list.tsv" --speed measure --device nodevice
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
 }
 
 @test "bad input: a clear message, nothing on stdout, no plan file" {

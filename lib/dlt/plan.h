@@ -62,10 +62,16 @@ typedef struct dlt_plan {
     int patch[3], batch, levels, filters[DLT_PLAN_MAX_LEVELS];
     int strides[DLT_PLAN_MAX_LEVELS][3]; /* per level, X,Y,Z: 1 or 2 */
     int64_t steps;
+    double speed;       /* the voxels/s the steps were planned with */
+    int speed_measured; /* 1: measured here (dlt_plan_measure_speed) */
 } dlt_plan;
 
 /* The plan for a fingerprint and budget (see dlt-plan(1) for the rules). */
 int dlt_plan_make(const dlt_fingerprint *fp, const dlt_plan_budget *b, dlt_plan *p);
+/* This machine's training speed for a plan: the median of 3 timed steps
+ * (after 2 warm-up steps) of its U-Net on random data on `device`
+ * ("cpu", "cuda"...), in patch voxels per second. Some seconds. */
+int dlt_plan_measure_speed(const dlt_plan *p, int channels, int classes, const char *device, double *voxels_per_s);
 /* Write the plan file (fingerprint lines included) to f; `source` names
  * the list it came from. */
 int dlt_plan_write(FILE *f, const dlt_fingerprint *fp, const dlt_plan *p, const char *source);
