@@ -92,14 +92,6 @@ static const struct option longopts[] = {
     {0, 0, 0, 0},
 };
 
-static int usage_error(const char *fmt, const char *a)
-{
-    fprintf(stderr, "%s: error: ", dlt_progname());
-    fprintf(stderr, fmt, a);
-    fprintf(stderr, "\nTry 'dlt-infer --help'.\n");
-    return 2;
-}
-
 static int pad_parse(const char *s)
 {
     if (!strcmp(s, "zero") || !strcmp(s, "none")) return DLT_INFER_PAD_ZERO;
@@ -258,7 +250,7 @@ int main(int argc, char **argv)
         char *end;
         switch (c) {
         case 'm':
-            if (nmodels == MAX_MODELS) return usage_error("more than %s models (-m)", "16");
+            if (nmodels == MAX_MODELS) return dlt_usage_error("more than %s models (-m)", "16");
             models[nmodels++] = optarg;
             break;
         case 'o': out = optarg; break;
@@ -266,20 +258,20 @@ int main(int argc, char **argv)
         case 'w': window = optarg; break;
         case O_OVERLAP:
             overlap = strtod(optarg, &end);
-            if (*end || end == optarg || !(overlap >= 0 && overlap < 1)) return usage_error("--overlap: bad value '%s' (in [0,1))", optarg);
+            if (*end || end == optarg || !(overlap >= 0 && overlap < 1)) return dlt_usage_error("--overlap: bad value '%s' (in [0,1))", optarg);
             break;
         case O_BLEND:
             if (!strcmp(optarg, "mean")) blend = DLT_BLEND_MEAN;
             else if (!strcmp(optarg, "gaussian")) blend = DLT_BLEND_GAUSSIAN;
-            else return usage_error("--blend: '%s' (mean or gaussian)", optarg);
+            else return dlt_usage_error("--blend: '%s' (mean or gaussian)", optarg);
             break;
         case 'b':
             batch = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || batch < 1 || batch > 1024) return usage_error("--batch: bad value '%s' (1..1024)", optarg);
+            if (*end || end == optarg || batch < 1 || batch > 1024) return dlt_usage_error("--batch: bad value '%s' (1..1024)", optarg);
             break;
         case O_TTA: use_tta = 1, tta = optarg; break;
         case O_PAD:
-            if (pad_parse(optarg) < 0) return usage_error("--pad: '%s' (zero, edge or reflect)", optarg);
+            if (pad_parse(optarg) < 0) return dlt_usage_error("--pad: '%s' (zero, edge or reflect)", optarg);
             pad = optarg;
             break;
         case O_PROBS: probs = optarg; break;
@@ -287,17 +279,17 @@ int main(int argc, char **argv)
         case O_LCC:
             lcc = 1;
             if (optarg && (dlt_parse_ints(optarg, 1024, lcc_cls, &n_lcc_cls) || !n_lcc_cls))
-                return usage_error("--largest-component: '%s' is not a comma list of classes", optarg);
+                return dlt_usage_error("--largest-component: '%s' is not a comma list of classes", optarg);
             break;
         case O_CONN:
             conn = (int)strtol(optarg, &end, 10);
-            if (*end || (conn != 6 && conn != 26)) return usage_error("--connectivity: '%s' (6 or 26)", optarg);
+            if (*end || (conn != 6 && conn != 26)) return dlt_usage_error("--connectivity: '%s' (6 or 26)", optarg);
             break;
         case 'd': device = optarg; break;
         case O_PRECISION: precision = optarg; break;
         case 't':
             threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1 || threads > 1024) return usage_error("--threads: bad value '%s'", optarg);
+            if (*end || threads < 1 || threads > 1024) return dlt_usage_error("--threads: bad value '%s'", optarg);
             break;
         case 'q': loglevel = DLT_LOG_QUIET; break;
         case 'v': loglevel++; break;
@@ -307,13 +299,13 @@ int main(int argc, char **argv)
         }
     }
     dlt_log_set_level(loglevel);
-    if (!nmodels) return usage_error("no model: give -m MODEL%s", "");
-    if (list && optind < argc) return usage_error("give --list or input volumes, not both ('%s')", argv[optind]);
-    if (!list && optind >= argc) return usage_error("no input volume (a path, or - for stdin)%s", "");
-    if (list && !out) return usage_error("--list needs -o DIR%s", "");
-    if (list && probs) return usage_error("--probs writes one volume; it cannot be used with --list%s", "");
+    if (!nmodels) return dlt_usage_error("no model: give -m MODEL");
+    if (list && optind < argc) return dlt_usage_error("give --list or input volumes, not both ('%s')", argv[optind]);
+    if (!list && optind >= argc) return dlt_usage_error("no input volume (a path, or - for stdin)");
+    if (list && !out) return dlt_usage_error("--list needs -o DIR");
+    if (list && probs) return dlt_usage_error("--probs writes one volume; it cannot be used with --list");
     if (!list && (!out || !strcmp(out, "-")) && dlt_stdout_is_tty())
-        return usage_error("refusing to write a binary volume to a terminal (use -o FILE or a pipe)%s", "");
+        return dlt_usage_error("refusing to write a binary volume to a terminal (use -o FILE or a pipe)");
     int flips = 0;
     if (use_tta) {
         const char *s = tta ? tta : "x,y,z";
@@ -321,13 +313,13 @@ int main(int argc, char **argv)
             if (*s == 'x') flips |= 1;
             else if (*s == 'y') flips |= 2;
             else if (*s == 'z') flips |= 4;
-            else if (*s != ',') return usage_error("--tta: '%s' (axes among x,y,z)", tta);
+            else if (*s != ',') return dlt_usage_error("--tta: '%s' (axes among x,y,z)", tta);
         }
     }
     int wv[3] = {0, 0, 0}, whole = 0;
     if (window) {
         if (!strcmp(window, "whole")) whole = 1;
-        else if (dlt_parse_int3(window, 1, 4096, wv)) return usage_error("--window: %s", dlt_errmsg());
+        else if (dlt_parse_int3(window, 1, 4096, wv)) return dlt_usage_error("--window: %s", dlt_errmsg());
     }
     if (threads > 0) {
         char t[32];
@@ -339,15 +331,15 @@ int main(int argc, char **argv)
     ctx cx;
     memset(&cx, 0, sizeof cx);
     if (plan) {
-        if (dlt_plan_normalize(plan, &cx.plan)) return usage_error("--plan: %s", dlt_errmsg());
+        if (dlt_plan_normalize(plan, &cx.plan)) return dlt_usage_error("--plan: %s", dlt_errmsg());
         for (int i = 0; i < cx.plan.n; i++) {
             const dlt_norm_step *s = &cx.plan.step[i];
             if (s->kind == DLT_NORM_SPACING && !cx.target) cx.target = s->a;
             else if (s->kind >= DLT_NORM_SPACING)
-                return usage_error("--plan: %s: only intensity steps and one spacing step can be undone here",
+                return dlt_usage_error("--plan: %s: only intensity steps and one spacing step can be undone here",
                                    dlt_norm_step_name(s->kind));
             else if (s->kind == DLT_NORM_WHITEN && s->mode == DLT_WHITEN_MASK)
-                return usage_error("--plan: %s", "whiten=mask needs a mask, which dlt-infer does not take");
+                return dlt_usage_error("--plan: %s", "whiten=mask needs a mask, which dlt-infer does not take");
         }
         cx.have_plan = 1;
     }
@@ -370,7 +362,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nmodels; i++) {
         if (!whole && dlt_net_check_size(&nc[i], wv[0], wv[1], wv[2])) {
             if (nmodels > 1) dlt_err_prefix(DLT_ESHAPE, "%s", models[i]);
-            return usage_error("--window: %s", dlt_errmsg());
+            return dlt_usage_error("--window: %s", dlt_errmsg());
         }
         int64_t mi[3];
         dlt_net_size_multiple(&nc[i], mi);
@@ -390,7 +382,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (precision && dlt_backend_set_precision(be, precision))
-        return usage_error("--precision: %s", dlt_errmsg());
+        return dlt_usage_error("--precision: %s", dlt_errmsg());
     for (int i = 0; i < nmodels; i++)
         if (dlt_net_load(&cx.m[i], be, &cx.net[i])) {
             dlt_error("%s: %s", models[i], dlt_errmsg());
@@ -410,7 +402,7 @@ int main(int argc, char **argv)
                 snprintf(cl, sizeof cl, "%d", lcc_cls[i]);
                 dlt_err(DLT_EINVAL, "--largest-component: class %s is not one of the model's 1..%d", cl,
                         nc[0].classes - 1);
-                return usage_error("%s", dlt_errmsg());
+                return dlt_usage_error("%s", dlt_errmsg());
             }
             cx.lcc_only[lcc_cls[i]] = 1;
         }

@@ -39,14 +39,6 @@ static void usage(FILE *f)
             "      --version        print the version\n");
 }
 
-static int bad_usage(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "dlt-phantom: error: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'dlt-phantom --help'.\n");
-    return 2;
-}
-
 static int parse_i64(const char *s, long long lo, long long hi, long long *v)
 {
     char *end;
@@ -114,22 +106,22 @@ int main(int argc, char **argv)
         switch (c) {
         case 'o': outdir = optarg; break;
         case 'n':
-            if (parse_i64(optarg, 1, 100000, &count)) return bad_usage("-n: '%s': expected a count from 1 to 100000", optarg);
+            if (parse_i64(optarg, 1, 100000, &count)) return dlt_usage_error("-n: '%s': expected a count from 1 to 100000", optarg);
             break;
         case O_FIRST:
-            if (parse_i64(optarg, 1, 9999999, &first)) return bad_usage("--first: '%s': expected a number from 1", optarg);
+            if (parse_i64(optarg, 1, 9999999, &first)) return dlt_usage_error("--first: '%s': expected a number from 1", optarg);
             break;
         case 's': {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(optarg, &end, 10);
-            if (end == optarg || *end || errno || optarg[0] == '-') return bad_usage("--seed: '%s': expected a non-negative integer", optarg);
+            if (end == optarg || *end || errno || optarg[0] == '-') return dlt_usage_error("--seed: '%s': expected a non-negative integer", optarg);
             po.seed = s;
             break;
         }
         case O_SIZE: {
             int v[3];
-            if (dlt_parse_int3(optarg, 4, 4096, v)) return bad_usage("--size: %s", dlt_errmsg());
+            if (dlt_parse_int3(optarg, 4, 4096, v)) return dlt_usage_error("--size: %s", dlt_errmsg());
             po.nx = v[0];
             po.ny = v[1];
             po.nz = v[2];
@@ -138,17 +130,17 @@ int main(int argc, char **argv)
         case O_SPACING: {
             double v[3];
             int n;
-            if (dlt_parse_doubles(optarg, 3, v, &n) || n == 2) return bad_usage("--spacing: '%s': expected S or X,Y,Z in mm", optarg);
+            if (dlt_parse_doubles(optarg, 3, v, &n) || n == 2) return dlt_usage_error("--spacing: '%s': expected S or X,Y,Z in mm", optarg);
             if (n == 1) v[1] = v[2] = v[0];
             for (int i = 0; i < 3; i++)
-                if (!(v[i] >= 0.05 && v[i] <= 50)) return bad_usage("--spacing: '%s': voxel sizes must be in [0.05, 50] mm", optarg);
+                if (!(v[i] >= 0.05 && v[i] <= 50)) return dlt_usage_error("--spacing: '%s': voxel sizes must be in [0.05, 50] mm", optarg);
             memcpy(po.spacing, v, sizeof v);
             break;
         }
         case O_NOISE: {
             char *end;
             double x = strtod(optarg, &end);
-            if (end == optarg || *end || !(x >= 0 && x <= 1000)) return bad_usage("--noise: '%s': expected HU in [0, 1000]", optarg);
+            if (end == optarg || *end || !(x >= 0 && x <= 1000)) return dlt_usage_error("--noise: '%s': expected HU in [0, 1000]", optarg);
             po.noise = x;
             break;
         }
@@ -156,13 +148,13 @@ int main(int argc, char **argv)
         case 'v': level = level < DLT_LOG_VERBOSE ? DLT_LOG_VERBOSE : level + 1; break;
         case 'h': usage(stdout); return 0;
         case O_VERSION: printf("dlt-phantom %s\n", DLT_VERSION); return 0;
-        case ':': return bad_usage("%s: needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        case ':': return dlt_usage_error("%s: needs a value", argv[optind - 1]);
+        default: return dlt_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return bad_usage("unexpected argument '%s'", argv[optind]);
-    if (!outdir || !*outdir) return bad_usage("%s", "-o DIR is required");
-    if (first + count - 1 > 9999999) return bad_usage("%s", "--first + -n too large");
+    if (optind < argc) return dlt_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!outdir || !*outdir) return dlt_usage_error("%s", "-o DIR is required");
+    if (first + count - 1 > 9999999) return dlt_usage_error("%s", "--first + -n too large");
     if (getenv("DLT_LOG") == NULL) dlt_log_set_level(level);
 
     struct stat st;

@@ -38,14 +38,6 @@ static void usage(FILE *f)
             "See dlt-plan(1).\n");
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-    fprintf(stderr, "dlt-plan: error: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'dlt-plan --help'.\n");
-    return 2;
-}
-
 static int positive(const char *s, double *v)
 {
     char *e;
@@ -82,23 +74,23 @@ int main(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'd': device = optarg; break;
         case O_MODALITY:
-            if (strcmp(optarg, "ct") && strcmp(optarg, "mr")) return usage_error("--modality: '%s' (ct or mr)", optarg);
+            if (strcmp(optarg, "ct") && strcmp(optarg, "mr")) return dlt_usage_error("--modality: '%s' (ct or mr)", optarg);
             b.modality = optarg;
             break;
         case O_MEMORY:
-            if (positive(optarg, &b.memory_mb)) return usage_error("--memory: '%s' is not a positive number of MB", optarg);
+            if (positive(optarg, &b.memory_mb)) return dlt_usage_error("--memory: '%s' is not a positive number of MB", optarg);
             break;
         case O_MINUTES:
-            if (positive(optarg, &b.minutes)) return usage_error("--minutes: '%s' is not a positive number", optarg);
+            if (positive(optarg, &b.minutes)) return dlt_usage_error("--minutes: '%s' is not a positive number", optarg);
             break;
         case O_SPEED:
             if (!strcmp(optarg, "measure")) measure = 1;
             else if (positive(optarg, &b.voxels_per_s))
-                return usage_error("--speed: '%s' is not a positive number or 'measure'", optarg);
+                return dlt_usage_error("--speed: '%s' is not a positive number or 'measure'", optarg);
             break;
         case O_MAXBATCH:
             if (positive(optarg, &x) || x != (int)x || x < 2 || x > 1024)
-                return usage_error("--max-batch: '%s' (an integer from 2 to 1024)", optarg);
+                return dlt_usage_error("--max-batch: '%s' (an integer from 2 to 1024)", optarg);
             b.max_batch = (int)x;
             break;
         case 'q': verbosity = DLT_LOG_QUIET; break;
@@ -109,8 +101,8 @@ int main(int argc, char **argv)
         }
     }
     dlt_log_set_level(verbosity);
-    if (!list) return usage_error("no cases: give --list LIST%s", "");
-    if (optind < argc) return usage_error("unexpected operand '%s'", argv[optind]);
+    if (!list) return dlt_usage_error("no cases: give --list LIST");
+    if (optind < argc) return dlt_usage_error("unexpected operand '%s'", argv[optind]);
 
     dlt_vlist l;
     dlt_fingerprint fp;

@@ -97,14 +97,6 @@ static const struct option longopts[] = {
     {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},    {0, 0, 0, 0}};
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
-    dlt_error("%s (see --help)", msg);
-    return 2;
-}
-
 static int parse_i64(const char *s, int64_t lo, int64_t *v)
 {
     char *end;
@@ -244,44 +236,44 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'l': list = optarg; break;
         case 'i':
-            if (nimages == 64) return usage_error("too many --image options (%s)", "64 at most");
+            if (nimages == 64) return dlt_usage_error("too many --image options (%s)", "64 at most");
             images[nimages++] = optarg;
             break;
         case 'L': labelpath = optarg; break;
         case O_CLASSES:
-            if (parse_i64(optarg, 1, &classes) || classes > 65536) return usage_error("--classes %s: want 1..65536", optarg);
+            if (parse_i64(optarg, 1, &classes) || classes > 65536) return dlt_usage_error("--classes %s: want 1..65536", optarg);
             break;
         case O_NAMES: namesfile = optarg; break;
         case 's':
             if ((cfg.sampler = dlt_sampler_kind(optarg)) < 0)
-                return usage_error("--sampler %s: want random, balanced or foreground", optarg);
+                return dlt_usage_error("--sampler %s: want random, balanced or foreground", optarg);
             break;
         case 'p':
-            if (dlt_parse_int3(optarg, 1, 1024, cfg.patch)) return usage_error("--patch %s: want X or X,Y,Z in 1..1024", optarg);
+            if (dlt_parse_int3(optarg, 1, 1024, cfg.patch)) return dlt_usage_error("--patch %s: want X or X,Y,Z in 1..1024", optarg);
             break;
         case O_PAD:
-            if ((cfg.pad = dlt_pad_mode(optarg)) < 0) return usage_error("--pad %s: want zero, edge, reflect or none", optarg);
+            if ((cfg.pad = dlt_pad_mode(optarg)) < 0) return dlt_usage_error("--pad %s: want zero, edge, reflect or none", optarg);
             break;
         case O_WEIGHTS: weights = optarg; break;
         case O_FG:
-            if (parse_double(optarg, 0, 1, &cfg.fg_fraction)) return usage_error("--fg-fraction %s: want 0..1", optarg);
+            if (parse_double(optarg, 0, 1, &cfg.fg_fraction)) return dlt_usage_error("--fg-fraction %s: want 0..1", optarg);
             break;
         case 'n':
             if (parse_i64(optarg, 1, &per_volume) || per_volume > 1000000)
-                return usage_error("--per-volume %s: want 1..1000000", optarg);
+                return dlt_usage_error("--per-volume %s: want 1..1000000", optarg);
             break;
         case 'e':
-            if (parse_i64(optarg, 1, &epochs)) return usage_error("--epochs %s: want a positive integer", optarg);
+            if (parse_i64(optarg, 1, &epochs)) return dlt_usage_error("--epochs %s: want a positive integer", optarg);
             break;
         case 'c':
-            if (parse_i64(optarg, 0, &count)) return usage_error("--count %s: want an integer >= 0", optarg);
+            if (parse_i64(optarg, 0, &count)) return dlt_usage_error("--count %s: want an integer >= 0", optarg);
             break;
         case O_SKIP:
-            if (parse_i64(optarg, 0, &skip)) return usage_error("--skip %s: want an integer >= 0", optarg);
+            if (parse_i64(optarg, 0, &skip)) return dlt_usage_error("--skip %s: want an integer >= 0", optarg);
             break;
         case O_SHUFFLE: cfg.shuffle = 1; break;
         case O_SEED:
-            if (parse_i64(optarg, 0, &seed)) return usage_error("--seed %s: want an integer >= 0", optarg);
+            if (parse_i64(optarg, 0, &seed)) return dlt_usage_error("--seed %s: want an integer >= 0", optarg);
             break;
         case O_FLIP: {
             char *dup = strdup(optarg), *sv = NULL;
@@ -293,66 +285,66 @@ int main(int argc, char **argv)
                 else bad = 1;
             }
             free(dup);
-            if (bad) return usage_error("--flip %s: want axes among x,y,z (e.g. x,y)", optarg);
+            if (bad) return dlt_usage_error("--flip %s: want axes among x,y,z (e.g. x,y)", optarg);
             break;
         }
         case O_ROT: cfg.aug.rot90 = 1; break;
         case O_NOISE:
-            if (parse_double(optarg, 0, 1e30, &cfg.aug.noise)) return usage_error("--noise %s: want SIGMA >= 0", optarg);
+            if (parse_double(optarg, 0, 1e30, &cfg.aug.noise)) return dlt_usage_error("--noise %s: want SIGMA >= 0", optarg);
             break;
         case O_OFFSET:
-            if (parse_double(optarg, 0, 1e30, &cfg.aug.offset)) return usage_error("--offset %s: want SIGMA >= 0", optarg);
+            if (parse_double(optarg, 0, 1e30, &cfg.aug.offset)) return dlt_usage_error("--offset %s: want SIGMA >= 0", optarg);
             break;
         case O_SCALE:
             if (parse_range(optarg, cfg.aug.scale) || cfg.aug.scale[0] < 0)
-                return usage_error("--scale %s: want LO,HI with 0 <= LO <= HI", optarg);
+                return dlt_usage_error("--scale %s: want LO,HI with 0 <= LO <= HI", optarg);
             break;
         case O_GAMMA:
             if (parse_range(optarg, cfg.aug.gamma) || !(cfg.aug.gamma[0] > 0))
-                return usage_error("--gamma %s: want LO,HI with 0 < LO <= HI", optarg);
+                return dlt_usage_error("--gamma %s: want LO,HI with 0 < LO <= HI", optarg);
             break;
         case O_ELASTIC: {
             double v[2];
             int n;
             if (dlt_parse_doubles(optarg, 2, v, &n) || n != 2 || !(v[0] >= 0 && v[0] <= 64) || !(v[1] > 0 && v[1] <= 256))
-                return usage_error("--elastic %s: want ALPHA,SIGMA in voxels (0 <= ALPHA <= 64, SIGMA > 0)", optarg);
+                return dlt_usage_error("--elastic %s: want ALPHA,SIGMA in voxels (0 <= ALPHA <= 64, SIGMA > 0)", optarg);
             cfg.aug.elastic_alpha = v[0];
             cfg.aug.elastic_sigma = v[1];
             break;
         }
         case O_ROTATE:
             if (parse_prob(optarg, 1, &cfg.aug.rotate, &cfg.aug.rotate_p) || !(cfg.aug.rotate > 0 && cfg.aug.rotate <= 180))
-                return usage_error("--rotate %s: want DEG[,P] with 0 < DEG <= 180 and P in [0,1]", optarg);
+                return dlt_usage_error("--rotate %s: want DEG[,P] with 0 < DEG <= 180 and P in [0,1]", optarg);
             break;
         case O_SSCALE:
             if (parse_prob(optarg, 2, cfg.aug.sscale, &cfg.aug.sscale_p) || !(cfg.aug.sscale[0] > 0 && cfg.aug.sscale[1] <= 4))
-                return usage_error("--spatial-scale %s: want LO,HI[,P] with 0 < LO <= HI <= 4 and P in [0,1]", optarg);
+                return dlt_usage_error("--spatial-scale %s: want LO,HI[,P] with 0 < LO <= HI <= 4 and P in [0,1]", optarg);
             break;
         case O_BLUR:
             if (parse_prob(optarg, 2, cfg.aug.blur, &cfg.aug.blur_p) || !(cfg.aug.blur[0] > 0 && cfg.aug.blur[1] <= 16))
-                return usage_error("--blur %s: want LO,HI[,P] with 0 < LO <= HI <= 16 voxels and P in [0,1]", optarg);
+                return dlt_usage_error("--blur %s: want LO,HI[,P] with 0 < LO <= HI <= 16 voxels and P in [0,1]", optarg);
             break;
         case O_CONTRAST:
             if (parse_prob(optarg, 2, cfg.aug.contrast, &cfg.aug.contrast_p) || !(cfg.aug.contrast[0] > 0))
-                return usage_error("--contrast %s: want LO,HI[,P] with 0 < LO <= HI and P in [0,1]", optarg);
+                return dlt_usage_error("--contrast %s: want LO,HI[,P] with 0 < LO <= HI and P in [0,1]", optarg);
             break;
         case O_LOWRES:
             if (parse_prob(optarg, 2, cfg.aug.lowres, &cfg.aug.lowres_p) || !(cfg.aug.lowres[0] > 0 && cfg.aug.lowres[1] <= 1))
-                return usage_error("--low-res %s: want LO,HI[,P] with 0 < LO <= HI <= 1 and P in [0,1]", optarg);
+                return dlt_usage_error("--low-res %s: want LO,HI[,P] with 0 < LO <= HI <= 1 and P in [0,1]", optarg);
             break;
         case 'q': loglevel = 0; break;
         case 'v': loglevel++; break;
         case 'h': usage(stdout); return 0;
         case O_VERSION: printf("dlt-sample %s\n", DLT_VERSION); return 0;
-        default: return usage_error("%s", "bad option");
+        default: return dlt_usage_error("%s", "bad option");
         }
     }
     dlt_log_set_level(loglevel);
-    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-    if (!list == !nimages) return usage_error("%s", "give either --list FILE or --image FILE [--label FILE]");
-    if (list && labelpath) return usage_error("%s", "--label goes with --image, not with --list");
+    if (optind < argc) return dlt_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!list == !nimages) return dlt_usage_error("%s", "give either --list FILE or --image FILE [--label FILE]");
+    if (list && labelpath) return dlt_usage_error("%s", "--label goes with --image, not with --list");
     if (cfg.aug.rot90 && cfg.patch[0] != cfg.patch[1])
-        return usage_error("--rot90 needs a patch with X == Y (%s)", "rotations are in the x-y plane");
+        return dlt_usage_error("--rot90 needs a patch with X == Y (%s)", "rotations are in the x-y plane");
     if (dlt_stdout_is_tty()) {
         dlt_error("refusing to write a binary patch stream to a terminal; redirect stdout or pipe it (e.g. | dlt-train)");
         return 2;

@@ -131,14 +131,6 @@ static void on_signal(int sig)
     g_stop = sig;
 }
 
-static int usage_error(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "%s: error: ", dlt_progname());
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\nTry 'dlt-train --help'.\n");
-    return 2;
-}
-
 static int parse_i64(const char *s, int64_t lo, int64_t *v)
 {
     char *end;
@@ -372,93 +364,93 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "b:n:s:d:t:o:r:l:qvh", longopts, NULL)) != -1) {
         switch (c) {
         case O_NET:
-            if (dlt_net_kind_parse(optarg) < 0) return usage_error("--net: unknown network '%s'%s", optarg, " (unet, asym-unet, fcn)");
+            if (dlt_net_kind_parse(optarg) < 0) return dlt_usage_error("--net: unknown network '%s'%s", optarg, " (unet, asym-unet, fcn)");
             netname = optarg;
             break;
         case O_FILTERS: filters = optarg; break;
         case O_STRIDES: strides = optarg; break;
         case O_RES:
-            if (parse_i64(optarg, 1, &res_units) || res_units > 16) return usage_error("--res-units: bad value '%s'%s", optarg, "");
+            if (parse_i64(optarg, 1, &res_units) || res_units > 16) return dlt_usage_error("--res-units: bad value '%s'%s", optarg, "");
             break;
         case O_NORM:
             if (strcmp(optarg, "batch") && strcmp(optarg, "instance"))
-                return usage_error("--norm: '%s'%s", optarg, " (batch or instance)");
+                return dlt_usage_error("--norm: '%s'%s", optarg, " (batch or instance)");
             norm = optarg;
             break;
         case O_LOSS:
-            if ((loss = dlt_loss_parse(optarg)) < 0) return usage_error("--loss: unknown loss '%s'%s", optarg, " (ce, balanced-ce, dice, dice+ce)");
+            if ((loss = dlt_loss_parse(optarg)) < 0) return dlt_usage_error("--loss: unknown loss '%s'%s", optarg, " (ce, balanced-ce, dice, dice+ce)");
             g_loss = 1;
             break;
         case O_OPTIM:
-            if ((optim = dlt_optim_parse(optarg)) < 0) return usage_error("--optim: unknown optimiser '%s'%s", optarg, " (adam, sgd)");
+            if ((optim = dlt_optim_parse(optarg)) < 0) return dlt_usage_error("--optim: unknown optimiser '%s'%s", optarg, " (adam, sgd)");
             g_optim = 1;
             break;
         case O_LR:
-            if (parse_dbl(optarg, &lr) || lr <= 0) return usage_error("--lr: bad value '%s'%s", optarg, " (> 0)");
+            if (parse_dbl(optarg, &lr) || lr <= 0) return dlt_usage_error("--lr: bad value '%s'%s", optarg, " (> 0)");
             g_lr = 1;
             break;
         case O_EPS:
-            if (parse_dbl(optarg, &eps) || eps <= 0) return usage_error("--eps: bad value '%s'%s", optarg, " (> 0)");
+            if (parse_dbl(optarg, &eps) || eps <= 0) return dlt_usage_error("--eps: bad value '%s'%s", optarg, " (> 0)");
             g_eps = 1;
             break;
         case O_MOM:
-            if (parse_dbl(optarg, &momentum) || momentum < 0 || momentum >= 1) return usage_error("--momentum: bad value '%s'%s", optarg, " (in [0,1))");
+            if (parse_dbl(optarg, &momentum) || momentum < 0 || momentum >= 1) return dlt_usage_error("--momentum: bad value '%s'%s", optarg, " (in [0,1))");
             g_mom = 1;
             break;
         case O_NEST: nesterov = 1, g_nest = 1; break;
         case O_WD:
-            if (parse_dbl(optarg, &wd) || wd < 0) return usage_error("--weight-decay: bad value '%s'%s", optarg, " (>= 0)");
+            if (parse_dbl(optarg, &wd) || wd < 0) return dlt_usage_error("--weight-decay: bad value '%s'%s", optarg, " (>= 0)");
             g_wd = 1;
             break;
         case O_SCHED:
-            if ((sched = dlt_sched_parse(optarg)) < 0) return usage_error("--schedule: unknown schedule '%s'%s", optarg, " (constant, step, poly)");
+            if ((sched = dlt_sched_parse(optarg)) < 0) return dlt_usage_error("--schedule: unknown schedule '%s'%s", optarg, " (constant, step, poly)");
             g_sched = 1;
             break;
         case O_LRSTEP:
-            if (parse_i64(optarg, 1, &lr_step)) return usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
+            if (parse_i64(optarg, 1, &lr_step)) return dlt_usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
             g_lrstep = 1;
             break;
         case O_LRGAMMA:
-            if (parse_dbl(optarg, &lr_gamma) || lr_gamma <= 0) return usage_error("--lr-gamma: bad value '%s'%s", optarg, " (> 0)");
+            if (parse_dbl(optarg, &lr_gamma) || lr_gamma <= 0) return dlt_usage_error("--lr-gamma: bad value '%s'%s", optarg, " (> 0)");
             g_gamma = 1;
             break;
         case O_POLY:
-            if (parse_dbl(optarg, &poly) || poly <= 0) return usage_error("--poly-power: bad value '%s'%s", optarg, " (> 0)");
+            if (parse_dbl(optarg, &poly) || poly <= 0) return dlt_usage_error("--poly-power: bad value '%s'%s", optarg, " (> 0)");
             g_poly = 1;
             break;
         case 'b':
-            if (parse_i64(optarg, 1, &batch) || batch > 4096) return usage_error("--batch: bad value '%s'%s", optarg, " (1..4096)");
+            if (parse_i64(optarg, 1, &batch) || batch > 4096) return dlt_usage_error("--batch: bad value '%s'%s", optarg, " (1..4096)");
             g_batch = 1;
             break;
         case 'n':
-            if (parse_i64(optarg, 0, &steps)) return usage_error("--steps: bad value '%s'%s", optarg, " (>= 0)");
+            if (parse_i64(optarg, 0, &steps)) return dlt_usage_error("--steps: bad value '%s'%s", optarg, " (>= 0)");
             g_steps = 1;
             break;
         case 's':
-            if (parse_i64(optarg, 0, &seed)) return usage_error("--seed: bad value '%s'%s", optarg, " (>= 0)");
+            if (parse_i64(optarg, 0, &seed)) return dlt_usage_error("--seed: bad value '%s'%s", optarg, " (>= 0)");
             g_seed = 1;
             break;
         case 'd': device = optarg; break;
         case O_PRECISION: precision = optarg; break;
         case 't':
-            if (parse_i64(optarg, 1, &threads) || threads > 1024) return usage_error("--threads: bad value '%s'%s", optarg, "");
+            if (parse_i64(optarg, 1, &threads) || threads > 1024) return dlt_usage_error("--threads: bad value '%s'%s", optarg, "");
             break;
         case 'o': out = optarg; break;
         case 'r': resume = optarg; break;
         case O_CKPT:
-            if (parse_i64(optarg, 0, &ckpt_every)) return usage_error("--checkpoint-every: bad value '%s'%s", optarg, " (>= 0)");
+            if (parse_i64(optarg, 0, &ckpt_every)) return dlt_usage_error("--checkpoint-every: bad value '%s'%s", optarg, " (>= 0)");
             break;
         case 'l': logpath = optarg; break;
         case O_LOGEVERY:
-            if (parse_i64(optarg, 1, &log_every)) return usage_error("--log-every: bad value '%s'%s", optarg, " (>= 1)");
+            if (parse_i64(optarg, 1, &log_every)) return dlt_usage_error("--log-every: bad value '%s'%s", optarg, " (>= 1)");
             break;
         case O_VAL: valpath = optarg; break;
         case O_VALEVERY:
-            if (parse_i64(optarg, 0, &val_every)) return usage_error("--val-every: bad value '%s'%s", optarg, " (>= 0)");
+            if (parse_i64(optarg, 0, &val_every)) return dlt_usage_error("--val-every: bad value '%s'%s", optarg, " (>= 0)");
             break;
         case O_VALOV:
             if (parse_dbl(optarg, &val_overlap) || val_overlap < 0 || val_overlap >= 1)
-                return usage_error("--val-overlap: bad value '%s'%s", optarg, " (in [0,1))");
+                return dlt_usage_error("--val-overlap: bad value '%s'%s", optarg, " (in [0,1))");
             break;
         case 'q': loglevel = DLT_LOG_QUIET; break;
         case 'v': loglevel++; break;
@@ -468,19 +460,19 @@ int main(int argc, char **argv)
         }
     }
     dlt_log_set_level(loglevel);
-    if (!out) return usage_error("no output model: give -o MODEL.dltm%s%s", "", "");
-    if (!strcmp(out, "-")) return usage_error("-o -: checkpoints need a file, not stdout%s%s", "", "");
-    if (optind < argc - 1) return usage_error("one patch stream at most (got '%s' and '%s')", argv[optind], argv[optind + 1]);
+    if (!out) return dlt_usage_error("no output model: give -o MODEL.dltm");
+    if (!strcmp(out, "-")) return dlt_usage_error("-o -: checkpoints need a file, not stdout");
+    if (optind < argc - 1) return dlt_usage_error("one patch stream at most (got '%s' and '%s')", argv[optind], argv[optind + 1]);
     if (val_every < 0) val_every = ckpt_every;
     const char *in = optind < argc ? argv[optind] : "-";
-    if (!strcmp(in, "-") && isatty(0)) return usage_error("no patch stream: stdin is a terminal (pipe dlt-sample into it)%s%s", "", "");
+    if (!strcmp(in, "-") && isatty(0)) return dlt_usage_error("no patch stream: stdin is a terminal (pipe dlt-sample into it)");
     if (sched == DLT_SCHED_POLY && steps <= 0 && !resume)
-        return usage_error("--schedule poly needs --steps%s%s", "", "");
+        return dlt_usage_error("--schedule poly needs --steps");
     /* The network options must parse before anything is read. */
     dlt_net_config probe;
     dlt_net_config_default(&probe, netname ? dlt_net_kind_parse(netname) : DLT_NET_UNET, 1, 2);
-    if (filters && dlt_net_parse_filters(&probe, filters)) return usage_error("--filters: %s%s", dlt_errmsg(), "");
-    if (strides && dlt_net_parse_strides(&probe, strides)) return usage_error("--strides: %s%s", dlt_errmsg(), "");
+    if (filters && dlt_net_parse_filters(&probe, filters)) return dlt_usage_error("--filters: %s", dlt_errmsg());
+    if (strides && dlt_net_parse_strides(&probe, strides)) return dlt_usage_error("--strides: %s", dlt_errmsg());
     if (threads > 0) {
         char t[32];
         snprintf(t, sizeof t, "%lld", (long long)threads);
@@ -581,7 +573,7 @@ int main(int argc, char **argv)
         nc.classes = classes;
         if (res_units > 0) nc.res_units = (int)res_units;
         if (norm) nc.norm = strcmp(norm, "instance") ? DLT_NORM_BATCH : DLT_NORM_INSTANCE;
-        if (dlt_net_config_check(&nc)) return usage_error("%s%s", dlt_errmsg(), "");
+        if (dlt_net_config_check(&nc)) return dlt_usage_error("%s", dlt_errmsg());
     }
     if (dlt_net_check_size(&nc, patch[0], patch[1], patch[2])) {
         dlt_error("%s: patch %d,%d,%d: %s", sname, patch[0], patch[1], patch[2], dlt_errmsg());
@@ -601,7 +593,7 @@ int main(int argc, char **argv)
     tc.sched_gamma = lr_gamma;
     tc.poly_power = poly;
     tc.total_steps = steps > 0 ? steps : 0;
-    if (dlt_train_config_check(&tc)) return usage_error("%s%s", dlt_errmsg(), "");
+    if (dlt_train_config_check(&tc)) return dlt_usage_error("%s", dlt_errmsg());
 
     valset vs = {0};
     vs.overlap = val_overlap;
@@ -616,7 +608,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (precision && dlt_backend_set_precision(be, precision))
-        return usage_error("--precision: %s%s", dlt_errmsg(), "");
+        return dlt_usage_error("--precision: %s", dlt_errmsg());
     if (!precision && ck_prec[0]) {
         precision = ck_prec;
         if (dlt_backend_set_precision(be, ck_prec)) {

@@ -65,6 +65,17 @@ void dlt_error(const char *fmt, ...)
     nerrors++;
 }
 
+int dlt_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("error", fmt, ap);
+    va_end(ap);
+    nerrors++;
+    fprintf(stderr, "Try '%s --help'.\n", dlt_progname());
+    return 2;
+}
+
 int dlt_errors_reported(void) { return nerrors; }
 
 double dlt_now(void)

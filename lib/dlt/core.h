@@ -64,6 +64,9 @@ void dlt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void dlt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "PROG: error: MSG\n" on stderr (always printed). */
 void dlt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A bad command line: "PROG: error: MSG\nTry 'PROG --help'.\n" on stderr;
+ * returns 2, the tools' exit status for it (return dlt_usage_error(...)). */
+int dlt_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* How many errors dlt_error has printed (the exit check of stdout stays
  * silent after one, so a write error is never reported twice). */
 int dlt_errors_reported(void);
