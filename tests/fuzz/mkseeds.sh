@@ -44,4 +44,6 @@ printf 'ct-sym=-200,300;clip-pct=0.5,99.5;one-one' > "$C/plan/patch"
 printf 'clip=-5,5;zero-one;whiten;spacing=1.5,1.5,3:nearest' > "$C/plan/clip"
 printf 'whiten=mask' > "$C/plan/mask"
 printf 'clip=-163.43,182;zscore=78.4457178,53.4951606;spacing=2,2,6.2' > "$C/plan/zscore"
+# a plan file, as dlt-plan writes it (without its comment line, which names a temporary)
+dlt-plan -q --list "$T/ph/list.tsv" | sed '/^# /d' > "$C/plan/planfile"
 ls -l "$C"/*
