@@ -39,16 +39,6 @@ static void usage(FILE *f)
             "      --version        print the version\n");
 }
 
-static int parse_i64(const char *s, long long lo, long long hi, long long *v)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || errno || x < lo || x > hi) return -1;
-    *v = x;
-    return 0;
-}
-
 /* Files written so far, removed again if the run fails. */
 static char **written;
 static int nwritten;
@@ -90,7 +80,7 @@ int main(int argc, char **argv)
     dlt_stdout_check_at_exit();
     dlt_phantom_opts po;
     dlt_phantom_defaults(&po);
-    long long count = 10, first = 1;
+    int64_t count = 10, first = 1;
     enum { O_FIRST = 256, O_SIZE, O_SPACING, O_NOISE, O_VERSION };
     static const struct option longopts[] = {
         {"output", required_argument, 0, 'o'}, {"count", required_argument, 0, 'n'},
@@ -106,10 +96,10 @@ int main(int argc, char **argv)
         switch (c) {
         case 'o': outdir = optarg; break;
         case 'n':
-            if (parse_i64(optarg, 1, 100000, &count)) return dlt_usage_error("-n: '%s': expected a count from 1 to 100000", optarg);
+            if (dlt_parse_i64(optarg, 1, 100000, &count)) return dlt_usage_error("-n: '%s': expected a count from 1 to 100000", optarg);
             break;
         case O_FIRST:
-            if (parse_i64(optarg, 1, 9999999, &first)) return dlt_usage_error("--first: '%s': expected a number from 1", optarg);
+            if (dlt_parse_i64(optarg, 1, 9999999, &first)) return dlt_usage_error("--first: '%s': expected a number from 1", optarg);
             break;
         case 's': {
             char *end;
@@ -212,7 +202,7 @@ int main(int argc, char **argv)
         cleanup();
     } else if (dlt_log_level() >= DLT_LOG_VERBOSE) {
         dlt_progress_end(&pr, NULL);
-        dlt_log(DLT_LOG_VERBOSE, "wrote %lld subjects to %s", count, outdir);
+        dlt_log(DLT_LOG_VERBOSE, "wrote %lld subjects to %s", (long long)count, outdir);
     } else if (pr.tty) {
         dlt_progress_end(&pr, NULL);
     }

@@ -97,16 +97,6 @@ static const struct option longopts[] = {
     {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},    {0, 0, 0, 0}};
 
-static int parse_i64(const char *s, int64_t lo, int64_t *v)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < lo) return -1;
-    *v = x;
-    return 0;
-}
-
 static int parse_double(const char *s, double lo, double hi, double *v)
 {
     char *end;
@@ -241,7 +231,7 @@ int main(int argc, char **argv)
             break;
         case 'L': labelpath = optarg; break;
         case O_CLASSES:
-            if (parse_i64(optarg, 1, &classes) || classes > 65536) return dlt_usage_error("--classes %s: want 1..65536", optarg);
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &classes) || classes > 65536) return dlt_usage_error("--classes %s: want 1..65536", optarg);
             break;
         case O_NAMES: namesfile = optarg; break;
         case 's':
@@ -259,21 +249,21 @@ int main(int argc, char **argv)
             if (parse_double(optarg, 0, 1, &cfg.fg_fraction)) return dlt_usage_error("--fg-fraction %s: want 0..1", optarg);
             break;
         case 'n':
-            if (parse_i64(optarg, 1, &per_volume) || per_volume > 1000000)
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &per_volume) || per_volume > 1000000)
                 return dlt_usage_error("--per-volume %s: want 1..1000000", optarg);
             break;
         case 'e':
-            if (parse_i64(optarg, 1, &epochs)) return dlt_usage_error("--epochs %s: want a positive integer", optarg);
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &epochs)) return dlt_usage_error("--epochs %s: want a positive integer", optarg);
             break;
         case 'c':
-            if (parse_i64(optarg, 0, &count)) return dlt_usage_error("--count %s: want an integer >= 0", optarg);
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &count)) return dlt_usage_error("--count %s: want an integer >= 0", optarg);
             break;
         case O_SKIP:
-            if (parse_i64(optarg, 0, &skip)) return dlt_usage_error("--skip %s: want an integer >= 0", optarg);
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &skip)) return dlt_usage_error("--skip %s: want an integer >= 0", optarg);
             break;
         case O_SHUFFLE: cfg.shuffle = 1; break;
         case O_SEED:
-            if (parse_i64(optarg, 0, &seed)) return dlt_usage_error("--seed %s: want an integer >= 0", optarg);
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &seed)) return dlt_usage_error("--seed %s: want an integer >= 0", optarg);
             break;
         case O_FLIP: {
             char *dup = strdup(optarg), *sv = NULL;

@@ -131,16 +131,6 @@ static void on_signal(int sig)
     g_stop = sig;
 }
 
-static int parse_i64(const char *s, int64_t lo, int64_t *v)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < lo) return -1;
-    *v = x;
-    return 0;
-}
-
 static int parse_dbl(const char *s, double *v)
 {
     char *end;
@@ -370,7 +360,7 @@ int main(int argc, char **argv)
         case O_FILTERS: filters = optarg; break;
         case O_STRIDES: strides = optarg; break;
         case O_RES:
-            if (parse_i64(optarg, 1, &res_units) || res_units > 16) return dlt_usage_error("--res-units: bad value '%s'%s", optarg, "");
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &res_units) || res_units > 16) return dlt_usage_error("--res-units: bad value '%s'%s", optarg, "");
             break;
         case O_NORM:
             if (strcmp(optarg, "batch") && strcmp(optarg, "instance"))
@@ -407,7 +397,7 @@ int main(int argc, char **argv)
             g_sched = 1;
             break;
         case O_LRSTEP:
-            if (parse_i64(optarg, 1, &lr_step)) return dlt_usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &lr_step)) return dlt_usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
             g_lrstep = 1;
             break;
         case O_LRGAMMA:
@@ -419,34 +409,34 @@ int main(int argc, char **argv)
             g_poly = 1;
             break;
         case 'b':
-            if (parse_i64(optarg, 1, &batch) || batch > 4096) return dlt_usage_error("--batch: bad value '%s'%s", optarg, " (1..4096)");
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &batch) || batch > 4096) return dlt_usage_error("--batch: bad value '%s'%s", optarg, " (1..4096)");
             g_batch = 1;
             break;
         case 'n':
-            if (parse_i64(optarg, 0, &steps)) return dlt_usage_error("--steps: bad value '%s'%s", optarg, " (>= 0)");
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &steps)) return dlt_usage_error("--steps: bad value '%s'%s", optarg, " (>= 0)");
             g_steps = 1;
             break;
         case 's':
-            if (parse_i64(optarg, 0, &seed)) return dlt_usage_error("--seed: bad value '%s'%s", optarg, " (>= 0)");
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &seed)) return dlt_usage_error("--seed: bad value '%s'%s", optarg, " (>= 0)");
             g_seed = 1;
             break;
         case 'd': device = optarg; break;
         case O_PRECISION: precision = optarg; break;
         case 't':
-            if (parse_i64(optarg, 1, &threads) || threads > 1024) return dlt_usage_error("--threads: bad value '%s'%s", optarg, "");
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &threads) || threads > 1024) return dlt_usage_error("--threads: bad value '%s'%s", optarg, "");
             break;
         case 'o': out = optarg; break;
         case 'r': resume = optarg; break;
         case O_CKPT:
-            if (parse_i64(optarg, 0, &ckpt_every)) return dlt_usage_error("--checkpoint-every: bad value '%s'%s", optarg, " (>= 0)");
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &ckpt_every)) return dlt_usage_error("--checkpoint-every: bad value '%s'%s", optarg, " (>= 0)");
             break;
         case 'l': logpath = optarg; break;
         case O_LOGEVERY:
-            if (parse_i64(optarg, 1, &log_every)) return dlt_usage_error("--log-every: bad value '%s'%s", optarg, " (>= 1)");
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &log_every)) return dlt_usage_error("--log-every: bad value '%s'%s", optarg, " (>= 1)");
             break;
         case O_VAL: valpath = optarg; break;
         case O_VALEVERY:
-            if (parse_i64(optarg, 0, &val_every)) return dlt_usage_error("--val-every: bad value '%s'%s", optarg, " (>= 0)");
+            if (dlt_parse_i64(optarg, 0, INT64_MAX, &val_every)) return dlt_usage_error("--val-every: bad value '%s'%s", optarg, " (>= 0)");
             break;
         case O_VALOV:
             if (parse_dbl(optarg, &val_overlap) || val_overlap < 0 || val_overlap >= 1)
@@ -491,7 +481,7 @@ int main(int argc, char **argv)
             return 1;
         }
         const char *s = dlt_model_get_meta(&ck, "records");
-        if (!s || parse_i64(s, 0, &ck_records)) {
+        if (!s || dlt_parse_i64(s, 0, INT64_MAX, &ck_records)) {
             dlt_error("%s: not a dlt-train checkpoint (no 'records' in its metadata)", resume);
             return 1;
         }

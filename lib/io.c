@@ -214,6 +214,16 @@ int dlt_parse_ints(const char *s, int max, int *v, int *n)
     return 0;
 }
 
+int dlt_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi) return dlt_err(DLT_EINVAL, "'%s': not an integer in [%lld, %lld]", s, (long long)lo, (long long)hi);
+    *v = x;
+    return 0;
+}
+
 int dlt_parse_doubles(const char *s, int max, double *v, int *n)
 {
     *n = 0;

@@ -38,6 +38,9 @@ void dlt_stdout_check_at_exit(void);
 /* Parse "64" (-> 64,64,64), "64,64,32" or "64x64x32" into v[3]; values in
  * [lo,hi]. Returns 0 or DLT_EINVAL with a message. */
 int dlt_parse_int3(const char *s, int lo, int hi, int v[3]);
+/* Parse one decimal integer in [lo, hi] (the whole string); 0 or DLT_EINVAL
+ * (the tools word their own usage message). */
+int dlt_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *v);
 /* Parse a comma list of up to `max` ints; *n gets the count. */
 int dlt_parse_ints(const char *s, int max, int *v, int *n);
 /* Parse a comma list of up to `max` doubles. */
