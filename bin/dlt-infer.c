@@ -16,7 +16,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,12 +320,7 @@ int main(int argc, char **argv)
         if (!strcmp(window, "whole")) whole = 1;
         else if (dlt_parse_int3(window, 1, 4096, wv)) return dlt_usage_error("--window: %s", dlt_errmsg());
     }
-    if (threads > 0) {
-        char t[32];
-        snprintf(t, sizeof t, "%d", threads);
-        setenv("DLT_THREADS", t, 1);
-        omp_set_num_threads(threads);
-    }
+    dlt_set_threads(threads);
 
     ctx cx;
     memset(&cx, 0, sizeof cx);

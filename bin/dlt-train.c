@@ -20,7 +20,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,12 +462,7 @@ int main(int argc, char **argv)
     dlt_net_config_default(&probe, netname ? dlt_net_kind_parse(netname) : DLT_NET_UNET, 1, 2);
     if (filters && dlt_net_parse_filters(&probe, filters)) return dlt_usage_error("--filters: %s", dlt_errmsg());
     if (strides && dlt_net_parse_strides(&probe, strides)) return dlt_usage_error("--strides: %s", dlt_errmsg());
-    if (threads > 0) {
-        char t[32];
-        snprintf(t, sizeof t, "%lld", (long long)threads);
-        setenv("DLT_THREADS", t, 1);
-        omp_set_num_threads((int)threads);
-    }
+    dlt_set_threads((int)threads);
 
     /* ---- the checkpoint to resume (read fully before anything is written) ---- */
     dlt_model ck;
@@ -702,6 +696,7 @@ int main(int argc, char **argv)
             dlt_net_kind_name(nc.kind), fbuf, sbuf, channels, channels == 1 ? "" : "s", classes,
             dlt_net_count_trainable(net), patch[0], patch[1], patch[2], r.batch, dlt_loss_name(loss),
             dlt_optim_name(optim), be->name, precision ? ", precision " : "", precision ? precision : "");
+    dlt_log(DLT_LOG_VERBOSE, "%d CPU threads", dlt_threads());
 
     /* ---- the loop ---- */
     int64_t vox = (int64_t)patch[0] * patch[1] * patch[2];

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static _Thread_local char errbuf[1024];
 
@@ -122,8 +125,19 @@ void *dlt_calloc(int64_t n, int64_t size, const char *what)
 
 void dlt_free(void *p) { free(p); }
 
+static int threads_set;
+
+void dlt_set_threads(int n)
+{
+    threads_set = n > 0 ? n : 0;
+#ifdef _OPENMP
+    if (threads_set) omp_set_num_threads(threads_set);
+#endif
+}
+
 int dlt_threads(void)
 {
+    if (threads_set) return threads_set;
     const char *e = getenv("DLT_THREADS");
     if (e && atoi(e) > 0) return atoi(e);
     long n = sysconf(_SC_NPROCESSORS_ONLN);

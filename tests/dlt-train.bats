@@ -252,3 +252,12 @@ meta() { # meta FILE KEY: a model metadata value via dlt-info
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"--device cuda"* ]]
 }
+
+@test "--threads N sets the CPU threads (over DLT_THREADS)" {
+    $MK --records 4 > "$T/s"
+    run --separate-stderr env DLT_THREADS=2 dlt-train --filters 4,8 --strides 1,2 --batch 2 -v --threads 1 -o "$T/m.dltm" "$T/s"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"1 CPU threads"* ]]
+    run --separate-stderr env DLT_THREADS=3 dlt-train --filters 4,8 --strides 1,2 --batch 2 -v -o "$T/m.dltm" "$T/s"
+    [[ "$stderr" == *"3 CPU threads"* ]]
+}

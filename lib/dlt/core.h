@@ -110,7 +110,11 @@ double dlt_rng_normal(dlt_rng *r);              /* N(0,1) */
 /* CRC32 (zlib polynomial), chainable: crc = dlt_crc32(crc, buf, n), start 0. */
 uint32_t dlt_crc32(uint32_t crc, const void *buf, size_t n);
 
-/* Threads for CPU work: DLT_THREADS env or all online cores. */
+/* Threads for CPU work: what dlt_set_threads set, else DLT_THREADS env,
+ * else all online cores. */
 int dlt_threads(void);
+/* A tool's --threads N: CPU work (OpenMP, the backends) uses n threads;
+ * n <= 0 restores the default. Call before creating a backend. */
+void dlt_set_threads(int n);
 
 #endif
