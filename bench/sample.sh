@@ -68,6 +68,8 @@ rate "balanced, --flip x,y,z" --sampler balanced --flip x,y,z
 rate "balanced, --flip x,y,z --rot90" --sampler balanced --flip x,y,z --rot90
 rate "balanced, --flip x,y,z --elastic 3,10" --sampler balanced --flip x,y,z --elastic 3,10
 rate "balanced, flips + noise + gamma + scale" --sampler balanced --flip x,y,z --noise 0.1 --gamma 0.7,1.5 --scale 0.9,1.1
+rate "balanced, nnU-Net augmentation (flips, rotate, scale, blur, contrast, low-res, gamma, brightness)" --sampler balanced --flip x,y,z --rotate 30,0.2 --spatial-scale 0.7,1.4,0.2 --blur 0.5,1,0.2 --contrast 0.75,1.25,0.15 --low-res 0.5,1,0.25 --gamma 0.7,1.5 --scale 0.75,1.25
+rate "balanced, rotation and scaling on every patch" --sampler balanced --rotate 30,1 --spatial-scale 0.7,1.4,1
 
 # the peer: numpy random crop + random flips, serialised to a pipe
 if /usr/bin/python3 -c 'import numpy, nibabel' 2>/dev/null; then
