@@ -328,13 +328,6 @@ static void print_resume(int argc, char **argv, const run *r, int64_t step)
     fputc('\n', stderr);
 }
 
-/* Training options that a resumed run takes from the checkpoint unless given. */
-static void meta_double(const dlt_model *m, const char *k, int given, double *v)
-{
-    const char *s = dlt_model_get_meta(m, k);
-    if (!given && s) *v = atof(s);
-}
-
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-train");
@@ -343,12 +336,15 @@ int main(int argc, char **argv)
     const char *netname = NULL, *filters = NULL, *strides = NULL, *norm = NULL, *out = NULL, *resume = NULL,
                *logpath = NULL, *valpath = NULL, *device = "cpu", *precision = NULL;
     int64_t res_units = -1, batch = 4, steps = -1, seed = 1, threads = 0, ckpt_every = 500, log_every = 10,
-            val_every = -1, lr_step = 1000;
-    double lr = 1e-3, eps = 1e-5, momentum = 0.9, wd = 0, lr_gamma = 0.1, poly = 0.9, val_overlap = 0.5;
-    int loss = DLT_LOSS_CE, optim = DLT_OPTIM_ADAM, sched = DLT_SCHED_CONSTANT, nesterov = 0;
-    /* which training options were given (a resumed run takes the others from the checkpoint) */
-    int g_loss = 0, g_optim = 0, g_lr = 0, g_eps = 0, g_mom = 0, g_nest = 0, g_wd = 0, g_sched = 0, g_lrstep = 0,
-        g_gamma = 0, g_poly = 0, g_batch = 0, g_steps = 0, g_seed = 0;
+            val_every = -1;
+    double d, val_overlap = 0.5;
+    /* the training configuration, and which of it was given (a resumed run
+     * takes the rest from the checkpoint: dlt_train_config_resume) */
+    dlt_train_config tc;
+    dlt_train_config_default(&tc);
+    tc.sched_step = 1000; /* dlt-train(1)'s default */
+    unsigned given = 0;
+    int g_batch = 0, g_steps = 0, g_seed = 0;
     int c;
     while ((c = getopt_long(argc, argv, "b:n:s:d:t:o:r:l:qvh", longopts, NULL)) != -1) {
         switch (c) {
@@ -367,45 +363,45 @@ int main(int argc, char **argv)
             norm = optarg;
             break;
         case O_LOSS:
-            if ((loss = dlt_loss_parse(optarg)) < 0) return dlt_usage_error("--loss: unknown loss '%s'%s", optarg, " (ce, balanced-ce, dice, dice+ce)");
-            g_loss = 1;
+            if ((tc.loss.kind = dlt_loss_parse(optarg)) < 0) return dlt_usage_error("--loss: unknown loss '%s'%s", optarg, " (ce, balanced-ce, dice, dice+ce)");
+            given |= DLT_GIVEN_LOSS;
             break;
         case O_OPTIM:
-            if ((optim = dlt_optim_parse(optarg)) < 0) return dlt_usage_error("--optim: unknown optimiser '%s'%s", optarg, " (adam, sgd)");
-            g_optim = 1;
+            if ((tc.optim.kind = dlt_optim_parse(optarg)) < 0) return dlt_usage_error("--optim: unknown optimiser '%s'%s", optarg, " (adam, sgd)");
+            given |= DLT_GIVEN_OPTIM;
             break;
         case O_LR:
-            if (parse_dbl(optarg, &lr) || lr <= 0) return dlt_usage_error("--lr: bad value '%s'%s", optarg, " (> 0)");
-            g_lr = 1;
+            if (parse_dbl(optarg, &d) || d <= 0) return dlt_usage_error("--lr: bad value '%s'%s", optarg, " (> 0)");
+            tc.optim.lr = (float)d, given |= DLT_GIVEN_LR;
             break;
         case O_EPS:
-            if (parse_dbl(optarg, &eps) || eps <= 0) return dlt_usage_error("--eps: bad value '%s'%s", optarg, " (> 0)");
-            g_eps = 1;
+            if (parse_dbl(optarg, &d) || d <= 0) return dlt_usage_error("--eps: bad value '%s'%s", optarg, " (> 0)");
+            tc.optim.eps = (float)d, given |= DLT_GIVEN_EPS;
             break;
         case O_MOM:
-            if (parse_dbl(optarg, &momentum) || momentum < 0 || momentum >= 1) return dlt_usage_error("--momentum: bad value '%s'%s", optarg, " (in [0,1))");
-            g_mom = 1;
+            if (parse_dbl(optarg, &d) || d < 0 || d >= 1) return dlt_usage_error("--momentum: bad value '%s'%s", optarg, " (in [0,1))");
+            tc.optim.momentum = (float)d, given |= DLT_GIVEN_MOMENTUM;
             break;
-        case O_NEST: nesterov = 1, g_nest = 1; break;
+        case O_NEST: tc.optim.nesterov = 1, given |= DLT_GIVEN_NESTEROV; break;
         case O_WD:
-            if (parse_dbl(optarg, &wd) || wd < 0) return dlt_usage_error("--weight-decay: bad value '%s'%s", optarg, " (>= 0)");
-            g_wd = 1;
+            if (parse_dbl(optarg, &d) || d < 0) return dlt_usage_error("--weight-decay: bad value '%s'%s", optarg, " (>= 0)");
+            tc.optim.weight_decay = (float)d, given |= DLT_GIVEN_WEIGHT_DECAY;
             break;
         case O_SCHED:
-            if ((sched = dlt_sched_parse(optarg)) < 0) return dlt_usage_error("--schedule: unknown schedule '%s'%s", optarg, " (constant, step, poly)");
-            g_sched = 1;
+            if ((tc.sched = dlt_sched_parse(optarg)) < 0) return dlt_usage_error("--schedule: unknown schedule '%s'%s", optarg, " (constant, step, poly)");
+            given |= DLT_GIVEN_SCHED;
             break;
         case O_LRSTEP:
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &lr_step)) return dlt_usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
-            g_lrstep = 1;
+            if (dlt_parse_i64(optarg, 1, INT64_MAX, &tc.sched_step)) return dlt_usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
+            given |= DLT_GIVEN_SCHED_STEP;
             break;
         case O_LRGAMMA:
-            if (parse_dbl(optarg, &lr_gamma) || lr_gamma <= 0) return dlt_usage_error("--lr-gamma: bad value '%s'%s", optarg, " (> 0)");
-            g_gamma = 1;
+            if (parse_dbl(optarg, &tc.sched_gamma) || tc.sched_gamma <= 0) return dlt_usage_error("--lr-gamma: bad value '%s'%s", optarg, " (> 0)");
+            given |= DLT_GIVEN_SCHED_GAMMA;
             break;
         case O_POLY:
-            if (parse_dbl(optarg, &poly) || poly <= 0) return dlt_usage_error("--poly-power: bad value '%s'%s", optarg, " (> 0)");
-            g_poly = 1;
+            if (parse_dbl(optarg, &tc.poly_power) || tc.poly_power <= 0) return dlt_usage_error("--poly-power: bad value '%s'%s", optarg, " (> 0)");
+            given |= DLT_GIVEN_POLY;
             break;
         case 'b':
             if (dlt_parse_i64(optarg, 1, INT64_MAX, &batch) || batch > 4096) return dlt_usage_error("--batch: bad value '%s'%s", optarg, " (1..4096)");
@@ -455,7 +451,7 @@ int main(int argc, char **argv)
     if (val_every < 0) val_every = ckpt_every;
     const char *in = optind < argc ? argv[optind] : "-";
     if (!strcmp(in, "-") && isatty(0)) return dlt_usage_error("no patch stream: stdin is a terminal (pipe dlt-sample into it)");
-    if (sched == DLT_SCHED_POLY && steps <= 0 && !resume)
+    if (tc.sched == DLT_SCHED_POLY && steps <= 0 && !resume)
         return dlt_usage_error("--schedule poly needs --steps");
     /* The network options must parse before anything is read. */
     dlt_net_config probe;
@@ -479,25 +475,11 @@ int main(int argc, char **argv)
             dlt_error("%s: not a dlt-train checkpoint (no 'records' in its metadata)", resume);
             return 1;
         }
-        const char *o = dlt_model_get_meta(&ck, "optim"), *l = dlt_model_get_meta(&ck, "loss"),
-                   *sc = dlt_model_get_meta(&ck, "schedule");
-        if (!g_optim && o && dlt_optim_parse(o) > 0) optim = dlt_optim_parse(o);
-        if (!g_loss && l && dlt_loss_parse(l) > 0) loss = dlt_loss_parse(l);
-        if (!g_sched && sc && dlt_sched_parse(sc) >= 0) sched = dlt_sched_parse(sc);
-        meta_double(&ck, "lr", g_lr, &lr);
-        meta_double(&ck, "eps", g_eps, &eps);
-        meta_double(&ck, "momentum", g_mom, &momentum);
-        meta_double(&ck, "weight_decay", g_wd, &wd);
-        meta_double(&ck, "sched_gamma", g_gamma, &lr_gamma);
-        meta_double(&ck, "poly_power", g_poly, &poly);
-        double d;
-        if (!g_nest && (s = dlt_model_get_meta(&ck, "nesterov"))) nesterov = atoi(s);
-        if (!g_lrstep && (s = dlt_model_get_meta(&ck, "sched_step"))) lr_step = atoll(s) > 0 ? atoll(s) : lr_step;
+        dlt_train_config_resume(&tc, given, &ck);
         if (!g_batch && (s = dlt_model_get_meta(&ck, "batch"))) batch = atoll(s) > 0 ? atoll(s) : batch;
         if (!g_steps && (s = dlt_model_get_meta(&ck, "steps"))) steps = atoll(s);
         if (!g_seed && (s = dlt_model_get_meta(&ck, "seed"))) seed = atoll(s);
         if ((s = dlt_model_get_meta(&ck, "precision"))) snprintf(ck_prec, sizeof ck_prec, "%s", s);
-        (void)d;
     }
 
     /* ---- the stream header ---- */
@@ -563,19 +545,6 @@ int main(int argc, char **argv)
         dlt_error("%s: patch %d,%d,%d: %s", sname, patch[0], patch[1], patch[2], dlt_errmsg());
         return 1;
     }
-    dlt_train_config tc;
-    dlt_train_config_default(&tc);
-    tc.loss.kind = loss;
-    tc.optim.kind = optim;
-    tc.optim.lr = (float)lr;
-    tc.optim.eps = (float)eps;
-    tc.optim.momentum = (float)momentum;
-    tc.optim.nesterov = nesterov;
-    tc.optim.weight_decay = (float)wd;
-    tc.sched = sched;
-    tc.sched_step = lr_step;
-    tc.sched_gamma = lr_gamma;
-    tc.poly_power = poly;
     tc.total_steps = steps > 0 ? steps : 0;
     if (dlt_train_config_check(&tc)) return dlt_usage_error("%s", dlt_errmsg());
 
@@ -694,8 +663,8 @@ int main(int argc, char **argv)
             "%s filters %s strides %s, %d channel%s -> %d classes, %" PRId64 " parameters; patch %d,%d,%d, batch %d, "
             "%s loss, %s, device %s%s%s",
             dlt_net_kind_name(nc.kind), fbuf, sbuf, channels, channels == 1 ? "" : "s", classes,
-            dlt_net_count_trainable(net), patch[0], patch[1], patch[2], r.batch, dlt_loss_name(loss),
-            dlt_optim_name(optim), be->name, precision ? ", precision " : "", precision ? precision : "");
+            dlt_net_count_trainable(net), patch[0], patch[1], patch[2], r.batch, dlt_loss_name(tc.loss.kind),
+            dlt_optim_name(tc.optim.kind), be->name, precision ? ", precision " : "", precision ? precision : "");
     dlt_log(DLT_LOG_VERBOSE, "%d CPU threads", dlt_threads());
 
     /* ---- the loop ---- */

@@ -235,6 +235,24 @@ int dlt_trainer_save(const dlt_trainer *t, dlt_model *m)
     return rc;
 }
 
+void dlt_train_config_resume(dlt_train_config *c, unsigned given, const dlt_model *ck)
+{
+    const char *s;
+#define TAKE(bit, key) (!(given & (bit)) && (s = dlt_model_get_meta(ck, key)) != NULL)
+    if (TAKE(DLT_GIVEN_OPTIM, "optim") && dlt_optim_parse(s) > 0) c->optim.kind = dlt_optim_parse(s);
+    if (TAKE(DLT_GIVEN_LOSS, "loss") && dlt_loss_parse(s) > 0) c->loss.kind = dlt_loss_parse(s);
+    if (TAKE(DLT_GIVEN_SCHED, "schedule") && dlt_sched_parse(s) >= 0) c->sched = dlt_sched_parse(s);
+    if (TAKE(DLT_GIVEN_LR, "lr")) c->optim.lr = (float)atof(s);
+    if (TAKE(DLT_GIVEN_EPS, "eps")) c->optim.eps = (float)atof(s);
+    if (TAKE(DLT_GIVEN_MOMENTUM, "momentum")) c->optim.momentum = (float)atof(s);
+    if (TAKE(DLT_GIVEN_WEIGHT_DECAY, "weight_decay")) c->optim.weight_decay = (float)atof(s);
+    if (TAKE(DLT_GIVEN_SCHED_GAMMA, "sched_gamma")) c->sched_gamma = atof(s);
+    if (TAKE(DLT_GIVEN_POLY, "poly_power")) c->poly_power = atof(s);
+    if (TAKE(DLT_GIVEN_NESTEROV, "nesterov")) c->optim.nesterov = atoi(s);
+    if (TAKE(DLT_GIVEN_SCHED_STEP, "sched_step") && atoll(s) > 0) c->sched_step = atoll(s);
+#undef TAKE
+}
+
 static int load_state(const dlt_model *m, const char *prefix, const dlt_param *p, dlt_tensor *s)
 {
     char name[160];

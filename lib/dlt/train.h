@@ -43,6 +43,16 @@ typedef struct dlt_train_config {
 /* Adam (lr 1e-3, betas 0.9/0.999, eps 1e-5 as the DLTK paper), CE loss,
  * constant schedule. */
 void dlt_train_config_default(dlt_train_config *c);
+/* The fields of a configuration a command line set (bits of `given`). */
+enum {
+    DLT_GIVEN_LOSS = 1 << 0, DLT_GIVEN_OPTIM = 1 << 1, DLT_GIVEN_LR = 1 << 2, DLT_GIVEN_EPS = 1 << 3,
+    DLT_GIVEN_MOMENTUM = 1 << 4, DLT_GIVEN_NESTEROV = 1 << 5, DLT_GIVEN_WEIGHT_DECAY = 1 << 6,
+    DLT_GIVEN_SCHED = 1 << 7, DLT_GIVEN_SCHED_STEP = 1 << 8, DLT_GIVEN_SCHED_GAMMA = 1 << 9, DLT_GIVEN_POLY = 1 << 10
+};
+/* A resumed run's configuration: every field whose bit is not in `given`
+ * is taken from the checkpoint's metadata (as dlt_trainer_save wrote it;
+ * keys it lacks leave the field as it is). total_steps is the caller's. */
+void dlt_train_config_resume(dlt_train_config *c, unsigned given, const dlt_model *ck);
 int dlt_train_config_check(const dlt_train_config *c);
 /* "ce", "balanced-ce", "dice", "dice+ce" -> DLT_LOSS_*; "adam", "sgd" ->
  * DLT_OPTIM_*; "constant", "step", "poly" -> DLT_SCHED_*. -1 if unknown. */

@@ -95,6 +95,35 @@ int main(void)
         dlt_net_free(net);
     }
 
+    /* a resumed run's configuration: the checkpoint's, but what was given */
+    {
+        dlt_net *net = make_net(1);
+        dlt_train_config a;
+        dlt_train_config_default(&a);
+        a.optim.kind = DLT_OPTIM_SGD, a.optim.lr = 0.02f, a.optim.momentum = 0.8f, a.optim.nesterov = 1;
+        a.optim.weight_decay = 1e-4f, a.optim.eps = 1e-7f, a.loss.kind = DLT_LOSS_DICE_CE;
+        a.sched = DLT_SCHED_STEP, a.sched_step = 7, a.sched_gamma = 0.3, a.poly_power = 0.8;
+        dlt_trainer *t;
+        dlt_model m;
+        dlt_model_init(&m);
+        CHECK(dlt_trainer_create(net, &a, 1, &t) == 0 && dlt_trainer_save(t, &m) == 0, "checkpoint written");
+        dlt_train_config b;
+        dlt_train_config_default(&b);
+        b.optim.lr = 0.5f, b.loss.kind = DLT_LOSS_CE;
+        dlt_train_config_resume(&b, DLT_GIVEN_LR, &m);
+        CHECK(b.optim.kind == DLT_OPTIM_SGD && b.optim.momentum == 0.8f && b.optim.nesterov == 1 &&
+                  b.optim.weight_decay == 1e-4f && b.optim.eps == 1e-7f && b.loss.kind == DLT_LOSS_DICE_CE &&
+                  b.sched == DLT_SCHED_STEP && b.sched_step == 7 && b.sched_gamma == 0.3 && b.poly_power == 0.8,
+              "resume takes every option not given from the checkpoint");
+        CHECK(b.optim.lr == 0.5f, "resume keeps a given option (lr %g)", b.optim.lr);
+        dlt_train_config_default(&b);
+        dlt_train_config_resume(&b, ~0u, &m);
+        CHECK(b.optim.kind == DLT_OPTIM_ADAM && b.sched == DLT_SCHED_CONSTANT, "all given: nothing taken");
+        dlt_trainer_free(t);
+        dlt_model_free(&m);
+        dlt_net_free(net);
+    }
+
     /* determinism across runs and thread counts */
     int64_t len, len2;
     float *ref, *other;
