@@ -165,7 +165,7 @@ $(B)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $
 CHECK_SAN ?= $(if $(filter 1,$(SAN)),0,1)
 SAN_TESTS := $(if $(filter 1,$(CHECK_SAN)),$(patsubst build/%,build/san/%,$(UNIT) $(REPLAY)))
 check: all $(UNIT) $(REPLAY) $(if $(SAN_TESTS),san-tests)
-	@DLT_TEST_BIN=$(abspath $(BIN)) tests/run.sh $(UNIT) $(REPLAY) $(SAN_TESTS)
+	@DLT_TEST_BIN=$(abspath $(BIN)) DLT_SAN_EXTRA=$(if $(SAN_TESTS),1,0) tests/run.sh $(UNIT) $(REPLAY) $(SAN_TESTS)
 san-tests:
 	@$(MAKE) --no-print-directory SAN=1 $(SAN_TESTS)
 
