@@ -249,7 +249,7 @@ int main(int argc, char **argv)
         char *end;
         switch (c) {
         case 'm':
-            if (nmodels == MAX_MODELS) return dlt_usage_error("more than %s models (-m)", "16");
+            if (nmodels == MAX_MODELS) return dlt_usage_error("more than %d models (-m)", MAX_MODELS);
             models[nmodels++] = optarg;
             break;
         case 'o': out = optarg; break;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dlt/core.h"
+#include "dlt/metrics.h"
 #include "dlt/normalize.h"
 #include "dlt/volume.h"
 
@@ -134,21 +135,6 @@ void dlt_plan_budget_default(dlt_plan_budget *b)
     b->max_batch = 8;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* p-th percentile (0..100, linear) of v[0..n-1] (sorted in place). */
-static double pctl(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    double pos = p / 100.0 * (n - 1);
-    int k = (int)floor(pos);
-    return k >= n - 1 ? v[n - 1] : v[k] + (pos - k) * (v[k + 1] - v[k]);
-}
-
 /* Activation bytes per patch voxel of a training step of the U-Net with
  * first-level filters f0 (measured: 973 MB for a batch of two 64^3 patches
  * at 16,32,64,128: 1.86 kB per voxel; proportional to f0). */
@@ -196,7 +182,7 @@ int dlt_plan_make(const dlt_fingerprint *fp, const dlt_plan_budget *b, dlt_plan 
      * anisotropic and gets its 10th percentile instead (nnU-Net) */
     for (int a = 0; a < 3; a++) {
         for (int i = 0; i < n; i++) v[i] = fp->spacing[i][a];
-        p->spacing_median[a] = pctl(v, n, 50);
+        p->spacing_median[a] = dlt_percentile_sort(v, n, 50);
         p->target_spacing[a] = p->spacing_median[a];
     }
     int amax = 0, amin = 0;
@@ -207,13 +193,13 @@ int dlt_plan_make(const dlt_fingerprint *fp, const dlt_plan_budget *b, dlt_plan 
     p->aniso_axis = p->spacing_median[amax] > 3 * p->spacing_median[amin] ? amax : -1;
     if (p->aniso_axis >= 0) {
         for (int i = 0; i < n; i++) v[i] = fp->spacing[i][amax];
-        p->target_spacing[amax] = pctl(v, n, 10);
+        p->target_spacing[amax] = dlt_percentile_sort(v, n, 10);
     }
     for (int a = 0; a < 3; a++) {
         for (int i = 0; i < n; i++) v[i] = (double)fp->size[i][a];
-        p->size_median[a] = pctl(v, n, 50);
+        p->size_median[a] = dlt_percentile_sort(v, n, 50);
         for (int i = 0; i < n; i++) v[i] = (double)fp->size[i][a] * fp->spacing[i][a] / p->target_spacing[a];
-        p->size_resampled[a] = pctl(v, n, 50);
+        p->size_resampled[a] = dlt_percentile_sort(v, n, 50);
     }
     free(v);
     /* normalisation: CT foreground clip + z-score with the dataset's
