@@ -33,6 +33,18 @@ endif
 DEB_PKGS := libnifti2-dev zlib1g-dev bats libdnnl-dev libpng-dev gnuplot-nox
 DEB_OPTIONAL := python3-nibabel python3-scipy python3-torch
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done)
+
+# ---- MPI (data-parallel training, lib/dist.c): Open MPI from Debian;
+# make MPI=0 builds without it (a world of one process) ----
+MPI ?= 1
+ifeq ($(MPI),1)
+DEB_PKGS += libopenmpi-dev openmpi-bin
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+CFLAGS += -DDLT_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS += $(MPI_LIBS)
+endif
+
 MISSING := $(call missing,$(DEB_PKGS))
 
 # ---- oneDNN (the CPU fast path) ----
@@ -91,7 +103,7 @@ REPLAY := $(FUZZERS:%=$(B)/tests/replay_%)
 all: $(B)/libdlt.a $(B)/libdlt.so $(TOOLS) summary
 
 summary: $(B)/libdlt.a $(TOOLS)
-	@echo "dlt: built libdlt + $(words $(TOOLS)) tools; oneDNN fast path: $(if $(filter 1,$(DNNL)),yes,no); CUDA: $(if $(filter 1,$(CUDA)),yes ($(CUDA_HOME); cudnn.h in $(dir $(CUDNN_H))),no$(if $(filter 0,$(CUDA)), (nvcc or cudnn.h not found under CUDA_HOME=$(CUDA_HOME) / CUDNN_HOME=$(CUDNN_HOME), or CUDA=0)))"
+	@echo "dlt: built libdlt + $(words $(TOOLS)) tools; oneDNN fast path: $(if $(filter 1,$(DNNL)),yes,no); MPI: $(if $(filter 1,$(MPI)),yes,no (MPI=0)); CUDA: $(if $(filter 1,$(CUDA)),yes ($(CUDA_HOME); cudnn.h in $(dir $(CUDNN_H))),no$(if $(filter 0,$(CUDA)), (nvcc or cudnn.h not found under CUDA_HOME=$(CUDA_HOME) / CUDNN_HOME=$(CUDNN_HOME), or CUDA=0)))"
 
 # Install what is missing: as root with apt-get, otherwise print the command.
 # $(call install_pkgs,PACKAGES) is that as a recipe line.
@@ -116,18 +128,27 @@ $(B)/deps.mk: FORCE
 	else echo "dlt: missing packages; run: sudo apt-get install -y $(MISSING)" >&2; exit 1; fi
 	@mkdir -p $(B) && echo "# packages installed $$(date)" > $@
 
-$(B)/%.o: %.c $(LIB_HDR)
+# The flags every object was built with: a change (MPI=0, DNNL=0, CUDA=0,
+# OPT=...) rewrites $(B)/flags, which every object depends on, so a build
+# never mixes objects of two configurations.
+FLAGS_NOW := $(CC) $(CFLAGS) | $(LDLIBS) | $(NVFLAGS)
+ifneq ($(FLAGS_NOW),$(file < $(B)/flags))
+$(shell mkdir -p $(B))
+$(file > $(B)/flags,$(FLAGS_NOW))
+endif
+
+$(B)/%.o: %.c $(LIB_HDR) $(B)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 define simd_rule
-$(B)/lib/cpu/simd/%.$(1).o: lib/cpu/simd/%.c $(LIB_HDR)
+$(B)/lib/cpu/simd/%.$(1).o: lib/cpu/simd/%.c $(LIB_HDR) $(B)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $(ISA_FLAGS_$(1)) -DFAST_ISA=$(1) -c $$< -o $$@
 endef
 $(foreach i,$(SIMD_ISAS),$(eval $(call simd_rule,$(i))))
 
-$(B)/lib/cuda/%.o: lib/cuda/%.cu $(LIB_HDR) $(wildcard lib/cuda/*.h)
+$(B)/lib/cuda/%.o: lib/cuda/%.cu $(LIB_HDR) $(wildcard lib/cuda/*.h) $(B)/flags
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -138,7 +159,7 @@ $(B)/libdlt.a: $(LIB_OBJ)
 $(B)/libdlt.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS)
 
-$(BIN)/dlt-%: bin/dlt-%.c $(B)/libdlt.a $(LIB_HDR) $(wildcard bin/*.h)
+$(BIN)/dlt-%: bin/dlt-%.c $(B)/libdlt.a $(LIB_HDR) $(wildcard bin/*.h) $(B)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibin $< -o $@ $(B)/libdlt.a $(LDLIBS)
 

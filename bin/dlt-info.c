@@ -8,6 +8,7 @@
  * reader. Each file's summary is built in memory and printed only when the
  * whole file was read, so a failing file leaves nothing on stdout. */
 #include "dlt/core.h"
+#include "dlt/dist.h"
 #include "dlt/io.h"
 #include "dlt/json.h"
 #include "dlt/model.h"
@@ -652,6 +653,7 @@ static int backend_report(void)
     printf("cpu\t%s\n", model);
     printf("backend\t%s\n", be->name);
     if (isa) printf("isa\t%s\n", isa);
+    printf("mpi\t%s\n", dlt_dist_library()); /* what dlt-train's data parallelism runs on */
     printf("precision\t%s\n", prec ? prec : bk.precision);
     printf("network\t%s, filters %s, 1 channel, 14 classes; training step batch %lld and inference batch 1, patch "
            "%lldx%lldx%lld\n",

@@ -5,6 +5,7 @@
  * queue lib/feed.c, validation lib/infer.c + lib/metrics.c; this file holds
  * the options, the loop and the model metadata. See dlt-train(1). */
 #include "dlt/core.h"
+#include "dlt/dist.h"
 #include "dlt/feed.h"
 #include "dlt/infer.h"
 #include "dlt/io.h"
@@ -51,7 +52,8 @@ static void usage(FILE *f)
             "      --schedule constant|step|poly  (default constant)\n"
             "      --lr-step N --lr-gamma X       step schedule: lr *= X every N steps (0.1)\n"
             "      --poly-power X       poly schedule: lr*(1-step/steps)^X (0.9)\n"
-            "  -b, --batch N            patches per step (default 4)\n"
+            "  -b, --batch N            patches per step (default 4); under MPI per rank:\n"
+            "                           a step uses ranks*N records of the stream\n"
             "  -n, --steps N            the step count to reach (a resumed run continues to\n"
             "                           N); default: until the stream ends\n"
             "  -s, --seed N             weight initialisation and trainer RNG (default 1)\n"
@@ -60,6 +62,8 @@ static void usage(FILE *f)
             "                           fp32 sums and fp32 weights (mixed precision; several\n"
             "                           times faster on CPUs with AMX); cuda also tf32\n"
             "  -t, --threads N          CPU threads (default: all cores)\n"
+            "      --sync-bn, --no-sync-bn  under MPI, batch-norm statistics over all ranks'\n"
+            "                           samples (default) or each rank's own\n"
             "Files:\n"
             "  -o, --output FILE        the model/checkpoint file (required)\n"
             "  -r, --resume FILE        continue from a checkpoint (feed the stream with\n"
@@ -78,7 +82,7 @@ static void usage(FILE *f)
 
 enum {
     O_NET = 1000, O_FILTERS, O_STRIDES, O_RES, O_NORM, O_LOSS, O_OPTIM, O_LR, O_EPS, O_MOM, O_NEST, O_WD, O_SCHED,
-    O_LRSTEP, O_LRGAMMA, O_POLY, O_CKPT, O_LOGEVERY, O_VAL, O_VALEVERY, O_VALOV, O_PRECISION, O_VERSION
+    O_LRSTEP, O_LRGAMMA, O_POLY, O_CKPT, O_LOGEVERY, O_VAL, O_VALEVERY, O_VALOV, O_PRECISION, O_VERSION, O_SYNCBN, O_NOSYNCBN
 };
 
 static const struct option longopts[] = {
@@ -104,6 +108,8 @@ static const struct option longopts[] = {
     {"device", required_argument, 0, 'd'},
     {"precision", required_argument, 0, O_PRECISION},
     {"threads", required_argument, 0, 't'},
+    {"sync-bn", no_argument, 0, O_SYNCBN},
+    {"no-sync-bn", no_argument, 0, O_NOSYNCBN},
     {"output", required_argument, 0, 'o'},
     {"resume", required_argument, 0, 'r'},
     {"checkpoint-every", required_argument, 0, O_CKPT},
@@ -253,7 +259,7 @@ typedef struct run {
     int patch[3];
     int64_t records;       /* records consumed by all steps taken, from the stream's start */
     int64_t steps_target;
-    int batch;
+    int batch, ranks;      /* per rank; the step uses ranks*batch records */
     uint64_t seed;
     const char *precision;
     double last_loss;
@@ -274,6 +280,8 @@ static int save_model(run *r, const char *path, double val)
     SET("patch", "%d,%d,%d", r->patch[0], r->patch[1], r->patch[2]);
     SET("records", "%" PRId64, r->records);
     SET("batch", "%d", r->batch);
+    SET("ranks", "%d", r->ranks);
+    SET("global_batch", "%d", r->batch * r->ranks);
     SET("steps", "%" PRId64, r->steps_target);
     SET("seed", "%" PRIu64, r->seed);
     SET("precision", "%s", r->precision);
@@ -311,9 +319,12 @@ static void put_arg(FILE *f, const char *a)
 
 static void print_resume(int argc, char **argv, const run *r, int64_t step)
 {
+    char launcher[64] = "";
+    if (r->ranks > 1) snprintf(launcher, sizeof launcher, "mpirun -np %d ", r->ranks); /* or srun, as before */
     fprintf(stderr, "%s: stopped at step %" PRId64 " after %" PRId64 " records; checkpoint %s. Resume with:\n",
             dlt_progname(), step, r->records, r->out);
-    fprintf(stderr, "%s:   dlt-sample <the same options> --skip %" PRId64 " | dlt-train", dlt_progname(), r->records);
+    fprintf(stderr, "%s:   dlt-sample <the same options> --skip %" PRId64 " | %sdlt-train", dlt_progname(), r->records,
+            launcher);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-r") || !strcmp(argv[i], "--resume")) {
             i++;
@@ -328,10 +339,106 @@ static void print_resume(int argc, char **argv, const run *r, int64_t step)
     fputc('\n', stderr);
 }
 
+/* Open the patch stream and read what training needs from its header: 0,
+ * or 1 with the error reported. */
+static int open_stream(const char *in, const char *sname, dlt_patch_reader *rd, int *channels, int *classes,
+                       int patch[3])
+{
+    if (dlt_patch_reader_open(rd, in)) {
+        dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    const char *hv;
+    if (!(hv = dlt_patch_header_get(&rd->header, "channels")) || (*channels = atoi(hv)) < 1) {
+        dlt_error("%s: the stream header has no channel count", sname);
+        return 1;
+    }
+    if (!(hv = dlt_patch_header_get(&rd->header, "classes")) || (*classes = atoi(hv)) < 2) {
+        dlt_error("%s: the stream header has no class count of at least 2 ('classes')", sname);
+        return 1;
+    }
+    if (!(hv = dlt_patch_header_get(&rd->header, "patch")) || dlt_parse_int3(hv, 1, 4096, patch)) {
+        dlt_error("%s: the stream header has no patch size", sname);
+        return 1;
+    }
+    if ((hv = dlt_patch_header_get(&rd->header, "label")) && strcmp(hv, "yes")) {
+        dlt_error("%s: the stream has no labels (label %s); training needs labelled patches", sname, hv);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- a step's records ---- */
+typedef struct batchbuf {
+    float *x;     /* [ranks*batch on rank 0, else batch][channels][vox] */
+    int32_t *y;   /* [.. ][vox] */
+    int64_t vox;
+    int channels;
+    /* intensity sample of the first step's records (rank 0, fresh runs) */
+    float *isamp;
+    int64_t istride, iper, ircap, irec;
+} batchbuf;
+
+enum { B_OK = 0, B_ENDED, B_STOPPED, B_ERROR };
+
+static void take_record(batchbuf *b, const dlt_patch *p, int64_t i)
+{
+    const int64_t vox = b->vox;
+    memcpy(b->x + i * b->channels * vox, p->image, sizeof(float) * (size_t)(b->channels * vox));
+    for (int64_t v = 0; v < vox; v++) b->y[i * vox + v] = p->label[v];
+    if (b->isamp && b->irec < b->ircap) {
+        for (int ch = 0; ch < b->channels; ch++)
+            for (int64_t v = 0, k = 0; v < vox; v += b->istride, k++)
+                b->isamp[(ch * b->ircap + b->irec) * b->iper + k] = p->image[ch * vox + v];
+        b->irec++;
+    }
+}
+
+/* Rank 0 reads ranks*batch records (*got counts them); every rank learns
+ * the outcome, the worst over the ranks (a signal to any rank stops all at
+ * the same step), and on B_OK holds its share: rank r the records
+ * [r*batch, (r+1)*batch) of the step. */
+static int next_batch(dlt_dist *dist, dlt_feed *feed, dlt_patch *p, batchbuf *b, int64_t batch, int64_t *got)
+{
+    int st = B_OK;
+    *got = 0;
+    if (dlt_dist_rank(dist) == 0)
+        while (*got < batch * dlt_dist_size(dist) && st == B_OK) {
+            int rc = dlt_feed_next(feed, p, &g_stop);
+            if (rc == 1) take_record(b, p, (*got)++);
+            else if (rc == DLT_FEED_STOPPED || (rc < 0 && g_stop)) st = B_STOPPED; /* the sampler died of the same signal */
+            else if (rc == 0) st = B_ENDED;
+            else {
+                dlt_error("%s", dlt_errmsg());
+                st = B_ERROR;
+            }
+        }
+    if (g_stop && st == B_OK) st = B_STOPPED;
+    if (dlt_dist_size(dist) == 1) return st;
+    if (dlt_dist_max_int(dist, &st, 1)) return B_ERROR;
+    if (st == B_OK &&
+        (dlt_dist_scatter(dist, b->x, b->x, sizeof(float) * batch * b->channels * b->vox) ||
+         dlt_dist_scatter(dist, b->y, b->y, sizeof(int32_t) * batch * b->vox))) {
+        dlt_error("%s", dlt_errmsg());
+        return B_ERROR;
+    }
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-train");
     dlt_stdout_check_at_exit();
+    /* under mpirun/srun: one of several ranks (dlt/dist.h); rank 0 reads,
+     * logs and writes, the others say only their errors */
+    dlt_dist *dist = NULL;
+    if (dlt_dist_init(&argc, &argv, &dist)) {
+        dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    const int rank = dlt_dist_rank(dist), ranks = dlt_dist_size(dist);
+    static char rankname[64];
+    if (rank > 0) snprintf(rankname, sizeof rankname, "dlt-train[rank %d]", rank), dlt_log_init(rankname);
     int loglevel = DLT_LOG_INFO;
     const char *netname = NULL, *filters = NULL, *strides = NULL, *norm = NULL, *out = NULL, *resume = NULL,
                *logpath = NULL, *valpath = NULL, *device = "cpu", *precision = NULL;
@@ -344,7 +451,7 @@ int main(int argc, char **argv)
     dlt_train_config_default(&tc);
     tc.sched_step = 1000; /* dlt-train(1)'s default */
     unsigned given = 0;
-    int g_batch = 0, g_steps = 0, g_seed = 0;
+    int g_batch = 0, g_steps = 0, g_seed = 0, sync_bn = 1;
     int c;
     while ((c = getopt_long(argc, argv, "b:n:s:d:t:o:r:l:qvh", longopts, NULL)) != -1) {
         switch (c) {
@@ -416,6 +523,8 @@ int main(int argc, char **argv)
             g_seed = 1;
             break;
         case 'd': device = optarg; break;
+        case O_SYNCBN: sync_bn = 1; break;
+        case O_NOSYNCBN: sync_bn = 0; break;
         case O_PRECISION: precision = optarg; break;
         case 't':
             if (dlt_parse_i64(optarg, 1, INT64_MAX, &threads) || threads > 1024) return dlt_usage_error("--threads: bad value '%s'%s", optarg, "");
@@ -444,13 +553,13 @@ int main(int argc, char **argv)
         default: fprintf(stderr, "Try 'dlt-train --help'.\n"); return 2;
         }
     }
-    dlt_log_set_level(loglevel);
+    dlt_log_set_level(rank > 0 ? DLT_LOG_QUIET : loglevel);
     if (!out) return dlt_usage_error("no output model: give -o MODEL.dltm");
     if (!strcmp(out, "-")) return dlt_usage_error("-o -: checkpoints need a file, not stdout");
     if (optind < argc - 1) return dlt_usage_error("one patch stream at most (got '%s' and '%s')", argv[optind], argv[optind + 1]);
     if (val_every < 0) val_every = ckpt_every;
     const char *in = optind < argc ? argv[optind] : "-";
-    if (!strcmp(in, "-") && isatty(0)) return dlt_usage_error("no patch stream: stdin is a terminal (pipe dlt-sample into it)");
+    if (rank == 0 && !strcmp(in, "-") && isatty(0)) return dlt_usage_error("no patch stream: stdin is a terminal (pipe dlt-sample into it)");
     if (tc.sched == DLT_SCHED_POLY && steps <= 0 && !resume)
         return dlt_usage_error("--schedule poly needs --steps");
     /* The network options must parse before anything is read. */
@@ -477,37 +586,29 @@ int main(int argc, char **argv)
         }
         dlt_train_config_resume(&tc, given, &ck);
         if (!g_batch && (s = dlt_model_get_meta(&ck, "batch"))) batch = atoll(s) > 0 ? atoll(s) : batch;
+        /* another rank count keeps the step's record count where it divides */
+        if (!g_batch && (s = dlt_model_get_meta(&ck, "global_batch")) && atoll(s) != batch * ranks) {
+            if (atoll(s) > 0 && atoll(s) % ranks == 0) batch = atoll(s) / ranks;
+            else dlt_warn("%s: its %s records a step do not divide among %d ranks; using --batch %" PRId64 " per rank",
+                          resume, s, ranks, batch);
+        }
         if (!g_steps && (s = dlt_model_get_meta(&ck, "steps"))) steps = atoll(s);
         if (!g_seed && (s = dlt_model_get_meta(&ck, "seed"))) seed = atoll(s);
         if ((s = dlt_model_get_meta(&ck, "precision"))) snprintf(ck_prec, sizeof ck_prec, "%s", s);
     }
 
-    /* ---- the stream header ---- */
+    /* ---- the stream header (rank 0 reads the stream; the others learn its shape) ---- */
     dlt_patch_reader rd;
-    if (dlt_patch_reader_open(&rd, in)) {
-        dlt_error("%s", dlt_errmsg());
-        dlt_model_free(&ck);
-        return 1;
-    }
+    memset(&rd, 0, sizeof rd);
     const char *sname = strcmp(in, "-") ? in : "stdin";
-    const char *hv;
-    int channels = 0, classes = 0, patch[3];
-    if (!(hv = dlt_patch_header_get(&rd.header, "channels")) || (channels = atoi(hv)) < 1) {
-        dlt_error("%s: the stream header has no channel count", sname);
+    int hdr[6] = {0};
+    if (rank == 0) hdr[0] = !open_stream(in, sname, &rd, &hdr[1], &hdr[2], hdr + 3);
+    if (dlt_dist_bcast(dist, hdr, sizeof hdr) || !hdr[0]) {
+        dlt_model_free(&ck);
+        dlt_dist_finish(dist);
         return 1;
     }
-    if (!(hv = dlt_patch_header_get(&rd.header, "classes")) || (classes = atoi(hv)) < 2) {
-        dlt_error("%s: the stream header has no class count of at least 2 ('classes')", sname);
-        return 1;
-    }
-    if (!(hv = dlt_patch_header_get(&rd.header, "patch")) || dlt_parse_int3(hv, 1, 4096, patch)) {
-        dlt_error("%s: the stream header has no patch size", sname);
-        return 1;
-    }
-    if ((hv = dlt_patch_header_get(&rd.header, "label")) && strcmp(hv, "yes")) {
-        dlt_error("%s: the stream has no labels (label %s); training needs labelled patches", sname, hv);
-        return 1;
-    }
+    const int channels = hdr[1], classes = hdr[2], patch[3] = {hdr[3], hdr[4], hdr[5]};
 
     /* ---- network ---- */
     dlt_net_config nc;
@@ -550,7 +651,7 @@ int main(int argc, char **argv)
 
     valset vs = {0};
     vs.overlap = val_overlap;
-    if (valpath && val_load(valpath, channels, classes, &vs)) {
+    if (rank == 0 && valpath && val_load(valpath, channels, classes, &vs)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
@@ -578,6 +679,10 @@ int main(int argc, char **argv)
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
+    /* every rank starts from the same weights (one seed) and takes the
+     * same steps: averaged gradients, batch norm over all ranks' samples */
+    dlt_trainer_set_dist(tr, dist);
+    if (sync_bn) dlt_backend_set_reduce(be, dlt_dist_reduce(dist));
     run r = {0};
     r.out = out;
     r.stream_name = sname;
@@ -589,6 +694,7 @@ int main(int argc, char **argv)
     r.hdr = &hcopy;
     memcpy(r.patch, patch, sizeof patch);
     r.batch = (int)batch;
+    r.ranks = ranks;
     r.seed = (uint64_t)seed;
     r.precision = precision ? precision : "fp32";
     r.steps_target = steps;
@@ -617,7 +723,7 @@ int main(int argc, char **argv)
 
     /* ---- log file ---- */
     FILE *logf = NULL;
-    if (logpath) {
+    if (rank == 0 && logpath) {
         logf = fopen(logpath, "a");
         if (!logf) {
             dlt_error("%s: %s", logpath, strerror(errno));
@@ -648,11 +754,12 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* what mpirun forwards to every rank (its own SIGTERM ends the job) */
 
     dlt_feed_config fc = {.channels = channels, .classes = classes, .patch = {patch[0], patch[1], patch[2]},
                           .capacity = (int)(2 * batch > 8 ? 2 * batch : 8)};
     dlt_feed *feed = NULL;
-    if (dlt_feed_start(&rd, &fc, &feed)) {
+    if (rank == 0 && dlt_feed_start(&rd, &fc, &feed)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
@@ -660,83 +767,56 @@ int main(int argc, char **argv)
     dlt_net_format_filters(&nc, fbuf, sizeof fbuf);
     dlt_net_format_strides(&nc, sbuf, sizeof sbuf);
     dlt_log(DLT_LOG_INFO,
-            "%s filters %s strides %s, %d channel%s -> %d classes, %" PRId64 " parameters; patch %d,%d,%d, batch %d, "
+            "%s filters %s strides %s, %d channel%s -> %d classes, %" PRId64 " parameters; patch %d,%d,%d, batch %d%s, "
             "%s loss, %s, device %s%s%s",
             dlt_net_kind_name(nc.kind), fbuf, sbuf, channels, channels == 1 ? "" : "s", classes,
-            dlt_net_count_trainable(net), patch[0], patch[1], patch[2], r.batch, dlt_loss_name(tc.loss.kind),
+            dlt_net_count_trainable(net), patch[0], patch[1], patch[2], r.batch, ranks > 1 ? " per rank" : "",
+            dlt_loss_name(tc.loss.kind),
             dlt_optim_name(tc.optim.kind), be->name, precision ? ", precision " : "", precision ? precision : "");
     dlt_log(DLT_LOG_VERBOSE, "%d CPU threads", dlt_threads());
+    if (ranks > 1)
+        dlt_log(DLT_LOG_INFO, "%d ranks (%s): %" PRId64 " records a step, batch norm %s", ranks, dlt_dist_library(),
+                batch * ranks, nc.norm == DLT_NORM_BATCH ? (sync_bn ? "over all ranks" : "per rank") : "per sample");
 
     /* ---- the loop ---- */
-    int64_t vox = (int64_t)patch[0] * patch[1] * patch[2];
-    float *x = dlt_alloc(batch * channels * vox, sizeof(float), "batch images");
-    int32_t *y = dlt_alloc(batch * vox, sizeof(int32_t), "batch labels");
+    const int64_t vox = (int64_t)patch[0] * patch[1] * patch[2], gbatch = batch * ranks;
+    const int64_t nbuf = rank == 0 ? gbatch : batch; /* rank 0 reads the whole step */
+    batchbuf bb = {.vox = vox, .channels = channels};
+    bb.x = dlt_alloc(nbuf * channels * vox, sizeof(float), "batch images");
+    bb.y = dlt_alloc(nbuf * vox, sizeof(int32_t), "batch labels");
     /* Intensity sample of the first step's records (fresh runs only): any
      * checkpoint has seen them, so a resumed run records the same statistics. */
-    float *isamp = NULL;
-    int64_t istride = vox / 65536 + 1, iper = (vox + istride - 1) / istride, ircap = batch < 64 ? batch : 64, irec = 0;
-    if (!r.intensity[0]) isamp = dlt_alloc(channels * ircap * iper, sizeof(float), "intensity sample");
+    bb.istride = vox / 65536 + 1, bb.iper = (vox + bb.istride - 1) / bb.istride, bb.ircap = gbatch < 64 ? gbatch : 64;
+    if (rank == 0 && !r.intensity[0]) bb.isamp = dlt_alloc(channels * bb.ircap * bb.iper, sizeof(float), "intensity sample");
     double *vdice = calloc((size_t)classes, sizeof(double));
-    if (!x || !y || !vdice || (!r.intensity[0] && !isamp)) {
+    if (!bb.x || !bb.y || !vdice || (rank == 0 && !r.intensity[0] && !bb.isamp)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
     dlt_patch p = {0};
-    int status = 0, ended = 0, interrupted = 0;
+    int status = 0, ended = 0, interrupted = 0, agreed = 0; /* agreed: every rank knows of the error */
     int64_t step = dlt_trainer_steps_done(tr), start = step, leftover = 0, last_ckpt = resume ? step : -1;
-    int64_t last_val = -1;
     double t0 = dlt_now(), tlog = t0, loss_sum = 0;
     int64_t loss_n = 0, rec_log = 0;
     dlt_progress prog;
-    if (loglevel > 0) dlt_progress_start(&prog, "steps", steps >= 0 ? steps - start : 0);
+    if (loglevel > 0 && rank == 0) dlt_progress_start(&prog, "steps", steps >= 0 ? steps - start : 0);
     if (steps >= 0 && step >= steps) dlt_log(DLT_LOG_INFO, "already at step %" PRId64 " (--steps %" PRId64 ")", step, steps);
 
     while (steps < 0 || step < steps) {
-        if (g_stop) {
-            interrupted = 1;
-            break;
-        }
-        int got = 0;
-        while (got < batch) {
-            int rc = dlt_feed_next(feed, &p, &g_stop);
-            if (rc == 1) {
-                memcpy(x + got * channels * vox, p.image, sizeof(float) * (size_t)(channels * vox));
-                for (int64_t v = 0; v < vox; v++) y[got * vox + v] = p.label[v];
-                if (isamp && irec < ircap) {
-                    for (int ch = 0; ch < channels; ch++)
-                        for (int64_t v = 0, k = 0; v < vox; v += istride, k++)
-                            isamp[(ch * ircap + irec) * iper + k] = p.image[ch * vox + v];
-                    irec++;
-                }
-                got++;
-            } else if (rc == DLT_FEED_STOPPED) {
-                interrupted = 1;
-                break;
-            } else if (rc == 0) {
-                ended = 1;
-                break;
-            } else {
-                if (g_stop) { /* the sampler died of the same signal: not an error */
-                    interrupted = 1;
-                    break;
-                }
-                dlt_error("%s", dlt_errmsg());
-                status = 1;
-                break;
-            }
-        }
-        if (status || interrupted) break;
-        if (ended) {
-            leftover = got;
-            break;
-        }
+        int64_t got;
+        int st = next_batch(dist, feed, &p, &bb, batch, &got);
+        if (st == B_STOPPED) interrupted = 1;
+        if (st == B_ERROR) status = 1, agreed = 1;
+        if (st == B_ENDED) ended = 1, leftover = got;
+        if (st != B_OK) break;
         double lr_now = dlt_trainer_lr(tr), lv;
-        if (dlt_trainer_step(tr, x, y, batch, patch[2], patch[1], patch[0], &lv)) {
+        if (dlt_trainer_step(tr, bb.x, bb.y, batch, patch[2], patch[1], patch[0], &lv)) {
             dlt_error("step %" PRId64 ": %s", step + 1, dlt_errmsg());
             status = 1;
             break;
         }
-        if (!isfinite(lv)) {
+        if (!isfinite(lv)) { /* the mean over the ranks: all stop here */
+            if (rank == 0)
             dlt_error("step %" PRId64 ": the loss is %s (training diverged; try a smaller --lr); %s", step + 1,
                       isnan(lv) ? "nan" : "infinite",
                       last_ckpt >= 0 ? "the last checkpoint is intact" : "no checkpoint was written");
@@ -745,18 +825,17 @@ int main(int argc, char **argv)
             break;
         }
         step++;
-        r.records += batch;
+        r.records += gbatch;
         r.last_loss = lv;
-        loss_sum += lv, loss_n++, rec_log += batch;
+        loss_sum += lv, loss_n++, rec_log += gbatch;
         int final = steps >= 0 && step >= steps;
         double vmean = NAN;
-        if (vs.n && ((val_every > 0 && step % val_every == 0) || final)) {
+        if (rank == 0 && vs.n && ((val_every > 0 && step % val_every == 0) || final)) {
             if (validate(net, &vs, classes, patch, r.batch, vdice, &vmean)) {
                 dlt_error("step %" PRId64 ": %s", step, dlt_errmsg());
                 status = 1;
                 break;
             }
-            last_val = step;
             dlt_log(DLT_LOG_INFO, "step %" PRId64 ": validation mean Dice %.4f", step, vmean);
             if (!isnan(vmean) && (isnan(r.best_val) || vmean > r.best_val)) {
                 r.best_val = vmean, r.best_step = step;
@@ -779,7 +858,7 @@ int main(int argc, char **argv)
             fflush(logf);
             tlog = now, loss_sum = 0, loss_n = 0, rec_log = 0;
         }
-        if (ckpt_every > 0 && step % ckpt_every == 0 && !final) {
+        if (rank == 0 && ckpt_every > 0 && step % ckpt_every == 0 && !final) {
             if (save_model(&r, out, NAN)) {
                 dlt_error("%s", dlt_errmsg());
                 status = 1;
@@ -787,20 +866,22 @@ int main(int argc, char **argv)
             }
             last_ckpt = step;
         }
-        if (loglevel > 0) {
+        if (loglevel > 0 && rank == 0) {
             char ex[64];
             snprintf(ex, sizeof ex, "loss %.4g", lv);
             dlt_progress_update(&prog, step - start, ex);
         }
     }
-    (void)last_val;
-    if (loglevel > 0 && step > start) {
+    if (status && !agreed && ranks > 1) dlt_dist_abort(dist, 1); /* the others may wait in a collective */
+    if (loglevel > 0 && rank == 0 && step > start) {
         char ex[64];
         snprintf(ex, sizeof ex, "loss %.4g", r.last_loss);
         dlt_progress_end(&prog, ex);
     }
-    dlt_feed_close(feed);
-    if (!status) {
+    if (feed) dlt_feed_close(feed);
+    if (!status && rank == 0) {
+        float *isamp = bb.isamp;
+        const int64_t irec = bb.irec, iper = bb.iper, ircap = bb.ircap;
         if (isamp && irec > 0) {
             /* [channel][record][k] is [channel][n] with n = irec*iper when irec == ircap;
              * otherwise compact the channels first */
@@ -814,7 +895,7 @@ int main(int argc, char **argv)
             status = 1;
         }
     }
-    if (!status) {
+    if (!status && rank == 0) {
         if (interrupted) {
             print_resume(argc, argv, &r, step);
         } else {
@@ -829,12 +910,15 @@ int main(int argc, char **argv)
     }
     if (logf) fclose(logf);
     dlt_patch_free(&p);
-    dlt_free(x), dlt_free(y), dlt_free(isamp);
+    dlt_free(bb.x), dlt_free(bb.y), dlt_free(bb.isamp);
     free(vdice);
     val_free(&vs);
     dlt_patch_header_free(&hcopy);
     dlt_trainer_free(tr);
     dlt_net_free(net);
     dlt_backend_free(be);
+    /* rank 0's last checkpoint decides the run's status */
+    if (ranks > 1 && dlt_dist_max_int(dist, &status, 1)) status = 1;
+    dlt_dist_finish(dist);
     return status;
 }

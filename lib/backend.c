@@ -1,5 +1,6 @@
 /* backend.c - choosing a backend by name, tensor helpers, and TF 'same'
  * padding (see dlt/backend.h). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/backends.h"
@@ -73,4 +74,29 @@ void dlt_tensor_release(dlt_tensor *t)
 {
     if (t && t->be && t->data) t->be->release(t->be, t);
     if (t) t->data = NULL, t->priv = NULL;
+}
+
+int dlt_reduce_sum(const dlt_reduce *r, double *v, int64_t n)
+{
+    if (!r || !r->sum || n <= 0) return 0;
+    return r->sum(r->ctx, v, n);
+}
+
+int dlt_reduce_moments(const dlt_reduce *r, int64_t ng, double *count, double *mean, double *m2)
+{
+    if (!r || !r->sum || ng <= 0) return 0;
+    double *v = malloc(sizeof(double) * (size_t)(3 * ng));
+    if (!v) return dlt_err(DLT_ENOMEM, "batch norm: out of memory");
+    for (int64_t g = 0; g < ng; g++) {
+        v[g] = count[g];
+        v[ng + g] = count[g] * mean[g];
+        v[2 * ng + g] = m2[g] + count[g] * mean[g] * mean[g];
+    }
+    int rc = r->sum(r->ctx, v, 3 * ng);
+    for (int64_t g = 0; !rc && g < ng; g++) {
+        const double n = v[g], mu = n > 0 ? v[ng + g] / n : 0, q = v[2 * ng + g] - n * mu * mu;
+        count[g] = n, mean[g] = mu, m2[g] = q > 0 ? q : 0;
+    }
+    free(v);
+    return rc ? dlt_err_prefix(rc, "batch norm: synchronising statistics") : 0;
 }

@@ -17,6 +17,9 @@ struct dlt_trainer {
     int np;           /* net params */
     dlt_tensor *m, *v; /* per param (trainable only allocated) */
     dlt_tensor labels, dlogits;
+    dlt_dist *dist;   /* data-parallel ranks, or NULL */
+    float *gbuf;      /* every trainable gradient, packed, and the loss (dist only) */
+    int64_t gbuf_n;
 };
 
 void dlt_train_config_default(dlt_train_config *c)
@@ -118,10 +121,54 @@ void dlt_trainer_free(dlt_trainer *t)
     free(t->m), free(t->v);
     dlt_tensor_release(&t->labels);
     dlt_tensor_release(&t->dlogits);
+    dlt_free(t->gbuf);
     free(t);
 }
 
 int64_t dlt_trainer_steps_done(const dlt_trainer *t) { return t->step; }
+void dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d) { t->dist = d; }
+
+/* Gradients and loss averaged over the ranks: each rank's loss is the mean
+ * over its share, so the mean of the ranks' gradients is the gradient of
+ * the mean over the whole batch. Packed into one host buffer (the download
+ * also turns a backend's private layout into NCDHW), summed in buckets. */
+#define GRAD_BUCKET ((int64_t)4 << 20)
+static int average_grads(dlt_trainer *t, double *loss)
+{
+    dlt_net *net = t->net;
+    int64_t n = 1;
+    for (int i = 0; i < t->np; i++) {
+        dlt_param *p = dlt_net_param(net, i);
+        if (p->trainable) n += dlt_tensor_numel(&p->grad);
+    }
+    if (!t->gbuf) {
+        if (!(t->gbuf = dlt_alloc(n, sizeof(float), "gradient buffer"))) return DLT_ENOMEM;
+        t->gbuf_n = n;
+    }
+    int rc = 0;
+    int64_t o = 0;
+    for (int i = 0; !rc && i < t->np; i++) {
+        dlt_param *p = dlt_net_param(net, i);
+        if (!p->trainable) continue;
+        rc = p->grad.be->download(p->grad.be, &p->grad, t->gbuf + o);
+        o += dlt_tensor_numel(&p->grad);
+    }
+    t->gbuf[o] = (float)*loss;
+    for (int64_t b = 0; !rc && b < n; b += GRAD_BUCKET)
+        rc = dlt_dist_sum_f32(t->dist, t->gbuf + b, n - b < GRAD_BUCKET ? n - b : GRAD_BUCKET);
+    if (rc) return dlt_err_prefix(rc, "train: averaging gradients over the ranks");
+    const float inv = 1.0f / (float)dlt_dist_size(t->dist);
+    for (int64_t k = 0; k < n; k++) t->gbuf[k] *= inv;
+    *loss = t->gbuf[o];
+    o = 0;
+    for (int i = 0; !rc && i < t->np; i++) {
+        dlt_param *p = dlt_net_param(net, i);
+        if (!p->trainable) continue;
+        rc = p->grad.be->upload(p->grad.be, &p->grad, t->gbuf + o);
+        o += dlt_tensor_numel(&p->grad);
+    }
+    return rc;
+}
 dlt_rng *dlt_trainer_rng(dlt_trainer *t) { return &t->rng; }
 dlt_net *dlt_trainer_net(dlt_trainer *t) { return t->net; }
 const dlt_train_config *dlt_trainer_config(const dlt_trainer *t) { return &t->cfg; }
@@ -168,6 +215,7 @@ int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int6
     int rc = dlt_net_zero_grad(net);
     if (!rc) rc = forward_loss(t, x, labels, n, d, h, w, 1, loss);
     if (!rc) rc = dlt_net_backward(net, &t->dlogits);
+    if (!rc && dlt_dist_size(t->dist) > 1) rc = average_grads(t, loss);
     if (rc) return rc;
     dlt_optim_desc od = t->cfg.optim;
     od.lr = (float)dlt_trainer_lr(t);

@@ -17,7 +17,13 @@
 # Exit status: 0 when CKPT has reached its step target (the "steps" given
 # to dlt-train --steps), 75 (EX_TEMPFAIL) when it stopped early and can be
 # resumed by running the same command again, else dlt-train's failure.
-# DLT_BIN, when set, is the directory of the dlt tools.
+# DLT_BIN, when set, is the directory of the dlt tools. DLT_LAUNCH, when
+# set, are the words that start dlt-train data-parallel, e.g.
+# "srun --input=0" under Slurm or "mpirun -np 4" (stdin reaches rank 0
+# alone, which reads the stream; see dlt-train(1), DATA PARALLELISM).
+# DLT_STOP_SIGNAL is the signal a TERM or INT is passed on as (default
+# TERM, which srun forwards to every rank; give USR1 for mpirun, which
+# forwards USR1 but takes TERM as "end the job", closing rank 0's stdin).
 set -u
 die() { echo "train.sh: error: $*" >&2; exit 2; }
 [ $# -ge 2 ] || die "usage: train.sh CKPT SAMPLE_OPTION... -- TRAIN_OPTION..."
@@ -28,6 +34,7 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do sample+=("$1"); shift; done
 shift
 train=("$@")
 bin=${DLT_BIN:+$DLT_BIN/}
+read -r -a launch <<< "${DLT_LAUNCH:-}"
 
 # meta KEY FILE: a metadata value of a model file (empty if absent)
 meta() { "${bin}dlt-info" --json "$2" | sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
@@ -53,9 +60,9 @@ fi
 # which passes it on once: dlt-train takes a second signal as "stop now,
 # without a checkpoint", and dlt-sample dying first would cut the stream.
 stopping=0
-setsid "${bin}dlt-sample" "${sample[@]}" "${skip[@]}" | setsid "${bin}dlt-train" "${train[@]}" "${resume[@]}" -o "$ckpt" &
+setsid "${bin}dlt-sample" "${sample[@]}" "${skip[@]}" | setsid "${launch[@]}" "${bin}dlt-train" "${train[@]}" "${resume[@]}" -o "$ckpt" &
 pid=$!
-forward() { stopping=1; kill -TERM "$pid" 2>/dev/null; }
+forward() { stopping=1; kill -"${DLT_STOP_SIGNAL:-TERM}" "$pid" 2>/dev/null; }
 trap forward TERM INT
 while :; do
     wait "$pid"; rc=$?

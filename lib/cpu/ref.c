@@ -185,9 +185,9 @@ static int ref_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, 
     if (rc) return rc;
     if (!training && !inst && (!rm || !rv)) return dlt_err(DLT_EINVAL, "norm_fwd: inference needs running stats");
     if (nd->affine && (!gamma || !beta)) return dlt_err(DLT_EINVAL, "norm_fwd: affine norm needs gamma and beta");
-    dlt_ref_norm_fwd_f(nd, training, SH(x), CD(x), gamma ? CD(gamma) : NULL, beta ? CD(beta) : NULL,
-                       rm ? D(rm) : NULL, rv ? D(rv) : NULL, sm ? D(sm) : NULL, sr ? D(sr) : NULL, D(y));
-    return 0;
+    return dlt_ref_norm_fwd_f(nd, training, SH(x), CD(x), gamma ? CD(gamma) : NULL, beta ? CD(beta) : NULL,
+                              rm ? D(rm) : NULL, rv ? D(rv) : NULL, sm ? D(sm) : NULL, sr ? D(sr) : NULL, D(y),
+                              &be->reduce);
 }
 
 static int ref_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
@@ -205,9 +205,8 @@ static int ref_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tens
     if (!rc) rc = check_vec("norm_bwd", dgamma, x->c, "dgamma is not C long");
     if (!rc) rc = check_vec("norm_bwd", dbeta, x->c, "dbeta is not C long");
     if (rc) return rc;
-    dlt_ref_norm_bwd_f(nd, SH(x), CD(x), CD(y), CD(dy), gamma ? CD(gamma) : NULL, CD(sm), CD(sr), D(dx), accum,
-                       dgamma ? D(dgamma) : NULL, dbeta ? D(dbeta) : NULL);
-    return 0;
+    return dlt_ref_norm_bwd_f(nd, SH(x), CD(x), CD(y), CD(dy), gamma ? CD(gamma) : NULL, CD(sm), CD(sr), D(dx),
+                              accum, dgamma ? D(dgamma) : NULL, dbeta ? D(dbeta) : NULL, &be->reduce);
 }
 
 static int ref_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,

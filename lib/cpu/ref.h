@@ -35,11 +35,12 @@ static inline dlt_shape dlt_shape_of(const dlt_tensor *t) { return (dlt_shape){t
                                      const R *dy, R *dw, R *db);                                                   \
     void dlt_ref_bias_add##S(dlt_shape ys, R *y, const R *b);                                                      \
     void dlt_ref_bias_grad##S(dlt_shape dys, const R *dy, R *db);                                                  \
-    void dlt_ref_norm_fwd##S(const dlt_norm_desc *nd, int training, dlt_shape xs, const R *x, const R *gamma,      \
-                             const R *beta, R *rmean, R *rvar, R *smean, R *srstd, R *y);                          \
-    void dlt_ref_norm_bwd##S(const dlt_norm_desc *nd, dlt_shape xs, const R *x, const R *y, const R *dy,           \
-                             const R *gamma, const R *smean, const R *srstd, R *dx, int accum, R *dgamma,          \
-                             R *dbeta);                                                                            \
+    /* red: synchronised batch norm's cross-process sums, or NULL */                                              \
+    int dlt_ref_norm_fwd##S(const dlt_norm_desc *nd, int training, dlt_shape xs, const R *x, const R *gamma,       \
+                            const R *beta, R *rmean, R *rvar, R *smean, R *srstd, R *y, const dlt_reduce *red);    \
+    int dlt_ref_norm_bwd##S(const dlt_norm_desc *nd, dlt_shape xs, const R *x, const R *y, const R *dy,            \
+                            const R *gamma, const R *smean, const R *srstd, R *dx, int accum, R *dgamma,           \
+                            R *dbeta, const dlt_reduce *red);                                                      \
     void dlt_ref_act_fwd##S(int act, float alpha, const R *slope, dlt_shape xs, const R *x, R *y);                 \
     void dlt_ref_act_bwd##S(int act, float alpha, const R *slope, dlt_shape xs, const R *x, const R *dy, R *dx,    \
                             int accum, R *dslope);                                                                 \

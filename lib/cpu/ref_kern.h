@@ -5,6 +5,7 @@
  * outputs, so a result never depends on the thread count. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/ref.h"
@@ -216,43 +217,68 @@ void F(dlt_ref_bias_grad)(dlt_shape dys, const R *dy, R *db)
 
 /* Statistics groups: batch norm = one group per channel over (N, spatial);
  * instance norm = one group per (n, c) over spatial. Group g of channel c
- * covers samples [n0, n1). */
-void F(dlt_ref_norm_fwd)(const dlt_norm_desc *nd, int training, dlt_shape xs, const R *x, const R *gamma,
-                         const R *beta, R *rmean, R *rvar, R *smean, R *srstd, R *y)
+ * covers samples [n0, n1). Training-mode batch norm with a reduce `red`
+ * (dlt/backend.h) combines each channel's moments over all processes
+ * between the sums and their use (synchronised batch norm). Returns 0 or
+ * the reduce's error (DLT_ENOMEM for its scratch). */
+#define REF_GROUP(gi, c, n0, n1)                                                                                   \
+    const int64_t c = inst ? (gi) % xs.c : (gi);                                                                   \
+    const int64_t n0 = inst ? (gi) / xs.c : 0, n1 = inst ? n0 + 1 : xs.n
+
+int F(dlt_ref_norm_fwd)(const dlt_norm_desc *nd, int training, dlt_shape xs, const R *x, const R *gamma,
+                        const R *beta, R *rmean, R *rvar, R *smean, R *srstd, R *y, const dlt_reduce *red)
 {
     const int inst = nd->kind == DLT_NORM_INSTANCE;
     const int64_t sp = xs.d * xs.h * xs.w;
     const int64_t ngroups = inst ? xs.n * xs.c : xs.c;
+    const int stats = training || inst;
+    /* per group: count, mean, sum of squared deviations; then mean, rstd */
+    double *cnt = malloc(sizeof(double) * (size_t)(4 * ngroups)), *mu = cnt + ngroups, *q2 = mu + ngroups,
+           *rs = q2 + ngroups;
+    if (!cnt) return dlt_err(DLT_ENOMEM, "norm_fwd: out of memory");
 #pragma omp parallel for schedule(static)
     for (int64_t gi = 0; gi < ngroups; gi++) {
-        const int64_t c = inst ? gi % xs.c : gi;
-        const int64_t n0 = inst ? gi / xs.c : 0, n1 = inst ? n0 + 1 : xs.n;
-        const int64_t M = (n1 - n0) * sp;
-        double mean, var, rstd;
-        if (training || inst) {
-            double s = 0, q = 0;
-            for (int64_t n = n0; n < n1; n++) {
-                const R *p = x + (n * xs.c + c) * sp;
-                for (int64_t i = 0; i < sp; i++) s += p[i];
-            }
-            mean = s / (double)M;
-            for (int64_t n = n0; n < n1; n++) {
-                const R *p = x + (n * xs.c + c) * sp;
-                for (int64_t i = 0; i < sp; i++) q += (p[i] - mean) * (p[i] - mean);
-            }
-            var = q / (double)M;
-            rstd = 1.0 / sqrt(var + (double)nd->eps);
-            if (smean) smean[gi] = (R)mean;
-            if (srstd) srstd[gi] = (R)rstd;
-            if (!inst && training && rmean && rvar) {
-                double m = nd->momentum, unb = M > 1 ? var * (double)M / (double)(M - 1) : var;
-                rmean[c] = (R)(m * rmean[c] + (1 - m) * mean);
-                rvar[c] = (R)(m * rvar[c] + (1 - m) * unb);
-            }
-        } else {
-            mean = rmean[c];
-            rstd = 1.0 / sqrt((double)rvar[c] + (double)nd->eps);
+        REF_GROUP(gi, c, n0, n1);
+        if (!stats) {
+            mu[gi] = rmean[c], q2[gi] = rvar[c], cnt[gi] = 1;
+            continue;
         }
+        double s = 0, q = 0;
+        for (int64_t n = n0; n < n1; n++) {
+            const R *p = x + (n * xs.c + c) * sp;
+            for (int64_t i = 0; i < sp; i++) s += p[i];
+        }
+        const double M = (double)((n1 - n0) * sp), mean = s / M;
+        for (int64_t n = n0; n < n1; n++) {
+            const R *p = x + (n * xs.c + c) * sp;
+            for (int64_t i = 0; i < sp; i++) q += (p[i] - mean) * (p[i] - mean);
+        }
+        cnt[gi] = M, mu[gi] = mean, q2[gi] = q;
+    }
+    if (training && !inst) {
+        int rc = dlt_reduce_moments(red, ngroups, cnt, mu, q2);
+        if (rc) {
+            free(cnt);
+            return rc;
+        }
+    }
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        const int64_t c = inst ? gi % xs.c : gi;
+        const double M = cnt[gi], var = stats ? q2[gi] / M : q2[gi];
+        rs[gi] = 1.0 / sqrt(var + (double)nd->eps);
+        if (!stats) continue;
+        if (smean) smean[gi] = (R)mu[gi];
+        if (srstd) srstd[gi] = (R)rs[gi];
+        if (!inst && training && rmean && rvar) {
+            double m = nd->momentum, unb = M > 1 ? var * M / (M - 1) : var;
+            rmean[c] = (R)(m * rmean[c] + (1 - m) * mu[gi]);
+            rvar[c] = (R)(m * rvar[c] + (1 - m) * unb);
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        REF_GROUP(gi, c, n0, n1);
+        const double mean = mu[gi], rstd = rs[gi];
         const double ga = nd->affine && gamma ? gamma[c] : 1, be = nd->affine && beta ? beta[c] : 0;
         for (int64_t n = n0; n < n1; n++) {
             const R *p = x + (n * xs.c + c) * sp;
@@ -261,18 +287,54 @@ void F(dlt_ref_norm_fwd)(const dlt_norm_desc *nd, int training, dlt_shape xs, co
                 q[i] = (R)ref_act(nd->act, nd->alpha, 0, ga * ((p[i] - mean) * rstd) + be);
         }
     }
+    free(cnt);
+    return 0;
 }
 
 /* Backward of training-mode normalisation with the fused activation:
  * dz = dy * act'(z) (read off y), then the usual batch-norm adjoint
  * dx = gamma*rstd*(dz - mean(dz) - xhat*mean(dz*xhat)). Instance norm sums
  * dgamma/dbeta over samples inside one thread (per channel), so the order
- * is fixed. */
-void F(dlt_ref_norm_bwd)(const dlt_norm_desc *nd, dlt_shape xs, const R *x, const R *y, const R *dy,
-                         const R *gamma, const R *smean, const R *srstd, R *dx, int accum, R *dgamma, R *dbeta)
+ * is fixed. Batch norm with a reduce takes sum(dz), sum(dz*xhat) and the
+ * count over all processes (each process's dy is then the gradient of its
+ * own share of the loss; see dlt/dist.h). */
+int F(dlt_ref_norm_bwd)(const dlt_norm_desc *nd, dlt_shape xs, const R *x, const R *y, const R *dy,
+                        const R *gamma, const R *smean, const R *srstd, R *dx, int accum, R *dgamma, R *dbeta,
+                        const dlt_reduce *red)
 {
     const int inst = nd->kind == DLT_NORM_INSTANCE;
     const int64_t sp = xs.d * xs.h * xs.w;
+    const int64_t ngroups = inst ? xs.n * xs.c : xs.c;
+    /* [0] the count; then sum dz, sum dz*xhat per group (summed over the
+     * processes with a reduce); then this process's own sums, which make
+     * its dgamma and dbeta (the trainer averages those over the processes) */
+    double *v = malloc(sizeof(double) * (size_t)(1 + 4 * ngroups)), *sdz = v + 1, *sdzx = sdz + ngroups;
+    double *own = sdzx + ngroups;
+    if (!v) return dlt_err(DLT_ENOMEM, "norm_bwd: out of memory");
+    v[0] = (double)((inst ? 1 : xs.n) * sp);
+#pragma omp parallel for schedule(static)
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        REF_GROUP(gi, c, n0, n1);
+        const double mean = smean[gi], rstd = srstd[gi];
+        double a = 0, b = 0;
+        for (int64_t n = n0; n < n1; n++) {
+            const int64_t o = (n * xs.c + c) * sp;
+            for (int64_t i = 0; i < sp; i++) {
+                double dz = dy[o + i] * ref_dact_y(nd->act, nd->alpha, y[o + i]);
+                a += dz;
+                b += dz * ((x[o + i] - mean) * rstd);
+            }
+        }
+        sdz[gi] = own[gi] = a, sdzx[gi] = own[ngroups + gi] = b;
+    }
+    if (!inst) {
+        int rc = dlt_reduce_sum(red, v, 1 + 2 * ngroups);
+        if (rc) {
+            free(v);
+            return dlt_err_prefix(rc, "batch norm backward: synchronising sums");
+        }
+    }
+    const double M = v[0];
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < xs.c; c++) {
         double dg = 0, dbt = 0;
@@ -280,34 +342,27 @@ void F(dlt_ref_norm_bwd)(const dlt_norm_desc *nd, dlt_shape xs, const R *x, cons
         for (int64_t k = 0; k < ng; k++) {
             const int64_t gi = inst ? k * xs.c + c : c;
             const int64_t n0 = inst ? k : 0, n1 = inst ? k + 1 : xs.n;
-            const double M = (double)((n1 - n0) * sp);
             const double mean = smean[gi], rstd = srstd[gi];
             const double ga = nd->affine && gamma ? gamma[c] : 1;
-            double sdz = 0, sdzx = 0;
-            for (int64_t n = n0; n < n1; n++) {
-                const int64_t o = (n * xs.c + c) * sp;
-                for (int64_t i = 0; i < sp; i++) {
-                    double dz = dy[o + i] * ref_dact_y(nd->act, nd->alpha, y[o + i]);
-                    sdz += dz;
-                    sdzx += dz * ((x[o + i] - mean) * rstd);
-                }
-            }
-            dg += sdzx;
-            dbt += sdz;
+            dg += own[ngroups + gi];
+            dbt += own[gi];
             for (int64_t n = n0; n < n1; n++) {
                 const int64_t o = (n * xs.c + c) * sp;
                 for (int64_t i = 0; i < sp; i++) {
                     double dz = dy[o + i] * ref_dact_y(nd->act, nd->alpha, y[o + i]);
                     double xh = (x[o + i] - mean) * rstd;
-                    double v = ga * rstd * (dz - sdz / M - xh * sdzx / M);
-                    dx[o + i] = (R)(accum ? dx[o + i] + v : v);
+                    double val = ga * rstd * (dz - sdz[gi] / M - xh * sdzx[gi] / M);
+                    dx[o + i] = (R)(accum ? dx[o + i] + val : val);
                 }
             }
         }
         if (nd->affine && dgamma) dgamma[c] = (R)(dgamma[c] + dg);
         if (nd->affine && dbeta) dbeta[c] = (R)(dbeta[c] + dbt);
     }
+    free(v);
+    return 0;
 }
+#undef REF_GROUP
 
 /* ------------------------------------------------------------------ act */
 

@@ -117,6 +117,59 @@ __global__ void k_norm_dx(const float *__restrict__ x, const float *__restrict__
     }
 }
 
+/* Every channel's chunk sums (batch norm: one group) totalled into chunk
+ * 0, in place: thread c reads and writes only channel c's slots. */
+__global__ void k_collapse2(double *partial, int chunks, int64_t C)
+{
+    int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s0 = chan_total<2>(partial, 0, c, 0, chunks, C), s1 = chan_total<2>(partial, 0, c, 1, chunks, C);
+    partial[c * 2] = s0;
+    partial[c * 2 + 1] = s1;
+}
+
+/* dbeta += this process's sum dz, dgamma += its sum dz*xhat (collapsed) */
+__global__ void k_own_param_grads(const double *partial, int64_t C, float *dgamma, float *dbeta)
+{
+    int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    if (dbeta) dbeta[c] += (float)partial[c * 2];
+    if (dgamma) dgamma[c] += (float)partial[c * 2 + 1];
+}
+
+/* Synchronised batch norm (be->reduce set): the per-channel sums of this
+ * process, and its row count *R, become those of all processes, as one
+ * chunk (*chunks = 1). The sums go through the host: 2*C doubles a layer.
+ * Backward passes dgamma/dbeta: they get this process's own sums first
+ * (the trainer averages parameter gradients over the processes). */
+static int sync_sums(dlt_backend *be, double *partial, int *chunks, int64_t C, int64_t *R, float *dgamma,
+                     float *dbeta)
+{
+    cudaStream_t st = CTX(be)->stream;
+    k_collapse2<<<cuda_blocks(C, 128), 128, 0, st>>>(partial, *chunks, C);
+    KCHECK("norm sync collapse");
+    if (dgamma || dbeta) {
+        k_own_param_grads<<<cuda_blocks(C, 128), 128, 0, st>>>(partial, C, dgamma, dbeta);
+        KCHECK("norm sync parameter gradients");
+    }
+    double *h = (double *)malloc(sizeof(double) * (size_t)(2 * C + 1));
+    if (!h) return dlt_err(DLT_ENOMEM, "cuda: out of memory");
+    h[0] = (double)*R;
+    cudaError_t e = cudaMemcpyAsync(h + 1, partial, sizeof(double) * 2 * C, cudaMemcpyDeviceToHost, st);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+    int rc = e == cudaSuccess ? dlt_reduce_sum(&be->reduce, h, 2 * C + 1)
+                              : dlt_err(DLT_EDEVICE, "cuda: batch-norm sums to the host: %s", cudaGetErrorString(e));
+    if (!rc) {
+        e = cudaMemcpyAsync(partial, h + 1, sizeof(double) * 2 * C, cudaMemcpyHostToDevice, st);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+        if (e != cudaSuccess) rc = dlt_err(DLT_EDEVICE, "cuda: batch-norm sums to the device: %s", cudaGetErrorString(e));
+    }
+    *R = (int64_t)h[0];
+    *chunks = 1;
+    free(h);
+    return rc;
+}
+
 static int norm_check(const char *op, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y)
 {
     RET(cuda_check_fmt(op, x, FMT_NDHWC));
@@ -171,6 +224,7 @@ int cuda_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const 
     if (batch_stats) {
         chan_partial<2>(st, f_moments{(const float *)x->data, C}, G, R, C, chunks, partial);
         KCHECK("norm moments");
+        if (!inst && training && be->reduce.sum) RET(sync_sums(be, partial, &chunks, C, &R, NULL, NULL));
         int upd = !inst && training && rmean && rvar;
         k_stats_final<<<cuda_blocks(G * C, 128), 128, 0, st>>>(partial, chunks, G, C, R, nd->eps, mean, rstd,
                                                                upd ? (float *)rmean->data : NULL,
@@ -220,10 +274,12 @@ int cuda_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x,
                           nd->act, nd->alpha},
                     G, R, C, chunks, partial);
     KCHECK("norm bwd sums");
+    float *dg = nd->affine && dgamma ? (float *)dgamma->data : NULL, *db = nd->affine && dbeta ? (float *)dbeta->data : NULL;
+    const int sync = !inst && be->reduce.sum;
+    if (sync) RET(sync_sums(be, partial, &chunks, C, &R, dg, db)); /* dg, db now done */
     int pg = nd->affine;
-    k_bwd_final<<<cuda_blocks(C, 128), 128, 0, st>>>(partial, chunks, G, C, R, coef,
-                                                     pg && dgamma ? (float *)dgamma->data : NULL,
-                                                     pg && dbeta ? (float *)dbeta->data : NULL);
+    k_bwd_final<<<cuda_blocks(C, 128), 128, 0, st>>>(partial, chunks, G, C, R, coef, pg && !sync ? dg : NULL,
+                                                     pg && !sync ? db : NULL);
     KCHECK("norm bwd final");
     k_norm_dx<<<cuda_blocks(total, 256), 256, 0, st>>>(
         (const float *)x->data, (const float *)y->data, (const float *)dy->data, mean, rstd,

@@ -32,6 +32,17 @@
 
 typedef struct dlt_backend dlt_backend;
 
+/* A sum across the processes of a data-parallel run (lib/dist.c under
+ * MPI): sum(ctx, v, n) replaces v[0..n) by its sum over all processes, and
+ * every process gets the same result. A backend with a reduce set (see
+ * dlt_backend_set_reduce) computes training-mode batch-norm statistics, and
+ * their backward sums, over the global batch (synchronised batch norm); sum
+ * NULL: this process's batch alone. */
+typedef struct dlt_reduce {
+    int (*sum)(void *ctx, double *v, int64_t n);
+    void *ctx;
+} dlt_reduce;
+
 typedef struct dlt_tensor {
     int64_t n, c, d, h, w; /* logical NCDHW shape; a parameter vector is [c,1,1,1,1] etc. */
     void *data;            /* backend-owned storage */
@@ -202,7 +213,28 @@ struct dlt_backend {
      * primitive made so far: geometry and implementation). The string
      * belongs to the backend (valid until its next call). */
     const char *(*get_info)(dlt_backend *be, const char *key);
+
+    /* Cross-process sums for synchronised batch norm (zeroed: none). Every
+     * process calls norm_fwd/norm_bwd in training mode on the same layers in
+     * the same order, so their sums meet. */
+    dlt_reduce reduce;
 };
+
+/* Synchronise training-mode batch norm across processes (NULL: stop). */
+static inline void dlt_backend_set_reduce(dlt_backend *be, const dlt_reduce *r)
+{
+    if (r) be->reduce = *r;
+    else memset(&be->reduce, 0, sizeof be->reduce);
+}
+
+/* Batch-norm statistics over all processes: per group g < ng, this
+ * process's count, mean and m2 (sum of squared deviations from the mean)
+ * in; everyone's out. A no-op without a reduce. Combined as sums of count,
+ * count*mean and m2 + count*mean^2 in double (exact enough unless
+ * |mean|/std exceeds ~1e6). */
+int dlt_reduce_moments(const dlt_reduce *r, int64_t ng, double *count, double *mean, double *m2);
+/* v[0..n) summed over all processes in place (no-op without a reduce). */
+int dlt_reduce_sum(const dlt_reduce *r, double *v, int64_t n);
 
 /* be->get_info(key), or NULL where the backend has none. */
 static inline const char *dlt_backend_info(dlt_backend *be, const char *key)

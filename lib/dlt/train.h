@@ -24,6 +24,7 @@
 
 #include "dlt/backend.h"
 #include "dlt/core.h"
+#include "dlt/dist.h"
 #include "dlt/model.h"
 #include "dlt/net.h"
 
@@ -81,6 +82,13 @@ int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int6
 /* Loss only, no update (validation); training=0 uses running statistics. */
 int dlt_trainer_eval_loss(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
                           int64_t w, double *loss);
+
+/* Data-parallel training (dlt/dist.h): from now on every step averages the
+ * gradients, and the loss it reports, over the ranks of `d` before the
+ * optimiser step (one allreduce of all gradients in buckets of 4 Mi
+ * floats), so every rank takes the same step. Each rank calls
+ * dlt_trainer_step with its own share of the batch. NULL: alone. */
+void dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d);
 
 int64_t dlt_trainer_steps_done(const dlt_trainer *t); /* optimiser steps taken so far */
 double dlt_trainer_lr(const dlt_trainer *t);          /* the learning rate of the next step */

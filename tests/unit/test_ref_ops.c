@@ -20,7 +20,7 @@ typedef struct {
 static double norm_L(void *ctx)
 {
     norm_case *c = ctx;
-    dlt_ref_norm_fwd_d(&c->nd, 1, c->s, c->x, c->g, c->b, NULL, NULL, c->sm, c->sr, c->y);
+    dlt_ref_norm_fwd_d(&c->nd, 1, c->s, c->x, c->g, c->b, NULL, NULL, c->sm, c->sr, c->y, NULL);
     return rc_dot(dlt_shape_numel(c->s), c->r, c->y);
 }
 
@@ -34,7 +34,7 @@ static void test_norm(int kind, int act, const char *name)
     c.y = calloc(n, 8), c.sm = calloc(ns, 8), c.sr = calloc(ns, 8);
     double *dx = calloc(n, 8), *dg = calloc(3, 8), *db = calloc(3, 8);
     norm_L(&c);
-    dlt_ref_norm_bwd_d(&c.nd, c.s, c.x, c.y, c.r, c.g, c.sm, c.sr, dx, 0, dg, db);
+    dlt_ref_norm_bwd_d(&c.nd, c.s, c.x, c.y, c.r, c.g, c.sm, c.sr, dx, 0, dg, db, NULL);
     double ex = rc_fd_check(norm_L, &c, c.x, n, dx, 1e-6);
     double eg = rc_fd_check(norm_L, &c, c.g, 3, dg, 1e-6);
     double eb = rc_fd_check(norm_L, &c, c.b, 3, db, 1e-6);
@@ -138,13 +138,13 @@ int main(void)
         dlt_norm_desc nd = {.kind = DLT_NORM_BATCH, .eps = 1e-3f, .momentum = 0.9f, .affine = 1};
         dlt_shape s = {2, 1, 1, 1, 2};
         double x[4] = {1, 2, 3, 6}, g = 2, b = 1, rm = 0.5, rv = 2, sm, sr, y[4];
-        dlt_ref_norm_fwd_d(&nd, 1, s, x, &g, &b, &rm, &rv, &sm, &sr, y);
+        dlt_ref_norm_fwd_d(&nd, 1, s, x, &g, &b, &rm, &rv, &sm, &sr, y, NULL);
         /* mean 3, biased var 3.5, unbiased 14/3 */
         const double mo = (double)0.9f;
         CHECK(fabs(rm - (mo * 0.5 + (1 - mo) * 3)) < 1e-12 && fabs(rv - (mo * 2 + (1 - mo) * 14.0 / 3)) < 1e-12,
               "running mean/var: r = m*r + (1-m)*batch, unbiased var");
         CHECK(fabs(y[3] - (2 * 3 / sqrt(3.5 + 1e-3) + 1)) < 1e-6, "training output uses batch statistics");
-        dlt_ref_norm_fwd_d(&nd, 0, s, x, &g, &b, &rm, &rv, NULL, NULL, y);
+        dlt_ref_norm_fwd_d(&nd, 0, s, x, &g, &b, &rm, &rv, NULL, NULL, y, NULL);
         CHECK(fabs(y[0] - (2 * (1 - rm) / sqrt(rv + 1e-3) + 1)) < 1e-6, "inference output uses running statistics");
     }
 

@@ -161,13 +161,15 @@ static int same_shape(const dlt_tensor *a, const dlt_tensor *b)
     return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w && a->fmt == b->fmt;
 }
 
-static int norm_fb(fast_ctx *cx, int fwd, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+static int norm_fb(dlt_backend *be, int fwd, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
                    const dlt_tensor *y, const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *beta,
                    dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm, dlt_tensor *sr, dlt_tensor *out, int accum,
                    dlt_tensor *dg, dlt_tensor *db)
 {
+    fast_ctx *cx = FAST_CTX(be);
     fast_fb_note(cx, fwd ? FOP_NORM_FWD : FOP_NORM_BWD, fwd ? "norm_fwd" : "norm_bwd", dlt_errmsg());
     dlt_backend *r = cx->ref;
+    r->reduce = be->reduce; /* the twin synchronises batch norm as this backend does */
     dlt_tensor t[11], tdb;
     memset(t, 0, sizeof t);
     memset(&tdb, 0, sizeof tdb);
@@ -214,7 +216,7 @@ int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training
     if (nd->affine && (!gamma || !beta)) return dlt_err(DLT_EINVAL, "norm_fwd: affine norm needs gamma and beta");
     if (nd->act == DLT_ACT_PRELU || x->fmt == FF_OPAQUE) {
         dlt_err(DLT_EUNSUP, nd->act == DLT_ACT_PRELU ? "fused PReLU" : "layout");
-        return norm_fb(cx, 1, nd, training, x, NULL, NULL, gamma, beta, rm, rv, sm, sr, y, 0, NULL, NULL);
+        return norm_fb(be, 1, nd, training, x, NULL, NULL, gamma, beta, rm, rv, sm, sr, y, 0, NULL, NULL);
     }
     const fast_lay l = fast_lay_of(x);
     const int64_t B = l.b, NG = inst ? l.n : 1; /* statistic groups per channel */
@@ -246,10 +248,16 @@ int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training
         }
         float *smd = sm ? sm->data : NULL, *srd = sr ? sr->data : NULL;
         float *rmd = rm ? rm->data : NULL, *rvd = rv ? rv->data : NULL;
-        const double M = (double)(inst ? l.s : l.n * l.s);
+        /* per (group, channel): count, mean, variance */
+        const int64_t ng = NG * l.c;
+        double *cnt = malloc(sizeof(double) * (size_t)(3 * ng)), *mu = cnt ? cnt + ng : NULL, *va = mu ? mu + ng : NULL;
+        if (!cnt) {
+            free(part), free(kshift), free(sc);
+            return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+        }
         for (int64_t g = 0; g < NG; g++)
             for (int64_t c = 0; c < l.c; c++) {
-                const int64_t cb = c / B, q = c % B;
+                const int64_t cb = c / B, q = c % B, gi = g * l.c + c;
                 double s1 = 0, s2 = 0;
                 for (int64_t n = inst ? g : 0; n < (inst ? g + 1 : l.n); n++)
                     for (int64_t j = 0; j < it.nch; j++) {
@@ -257,11 +265,23 @@ int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training
                         s1 += pp[q], s2 += pp[B + q];
                     }
                 const double k = kshift[(g * l.cb + cb) * B + q]; /* batch norm: g = 0, sample 0's shift */
-                const double m1 = s1 / M;
+                const double M = (double)(inst ? l.s : l.n * l.s), m1 = s1 / M;
                 double var = s2 / M - m1 * m1;
-                if (var < 0) var = 0;
-                const double mean = k + m1, rstd = 1.0 / sqrt(var + (double)nd->eps);
-                const int64_t gi = inst ? g * l.c + c : c;
+                cnt[gi] = M, mu[gi] = k + m1, va[gi] = var < 0 ? 0 : var;
+            }
+        free(part), free(kshift);
+        if (!inst && training && be->reduce.sum) { /* synchronised batch norm */
+            for (int64_t c = 0; c < l.c; c++) va[c] *= cnt[c];
+            if ((rc = dlt_reduce_moments(&be->reduce, l.c, cnt, mu, va))) {
+                free(cnt), free(sc);
+                return rc;
+            }
+            for (int64_t c = 0; c < l.c; c++) va[c] /= cnt[c];
+        }
+        for (int64_t g = 0; g < NG; g++)
+            for (int64_t c = 0; c < l.c; c++) {
+                const int64_t cb = c / B, q = c % B, gi = g * l.c + c;
+                const double M = cnt[gi], var = va[gi], mean = mu[gi], rstd = 1.0 / sqrt(var + (double)nd->eps);
                 if (smd) smd[gi] = (float)mean;
                 if (srd) srd[gi] = (float)rstd;
                 if (!inst && training && rmd && rvd) {
@@ -273,7 +293,7 @@ int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training
                 sc[(g * l.cb + cb) * B + q] = (float)a;
                 sh[(g * l.cb + cb) * B + q] = (float)((bt ? bt[c] : 0.0) - mean * a);
             }
-        free(part), free(kshift);
+        free(cnt);
     } else {
         const float *rmd = rm->data, *rvd = rv->data;
         for (int64_t c = 0; c < l.c; c++) {
@@ -315,7 +335,7 @@ int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_te
     if (rc) return rc;
     if (nd->act == DLT_ACT_PRELU || x->fmt == FF_OPAQUE) {
         dlt_err(DLT_EUNSUP, nd->act == DLT_ACT_PRELU ? "fused PReLU" : "layout");
-        return norm_fb(cx, 0, nd, 1, x, y, dy, gamma, NULL, NULL, NULL, (dlt_tensor *)sm, (dlt_tensor *)sr, dx, accum,
+        return norm_fb(be, 0, nd, 1, x, y, dy, gamma, NULL, NULL, NULL, (dlt_tensor *)sm, (dlt_tensor *)sr, dx, accum,
                        dgamma, dbeta);
     }
     const fast_lay l = fast_lay_of(x);
@@ -343,21 +363,43 @@ int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_te
         FAST_BSWITCH(B, bsums(nd->act, nd->alpha, xd + o, yd + o, gd + o, s1 - s0, m, part + i * 2 * B, part + i * 2 * B + B, B_));
     }
     float *dgd = dgamma && nd->affine ? dgamma->data : NULL, *dbd = dbeta && nd->affine ? dbeta->data : NULL;
-    const double M = (double)(inst ? l.s : l.n * l.s);
-    for (int64_t c = 0; c < l.c; c++) {
-        const int64_t cb = c / B, q = c % B;
-        double dgs = 0, dbs = 0;
+    /* [0] the count, then per (group, channel) sum dz and sum dz*(x-mean)
+     * (over all processes with a reduce), then this process's own sums,
+     * which make its dgamma and dbeta (averaged over the processes by the
+     * trainer) */
+    const int64_t ng = NG * l.c;
+    double *v = malloc(sizeof(double) * (size_t)(1 + 4 * ng)), *S1 = v ? v + 1 : NULL, *S2 = S1 ? S1 + ng : NULL;
+    double *own = S2 ? S2 + ng : NULL;
+    if (!v) {
+        free(part), free(mu);
+        return dlt_err(DLT_ENOMEM, "cpu: out of memory");
+    }
+    v[0] = (double)(inst ? l.s : l.n * l.s);
+    for (int64_t c = 0; c < l.c; c++)
         for (int64_t g = 0; g < NG; g++) {
+            const int64_t cb = c / B, q = c % B;
             double s1 = 0, s2 = 0;
             for (int64_t n = inst ? g : 0; n < (inst ? g + 1 : l.n); n++)
                 for (int64_t j = 0; j < it.nch; j++) {
                     const double *pp = part + ((n * l.cb + cb) * it.nch + j) * 2 * B;
                     s1 += pp[q], s2 += pp[B + q];
                 }
+            S1[g * l.c + c] = own[g * l.c + c] = s1, S2[g * l.c + c] = own[ng + g * l.c + c] = s2;
+        }
+    free(part);
+    if (!inst && (rc = dlt_reduce_sum(&be->reduce, v, 1 + 2 * ng))) { /* synchronised batch norm */
+        free(v), free(mu);
+        return dlt_err_prefix(rc, "batch norm backward: synchronising sums");
+    }
+    const double M = v[0];
+    for (int64_t c = 0; c < l.c; c++) {
+        const int64_t cb = c / B, q = c % B;
+        double dgs = 0, dbs = 0;
+        for (int64_t g = 0; g < NG; g++) {
             const int64_t gi = inst ? g * l.c + c : c;
             const double rstd = srd[gi], mean = smd[gi], gam = ga ? ga[c] : 1.0;
-            const double sdz = s1, sdzx = s2 * rstd; /* sum dz, sum dz*xhat */
-            dgs += sdzx, dbs += sdz;
+            const double sdz = S1[g * l.c + c], sdzx = S2[g * l.c + c] * rstd; /* sum dz, sum dz*xhat */
+            dgs += own[ng + g * l.c + c] * rstd, dbs += own[g * l.c + c];
             /* dx = gam*rstd*(dz - sdz/M - (x-mean)*rstd*sdzx/M) */
             const int64_t k = (g * l.cb + cb) * B + q;
             A[k] = (float)(gam * rstd);
@@ -367,6 +409,7 @@ int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_te
         if (dgd) dgd[c] += (float)dgs;
         if (dbd) dbd[c] += (float)dbs;
     }
+    free(v);
     float *dxd = dx->data;
 #pragma omp parallel for num_threads(cx->nthr) schedule(static)
     for (int64_t i = 0; i < it.count; i++) {
@@ -377,7 +420,7 @@ int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_te
         const int64_t o = (ncb * l.s + s0) * B, k = (g * l.cb + cb) * B;
         FAST_BSWITCH(B, bapply(nd->act, nd->alpha, xd + o, yd + o, gd + o, dxd + o, s1 - s0, A + k, Bc + k, Cc + k, accum, B_));
     }
-    free(part), free(mu);
+    free(mu);
     return 0;
 }
 
