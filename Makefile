@@ -72,6 +72,17 @@ LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(B)/%.o)
 endif
 
+# ---- NCCL: the CUDA backend averages gradients on the GPUs under MPI
+# (lib/cuda/nccl.cu); without it through the host ----
+ifeq ($(CUDA)$(MPI),11)
+NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
+ifeq ($(NCCL),1)
+CFLAGS += -DDLT_HAVE_NCCL
+NVFLAGS += -DDLT_HAVE_NCCL
+LDLIBS += -lnccl
+endif
+endif
+
 # The fast path's own loops (lib/cpu/simd) are compiled once per ISA with
 # -DFAST_ISA=name; each copy's symbols end in _name (cpu/fast_kern.h), and
 # the backend picks one table of them when it starts, by cpuid capped by
@@ -103,7 +114,7 @@ REPLAY := $(FUZZERS:%=$(B)/tests/replay_%)
 all: $(B)/libdlt.a $(B)/libdlt.so $(TOOLS) summary
 
 summary: $(B)/libdlt.a $(TOOLS)
-	@echo "dlt: built libdlt + $(words $(TOOLS)) tools; oneDNN fast path: $(if $(filter 1,$(DNNL)),yes,no); MPI: $(if $(filter 1,$(MPI)),yes,no (MPI=0)); CUDA: $(if $(filter 1,$(CUDA)),yes ($(CUDA_HOME); cudnn.h in $(dir $(CUDNN_H))),no$(if $(filter 0,$(CUDA)), (nvcc or cudnn.h not found under CUDA_HOME=$(CUDA_HOME) / CUDNN_HOME=$(CUDNN_HOME), or CUDA=0)))"
+	@echo "dlt: built libdlt + $(words $(TOOLS)) tools; oneDNN fast path: $(if $(filter 1,$(DNNL)),yes,no); MPI: $(if $(filter 1,$(MPI)),yes,no (MPI=0)); CUDA: $(if $(filter 1,$(CUDA)),yes ($(CUDA_HOME); cudnn.h in $(dir $(CUDNN_H)); NCCL $(if $(filter 1,$(NCCL)),yes,no)),no$(if $(filter 0,$(CUDA)), (nvcc or cudnn.h not found under CUDA_HOME=$(CUDA_HOME) / CUDNN_HOME=$(CUDNN_HOME), or CUDA=0)))"
 
 # Install what is missing: as root with apt-get, otherwise print the command.
 # $(call install_pkgs,PACKAGES) is that as a recipe line.

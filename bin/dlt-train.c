@@ -681,7 +681,10 @@ int main(int argc, char **argv)
     }
     /* every rank starts from the same weights (one seed) and takes the
      * same steps: averaged gradients, batch norm over all ranks' samples */
-    dlt_trainer_set_dist(tr, dist);
+    if (dlt_trainer_set_dist(tr, dist)) {
+        dlt_error("%s", dlt_errmsg());
+        dlt_dist_abort(dist, 1);
+    }
     if (sync_bn) dlt_backend_set_reduce(be, dlt_dist_reduce(dist));
     run r = {0};
     r.out = out;
@@ -816,6 +819,7 @@ int main(int argc, char **argv)
             break;
         }
         if (!isfinite(lv)) { /* the mean over the ranks: all stop here */
+            agreed = 1;
             if (rank == 0)
             dlt_error("step %" PRId64 ": the loss is %s (training diverged; try a smaller --lr); %s", step + 1,
                       isnan(lv) ? "nan" : "infinite",

@@ -18,6 +18,8 @@ struct dlt_trainer {
     dlt_tensor *m, *v; /* per param (trainable only allocated) */
     dlt_tensor labels, dlogits;
     dlt_dist *dist;   /* data-parallel ranks, or NULL */
+    int on_device;    /* the backend averages the gradients itself (NCCL) */
+    dlt_tensor **gptr; /* the trainable gradients, for it */
     float *gbuf;      /* every trainable gradient, packed, and the loss (dist only) */
     int64_t gbuf_n;
 };
@@ -122,11 +124,46 @@ void dlt_trainer_free(dlt_trainer *t)
     dlt_tensor_release(&t->labels);
     dlt_tensor_release(&t->dlogits);
     dlt_free(t->gbuf);
+    free(t->gptr);
     free(t);
 }
 
 int64_t dlt_trainer_steps_done(const dlt_trainer *t) { return t->step; }
-void dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d) { t->dist = d; }
+int dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d)
+{
+    t->dist = d;
+    t->on_device = 0;
+    dlt_backend *be = dlt_net_backend(t->net);
+    if (dlt_dist_size(d) < 2 || !be->dist_attach || !be->dist_average) return 0;
+    int rc = be->dist_attach(be, d);
+    if (rc == DLT_EUNSUP) {
+        dlt_log(DLT_LOG_VERBOSE, "train: %s; averaging gradients through the host", dlt_errmsg());
+        return 0;
+    }
+    if (rc) return dlt_err_prefix(rc, "train: joining the ranks on the device");
+    t->on_device = 1;
+    return 0;
+}
+
+/* The device path: every gradient in one group of the backend's own
+ * collective; the loss (a host double) through MPI. */
+static int average_on_device(dlt_trainer *t, double *loss)
+{
+    dlt_net *net = t->net;
+    dlt_backend *be = dlt_net_backend(net);
+    if (!t->gptr && !(t->gptr = calloc((size_t)t->np + 1, sizeof *t->gptr)))
+        return dlt_err(DLT_ENOMEM, "train: out of memory");
+    int n = 0;
+    for (int i = 0; i < t->np; i++) {
+        dlt_param *p = dlt_net_param(net, i);
+        if (p->trainable) t->gptr[n++] = &p->grad;
+    }
+    int rc = be->dist_average(be, t->gptr, n);
+    if (!rc) rc = dlt_dist_sum(t->dist, loss, 1);
+    if (rc) return dlt_err_prefix(rc, "train: averaging gradients over the ranks");
+    *loss /= dlt_dist_size(t->dist);
+    return 0;
+}
 
 /* Gradients and loss averaged over the ranks: each rank's loss is the mean
  * over its share, so the mean of the ranks' gradients is the gradient of
@@ -215,7 +252,7 @@ int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int6
     int rc = dlt_net_zero_grad(net);
     if (!rc) rc = forward_loss(t, x, labels, n, d, h, w, 1, loss);
     if (!rc) rc = dlt_net_backward(net, &t->dlogits);
-    if (!rc && dlt_dist_size(t->dist) > 1) rc = average_grads(t, loss);
+    if (!rc && dlt_dist_size(t->dist) > 1) rc = t->on_device ? average_on_device(t, loss) : average_grads(t, loss);
     if (rc) return rc;
     dlt_optim_desc od = t->cfg.optim;
     od.lr = (float)dlt_trainer_lr(t);

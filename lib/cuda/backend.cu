@@ -270,6 +270,7 @@ static void be_destroy(dlt_backend *be)
     cuda_ctx *x = CTX(be);
     if (x) {
         cudaStreamSynchronize(x->stream);
+        cuda_dist_free(be);
         cuda_conv_cache_free(be);
         pool_drop_cached(x);
         free(x->freel);
@@ -300,6 +301,12 @@ extern "C" int dlt_cuda_create(dlt_backend **out)
     int dev = 0;
     const char *ed = getenv("DLT_CUDA_DEVICE");
     if (ed && *ed) dev = atoi(ed);
+    else { /* one rank per GPU: the launcher's local rank picks it when several are visible */
+        const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+        if (!lr) lr = getenv("SLURM_LOCALID");
+        if (!lr) lr = getenv("MPI_LOCALRANKID");
+        if (lr && *lr && atoi(lr) >= 0) dev = atoi(lr) % ndev;
+    }
     if (dev < 0 || dev >= ndev)
         return dlt_err(DLT_EDEVICE, "no usable CUDA device: DLT_CUDA_DEVICE=%s but %d device(s) found", ed, ndev);
     cudaDeviceProp prop;
@@ -385,6 +392,8 @@ extern "C" int dlt_cuda_create(dlt_backend **out)
     be->optim_step = cuda_optim_step;
     be->destroy = be_destroy;
     be->set_option = be_set_option;
+    be->dist_attach = cuda_dist_attach;
+    be->dist_average = cuda_dist_average;
     dlt_log(DLT_LOG_VERBOSE, "cuda: %s (sm_%d%d, %.1f GiB), cuDNN %zu, convolutions in %s, workspace bound %lld MiB",
             x->devname, prop.major, prop.minor, prop.totalGlobalMem / 1073741824.0, cudnnGetVersion(),
             dlt_cuda_precision_name(x->prec), (long long)(x->ws_limit >> 20));

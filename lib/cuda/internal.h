@@ -62,6 +62,7 @@ typedef struct cuda_ctx {
     dlt_cuda_algo_cache cache;
     /* loss results: a few doubles on the device, read back once per loss */
     double *h_out; /* pinned host */
+    void *nccl;    /* ncclComm_t of a data-parallel run (lib/cuda/nccl.cu), or NULL */
 } cuda_ctx;
 
 static inline cuda_ctx *CTX(dlt_backend *be) { return (cuda_ctx *)be->ctx; }
@@ -141,5 +142,10 @@ int cuda_optim_step(dlt_backend *, const dlt_optim_desc *, dlt_tensor *, const d
                     dlt_tensor *);
 /* Per-channel sum of an NDHWC tensor [M rows, C] added into acc[C] (plain). */
 int cuda_channel_sum_add(dlt_backend *be, const float *x, int64_t rows, int64_t C, float *acc);
+/* data parallelism on the GPUs (nccl.cu): dlt_backend's dist_attach and
+ * dist_average; cuda_dist_free at destroy */
+int cuda_dist_attach(dlt_backend *be, dlt_dist *d);
+int cuda_dist_average(dlt_backend *be, dlt_tensor *const *t, int n);
+void cuda_dist_free(dlt_backend *be);
 
 #endif

@@ -31,6 +31,7 @@
 #include "dlt/core.h"
 
 typedef struct dlt_backend dlt_backend;
+typedef struct dlt_dist dlt_dist; /* dlt/dist.h */
 
 /* A sum across the processes of a data-parallel run (lib/dist.c under
  * MPI): sum(ctx, v, n) replaces v[0..n) by its sum over all processes, and
@@ -218,6 +219,14 @@ struct dlt_backend {
      * process calls norm_fwd/norm_bwd in training mode on the same layers in
      * the same order, so their sums meet. */
     dlt_reduce reduce;
+
+    /* Optional: data-parallel averaging on the device itself (cuda: NCCL).
+     * dist_attach joins the ranks of d (every rank calls it, after
+     * creating its backend); dist_average then replaces each of n tensors
+     * by its mean over the ranks, as one group. NULL, or an attach that
+     * fails with DLT_EUNSUP: the trainer averages through the host (MPI). */
+    int (*dist_attach)(dlt_backend *be, dlt_dist *d);
+    int (*dist_average)(dlt_backend *be, dlt_tensor *const *t, int n);
 };
 
 /* Synchronise training-mode batch norm across processes (NULL: stop). */

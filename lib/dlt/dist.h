@@ -22,7 +22,9 @@
 
 #include "dlt/backend.h"
 
-typedef struct dlt_dist dlt_dist;
+#ifdef __cplusplus
+extern "C" { /* lib/cuda/nccl.cu */
+#endif
 
 /* Join the run. Started by an MPI launcher (OMPI_COMM_WORLD_SIZE, PMIX_RANK
  * or PMI_RANK in the environment) this initialises MPI; otherwise, or in a
@@ -53,5 +55,9 @@ int dlt_dist_scatter(dlt_dist *d, const void *send, void *recv, int64_t bytes);
 /* The cross-process sum for synchronised batch norm
  * (dlt_backend_set_reduce), or NULL in a world of one. */
 const dlt_reduce *dlt_dist_reduce(dlt_dist *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

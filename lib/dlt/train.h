@@ -85,10 +85,12 @@ int dlt_trainer_eval_loss(dlt_trainer *t, const float *x, const int32_t *labels,
 
 /* Data-parallel training (dlt/dist.h): from now on every step averages the
  * gradients, and the loss it reports, over the ranks of `d` before the
- * optimiser step (one allreduce of all gradients in buckets of 4 Mi
- * floats), so every rank takes the same step. Each rank calls
- * dlt_trainer_step with its own share of the batch. NULL: alone. */
-void dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d);
+ * optimiser step, so every rank takes the same step: on the device where
+ * the backend can (cuda: NCCL, attached here; collective), else through
+ * the host (one MPI allreduce of all gradients in buckets of 4 Mi floats).
+ * Each rank calls dlt_trainer_step with its own share of the batch.
+ * NULL: alone. Fails only when the device's attach fails. */
+int dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d);
 
 int64_t dlt_trainer_steps_done(const dlt_trainer *t); /* optimiser steps taken so far */
 double dlt_trainer_lr(const dlt_trainer *t);          /* the learning rate of the next step */

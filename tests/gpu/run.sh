@@ -7,7 +7,9 @@
 #   4. every operation GPU vs the CPU reference (tests/gpu/ops_vs_ref.c):
 #      fp32 (1e-4) with a whole U-Net training step, tf32 and bf16 convs
 #   5. phantom training + inference with --device cuda (skipped, saying so,
-#      while dlt-train/dlt-infer/dlt-phantom/dlt-sample are missing)
+#      while dlt-train/dlt-infer/dlt-phantom/dlt-sample are missing), and
+#      data-parallel dlt-train (2 ranks = 1 process; tests/gpu/mpi.sh)
+#      where mpirun exists
 #   6. benchmark beside the PyTorch peer on the same card
 # and a short table last. Logs go to $OUT (the device tool's folder; else
 # build/gpu-out): summary.txt, run.log and logs.tar.gz with every step's
@@ -84,6 +86,10 @@ echo "CUDA_HOME=$CUDA_HOME CUDNN_HOME=${CUDNN_HOME:-MISSING}" | tee -a "$OUT/env
 [ -n "$CUDNN_HOME" ] && grep -h "define CUDNN_MAJOR\|define CUDNN_MINOR" "$CUDNN_HOME"/include/cudnn_version*.h 2>/dev/null | head -2 | tee -a "$OUT/env.log"
 HAVE_NIFTI=0; [ -f /usr/include/nifti/nifti2_io.h ] && HAVE_NIFTI=1
 HAVE_DNNL=0; [ -f /usr/include/dnnl.h ] && HAVE_DNNL=1
+# MPI (data-parallel dlt-train) and NCCL (its gradient averaging on GPUs): only where present
+HAVE_MPI=0; command -v mpicc >/dev/null && command -v mpirun >/dev/null && HAVE_MPI=1
+HAVE_NCCL=0; [ $HAVE_MPI = 1 ] && [ -f "$CUDA_HOME/include/nccl.h" ] && compgen -G "$CUDA_HOME/lib*/libnccl.so*" >/dev/null && HAVE_NCCL=1
+echo "MPI: $([ $HAVE_MPI = 1 ] && echo yes || echo 'no (built with MPI=0)'); NCCL: $([ $HAVE_NCCL = 1 ] && echo yes || echo no)" | tee -a "$OUT/env.log"
 echo "libnifti headers: $([ $HAVE_NIFTI = 1 ] && echo yes || echo 'MISSING (volume code and tools are not built)')" | tee -a "$OUT/env.log"
 echo "oneDNN headers: $([ $HAVE_DNNL = 1 ] && echo yes || echo 'MISSING (cpu fast path off; the reference is the oracle anyway)')" | tee -a "$OUT/env.log"
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tee -a "$OUT/env.log"
@@ -96,7 +102,7 @@ fi
 
 # ---- 2. build ----
 say "build ($(elapsed) s)"
-MK=(make -j"$JOBS" MISSING= CUDA=1 CUDA_HOME="$CUDA_HOME" CUDNN_HOME="$CUDNN_HOME" DNNL=$HAVE_DNNL)
+MK=(make -j"$JOBS" MISSING= CUDA=1 CUDA_HOME="$CUDA_HOME" CUDNN_HOME="$CUDNN_HOME" DNNL=$HAVE_DNNL MPI=$HAVE_MPI NCCL=$HAVE_NCCL)
 LIBS="-lm -lpthread -fopenmp -L$CUDA_HOME/lib64 -L$CUDNN_HOME/lib64 -L$CUDNN_HOME/lib -Wl,-rpath,$CUDA_HOME/lib64 -Wl,-rpath,$CUDNN_HOME/lib64 -Wl,-rpath,$CUDNN_HOME/lib -lcudnn -lcudart -lstdc++ -lz"
 CF="-O2 -g -std=c11 -D_GNU_SOURCE -fopenmp -Ilib -DDLT_HAVE_CUDA -I$CUDA_HOME/include -I$CUDNN_HOME/include"
 LIBA=build/libdlt.a
@@ -105,6 +111,8 @@ if [ $HAVE_NIFTI = 1 ]; then
     BUILD_RC=$RC
     LIBS="$LIBS -lnifti2 -lznz"
     [ $HAVE_DNNL = 1 ] && LIBS="$LIBS -ldnnl"
+    [ $HAVE_MPI = 1 ] && LIBS="$LIBS $(mpicc --showme:link)"
+    [ $HAVE_NCCL = 1 ] && LIBS="$LIBS -lnccl"
 else
     BUILD_RC=1
 fi
@@ -156,6 +164,13 @@ if [ $TOOLS_OK = 1 ]; then
     row "phantom train+infer --device cuda" "$([ $RC -eq 0 ] && echo ok || echo FAIL)" "see phantom.log"
 else
     row "phantom train+infer --device cuda" skip "tools missing (see run.log)"
+fi
+
+if [ $TOOLS_OK = 1 ] && [ $HAVE_MPI = 1 ]; then
+    run mpi 90 tests/gpu/mpi.sh build/gpu-mpi
+    row "dlt-train 2 ranks = 1 process (cuda)" "$([ $RC -eq 0 ] && echo ok || echo FAIL)" "$(grep -h 'vs 2 ranks' "$OUT/mpi.log" | tail -1)"
+else
+    row "dlt-train 2 ranks = 1 process (cuda)" skip "no mpirun or tools missing"
 fi
 
 # ---- 6. benchmark beside the peer ----
