@@ -3,48 +3,48 @@
  * steps for a memory and time budget (nnU-Net's planning, lib/plan.c).
  * The plan is a small text file (dlt-plan(1)); dlt-normalize --plan FILE
  * applies its normalisation, and the pipelines read the rest. */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 #include "dlt/plan.h"
 #include "dlt/vlist.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: dlt-plan --list LIST [OPTIONS] [-o PLAN]\n"
-            "Measure the labelled cases of LIST (TSV id, image(s), label, as dlt-sample\n"
-            "reads) and write a plan (text, to PLAN or stdout): target spacing,\n"
-            "normalisation (a dlt-normalize plan), patch, batch, network scales and\n"
-            "training steps for the budget. dlt-normalize --plan PLAN applies it.\n"
-            "\n"
-            "  -l, --list FILE        the cases (required)\n"
-            "  -o, --output FILE      the plan (default stdout)\n"
-            "      --modality ct|mr   normalisation kind (default: CT when the images hold\n"
-            "                         air in Hounsfield units, below -500)\n"
-            "      --memory MB        activation memory of a training step (default 4096)\n"
-            "      --minutes M        training time (default 20)\n"
-            "      --speed VOX|measure  training speed in patch voxels per second (default\n"
-            "                         400000: two AVX-512 cores), or 'measure': time a few\n"
-            "                         training steps of the planned network here\n"
-            "  -d, --device D         for --speed measure: cpu (default), cuda...\n"
-            "      --max-batch N      (default 8)\n"
-            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
-            "See dlt-plan(1).\n");
-}
+static const char *list, *out = "-", *device = "cpu", *speed;
+static dlt_plan_budget b;
+static int verbosity = DLT_LOG_INFO;
+static const char *const modalities[] = {"ct", "mr", NULL};
+static int modality = -1;
 
-static int positive(const char *s, double *v)
-{
-    char *e;
-    errno = 0;
-    *v = strtod(s, &e);
-    return e == s || *e || errno || !(*v > 0 && *v < 1e12) ? -1 : 0;
-}
+static dlt_option opts[] = {
+    DLT_OPT_STR('l', "list", &list, "FILE", "the cases (required)"),
+    DLT_OPT_STR('o', "output", &out, "FILE", "the plan (default stdout)"),
+    DLT_OPT_CHOICE(0, "modality", &modality, "ct|mr", modalities,
+                   "normalisation kind (default: CT when the images hold\nair in Hounsfield units, below -500)"),
+    DLT_OPT_DBL(0, "memory", &b.memory_mb, "MB", 0, HUGE_VAL, DLT_OPT_LO_OPEN,
+                "activation memory of a training step (default 4096)"),
+    DLT_OPT_DBL(0, "minutes", &b.minutes, "M", 0, HUGE_VAL, DLT_OPT_LO_OPEN, "training time (default 20)"),
+    DLT_OPT_STR(0, "speed", &speed, "VOX|measure",
+                "training speed in patch voxels per second (default\n400000: two AVX-512 cores), or 'measure': time a few\n"
+                "training steps of the planned network here"),
+    DLT_OPT_STR('d', "device", &device, "D", "for --speed measure: cpu (default), cuda..."),
+    DLT_OPT_INT(0, "max-batch", &b.max_batch, "N", 2, 1024, "(default 8)"),
+    DLT_OPT_COMMON(&verbosity),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {
+    "dlt-plan", "--list LIST [OPTIONS] [-o PLAN]",
+    "Measure the labelled cases of LIST (TSV id, image(s), label, as dlt-sample\n"
+    "reads) and write a plan (text, to PLAN or stdout): target spacing,\n"
+    "normalisation (a dlt-normalize plan), patch, batch, network scales and\n"
+    "training steps for the budget. dlt-normalize --plan PLAN applies it.",
+    opts, "See dlt-plan(1).", NULL};
 
 static void on_case(int done, int total) { dlt_log(DLT_LOG_VERBOSE, "measured %d of %d cases", done, total); }
 
@@ -52,57 +52,22 @@ int main(int argc, char **argv)
 {
     dlt_log_init("dlt-plan");
     dlt_stdout_check_at_exit();
-    enum { O_MODALITY = 256, O_MEMORY, O_MINUTES, O_SPEED, O_MAXBATCH, O_VERSION };
-    static const struct option opts[] = {
-        {"list", required_argument, 0, 'l'},        {"output", required_argument, 0, 'o'},
-        {"modality", required_argument, 0, O_MODALITY}, {"memory", required_argument, 0, O_MEMORY},
-        {"minutes", required_argument, 0, O_MINUTES}, {"speed", required_argument, 0, O_SPEED},
-        {"max-batch", required_argument, 0, O_MAXBATCH}, {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
-        {"device", required_argument, 0, 'd'},
-        {"version", no_argument, 0, O_VERSION},     {0, 0, 0, 0},
-    };
-    const char *list = NULL, *out = "-", *device = "cpu";
-    int measure = 0;
-    dlt_plan_budget b;
     dlt_plan_budget_default(&b);
-    int verbosity = dlt_log_level(), c;
-    double x;
-    while ((c = getopt_long(argc, argv, "l:o:d:qvh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': list = optarg; break;
-        case 'o': out = optarg; break;
-        case 'd': device = optarg; break;
-        case O_MODALITY:
-            if (strcmp(optarg, "ct") && strcmp(optarg, "mr")) return dlt_usage_error("--modality: '%s' (ct or mr)", optarg);
-            b.modality = optarg;
-            break;
-        case O_MEMORY:
-            if (positive(optarg, &b.memory_mb)) return dlt_usage_error("--memory: '%s' is not a positive number of MB", optarg);
-            break;
-        case O_MINUTES:
-            if (positive(optarg, &b.minutes)) return dlt_usage_error("--minutes: '%s' is not a positive number", optarg);
-            break;
-        case O_SPEED:
-            if (!strcmp(optarg, "measure")) measure = 1;
-            else if (positive(optarg, &b.voxels_per_s))
-                return dlt_usage_error("--speed: '%s' is not a positive number or 'measure'", optarg);
-            break;
-        case O_MAXBATCH:
-            if (positive(optarg, &x) || x != (int)x || x < 2 || x > 1024)
-                return dlt_usage_error("--max-batch: '%s' (an integer from 2 to 1024)", optarg);
-            b.max_batch = (int)x;
-            break;
-        case 'q': verbosity = DLT_LOG_QUIET; break;
-        case 'v': verbosity++; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-plan %s\n", DLT_VERSION); return 0;
-        default: fprintf(stderr, "Try 'dlt-plan --help'.\n"); return 2;
-        }
-    }
+    verbosity = dlt_log_level();
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
     dlt_log_set_level(verbosity);
+    if (modality >= 0) b.modality = modalities[modality];
+    int measure = speed && !strcmp(speed, "measure");
+    if (speed && !measure) {
+        char *e;
+        errno = 0;
+        b.voxels_per_s = strtod(speed, &e);
+        if (e == speed || *e || errno || !(b.voxels_per_s > 0 && b.voxels_per_s < 1e12))
+            return dlt_usage_error("--speed: '%s' is not a positive number or 'measure'", speed);
+    }
     if (!list) return dlt_usage_error("no cases: give --list LIST");
-    if (optind < argc) return dlt_usage_error("unexpected operand '%s'", argv[optind]);
+    if (first < argc) return dlt_usage_error("unexpected operand '%s'", argv[first]);
 
     dlt_vlist l;
     dlt_fingerprint fp;

@@ -4,6 +4,7 @@
  * The network and trainer are lib/net*.c and lib/train.c, the read-ahead
  * queue lib/feed.c, validation lib/infer.c + lib/metrics.c; this file holds
  * the options, the loop and the model metadata. See dlt-train(1). */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/dist.h"
 #include "dlt/feed.h"
@@ -18,7 +19,6 @@
 #include "dlt/volume.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -27,103 +27,113 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
+
+/* ---- the command line: one table (dlt/cli.h) ---- */
+static struct {
+    const char *net, *filters, *strides, *out, *resume, *log, *val, *device, *precision;
+    int64_t res_units, batch, steps, seed, threads, ckpt_every, log_every, val_every;
+    double val_overlap;
+    int norm, sync_bn, verbosity;
+    dlt_train_config tc;
+} A = {.device = "cpu", .res_units = -1, .batch = 4, .steps = -1, .seed = 1, .ckpt_every = 500, .log_every = 10,
+       .val_every = -1, .val_overlap = 0.5, .norm = -1, .sync_bn = 1, .verbosity = DLT_LOG_INFO};
+
+static int opt_net(const dlt_option *o, const char *s)
 {
-    fprintf(f,
-            "Usage: dlt-train [OPTIONS] -o MODEL.dltm [STREAM]\n"
-            "Train a network on a patch stream (dlt-sample's output; STREAM or - for\n"
-            "stdin, the default). Input channels, classes and the patch size come from\n"
-            "the stream header. MODEL.dltm is the checkpoint (weights, optimiser and RNG\n"
-            "state), written every --checkpoint-every steps, at the end and on SIGINT/SIGTERM.\n"
-            "\n"
-            "Network (as the peer torch_dltk_unet.py):\n"
-            "      --net unet|asym-unet|fcn   (default unet)\n"
-            "      --filters LIST       channels per scale (default 16,32,64,128)\n"
-            "      --strides LIST       per scale, 1,2,2,2 or 1x1x1,1x2x2,... X,Y,Z (default 1,2,2,2)\n"
-            "      --res-units N        residual units per scale (default 1)\n"
-            "      --norm batch|instance\n"
-            "Training:\n"
-            "      --loss ce|balanced-ce|dice|dice+ce   (default ce)\n"
-            "      --optim adam|sgd     (default adam)\n"
-            "      --lr X               learning rate (default 0.001)\n"
-            "      --eps X              Adam epsilon (default 1e-5, as the DLTK paper)\n"
-            "      --momentum X         SGD momentum (default 0.9)  --nesterov\n"
-            "      --weight-decay X     L2 weight decay (default 0)\n"
-            "      --schedule constant|step|poly  (default constant)\n"
-            "      --lr-step N --lr-gamma X       step schedule: lr *= X every N steps (0.1)\n"
-            "      --poly-power X       poly schedule: lr*(1-step/steps)^X (0.9)\n"
-            "  -b, --batch N            patches per step (default 4); under MPI per rank:\n"
-            "                           a step uses ranks*N records of the stream\n"
-            "  -n, --steps N            the step count to reach (a resumed run continues to\n"
-            "                           N); default: until the stream ends\n"
-            "  -s, --seed N             weight initialisation and trainer RNG (default 1)\n"
-            "  -d, --device NAME        cpu, cpu-ref, cuda or auto (default cpu)\n"
-            "      --precision P        fp32 (default) or bf16: convolutions in bfloat16 with\n"
-            "                           fp32 sums and fp32 weights (mixed precision; several\n"
-            "                           times faster on CPUs with AMX); cuda also tf32\n"
-            "  -t, --threads N          CPU threads (default: all cores)\n"
-            "      --sync-bn, --no-sync-bn  under MPI, batch-norm statistics over all ranks'\n"
-            "                           samples (default) or each rank's own\n"
-            "Files:\n"
-            "  -o, --output FILE        the model/checkpoint file (required)\n"
-            "  -r, --resume FILE        continue from a checkpoint (feed the stream with\n"
-            "                           dlt-sample --skip <its records>)\n"
-            "      --checkpoint-every N (default 500; 0: only at the end)\n"
-            "  -l, --log FILE           TSV: step loss lr patches_per_s elapsed_s [val_dice...]\n"
-            "      --log-every N        rows every N steps (default 10)\n"
-            "Validation:\n"
-            "      --val LIST           volumes (TSV id, image..., label) scored every\n"
-            "                           --val-every steps; the best is kept in MODEL.best.dltm\n"
-            "      --val-every N        (default: --checkpoint-every)\n"
-            "      --val-overlap X      sliding-window overlap (default 0.5)\n"
-            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
-            "See dlt-train(1).\n");
+    if (dlt_net_kind_parse(s) < 0) return dlt_err(DLT_EINVAL, "unknown network '%s' (unet, asym-unet, fcn)", s);
+    A.net = s;
+    return 0;
 }
+static int opt_loss(const dlt_option *o, const char *s)
+{
+    if ((A.tc.loss.kind = dlt_loss_parse(s)) < 0) return dlt_err(DLT_EINVAL, "unknown loss '%s' (ce, balanced-ce, dice, dice+ce)", s);
+    return 0;
+}
+static int opt_optim(const dlt_option *o, const char *s)
+{
+    if ((A.tc.optim.kind = dlt_optim_parse(s)) < 0) return dlt_err(DLT_EINVAL, "unknown optimiser '%s' (adam, sgd)", s);
+    return 0;
+}
+static int opt_sched(const dlt_option *o, const char *s)
+{
+    if ((A.tc.sched = dlt_sched_parse(s)) < 0) return dlt_err(DLT_EINVAL, "unknown schedule '%s' (constant, step, poly)", s);
+    return 0;
+}
+static const char *const norms[] = {"batch", "instance", NULL};
 
-enum {
-    O_NET = 1000, O_FILTERS, O_STRIDES, O_RES, O_NORM, O_LOSS, O_OPTIM, O_LR, O_EPS, O_MOM, O_NEST, O_WD, O_SCHED,
-    O_LRSTEP, O_LRGAMMA, O_POLY, O_CKPT, O_LOGEVERY, O_VAL, O_VALEVERY, O_VALOV, O_PRECISION, O_VERSION, O_SYNCBN, O_NOSYNCBN
+static dlt_option opts[] = {
+    DLT_OPT_GROUP("Network (as the peer torch_dltk_unet.py):"),
+    DLT_OPT_CALL(0, "net", opt_net, "unet|asym-unet|fcn", "(default unet)"),
+    DLT_OPT_STR(0, "filters", &A.filters, "LIST", "channels per scale (default 16,32,64,128)"),
+    DLT_OPT_STR(0, "strides", &A.strides, "LIST", "per scale, 1,2,2,2 or 1x1x1,1x2x2,... X,Y,Z (default 1,2,2,2)"),
+    DLT_OPT_I64(0, "res-units", &A.res_units, "N", 1, 16, "residual units per scale (default 1)"),
+    DLT_OPT_CHOICE(0, "norm", &A.norm, "batch|instance", norms, "normalisation (default batch)"),
+    DLT_OPT_GROUP("Training:"),
+    DLT_OPT_CALL(0, "loss", opt_loss, "ce|balanced-ce|dice|dice+ce", "(default ce)"),
+    DLT_OPT_CALL(0, "optim", opt_optim, "adam|sgd", "(default adam)"),
+    DLT_OPT_FLT(0, "lr", &A.tc.optim.lr, "X", 0, HUGE_VAL, DLT_OPT_LO_OPEN, "learning rate (default 0.001)"),
+    DLT_OPT_FLT(0, "eps", &A.tc.optim.eps, "X", 0, HUGE_VAL, DLT_OPT_LO_OPEN, "Adam epsilon (default 1e-5, as the DLTK paper)"),
+    DLT_OPT_FLT(0, "momentum", &A.tc.optim.momentum, "X", 0, 1, DLT_OPT_HI_OPEN, "SGD momentum (default 0.9)"),
+    DLT_OPT_FLAG(0, "nesterov", &A.tc.optim.nesterov, 1, "Nesterov momentum (SGD)"),
+    DLT_OPT_FLT(0, "weight-decay", &A.tc.optim.weight_decay, "X", 0, HUGE_VAL, 0, "L2 weight decay (default 0)"),
+    DLT_OPT_CALL(0, "schedule", opt_sched, "constant|step|poly", "(default constant)"),
+    DLT_OPT_I64(0, "lr-step", &A.tc.sched_step, "N", 1, INT64_MAX, "step schedule: lr *= --lr-gamma every N steps"),
+    DLT_OPT_DBL(0, "lr-gamma", &A.tc.sched_gamma, "X", 0, HUGE_VAL, DLT_OPT_LO_OPEN, "(default 0.1)"),
+    DLT_OPT_DBL(0, "poly-power", &A.tc.poly_power, "X", 0, HUGE_VAL, DLT_OPT_LO_OPEN,
+                "poly schedule: lr*(1-step/steps)^X (0.9)"),
+    DLT_OPT_I64('b', "batch", &A.batch, "N", 1, 4096,
+                "patches per step (default 4); under MPI per rank:\na step uses ranks*N records of the stream"),
+    DLT_OPT_I64('n', "steps", &A.steps, "N", 0, INT64_MAX,
+                "the step count to reach (a resumed run continues to\nN); default: until the stream ends"),
+    DLT_OPT_I64('s', "seed", &A.seed, "N", 0, INT64_MAX, "weight initialisation and trainer RNG (default 1)"),
+    DLT_OPT_STR('d', "device", &A.device, "NAME", "cpu, cpu-ref, cuda or auto (default cpu)"),
+    DLT_OPT_STR(0, "precision", &A.precision, "P",
+                "fp32 (default) or bf16: convolutions in bfloat16 with\nfp32 sums and fp32 weights (mixed precision; several\n"
+                "times faster on CPUs with AMX); cuda also tf32"),
+    DLT_OPT_I64('t', "threads", &A.threads, "N", 1, 1024, "CPU threads (default: all cores)"),
+    DLT_OPT_FLAG(0, "sync-bn", &A.sync_bn, 1, "under MPI, batch-norm statistics over all ranks'\nsamples (default)"),
+    DLT_OPT_FLAG(0, "no-sync-bn", &A.sync_bn, 0, "... or each rank's own"),
+    DLT_OPT_GROUP("Files:"),
+    DLT_OPT_STR('o', "output", &A.out, "FILE", "the model/checkpoint file (required)"),
+    DLT_OPT_STR('r', "resume", &A.resume, "FILE",
+                "continue from a checkpoint (feed the stream with\ndlt-sample --skip <its records>)"),
+    DLT_OPT_I64(0, "checkpoint-every", &A.ckpt_every, "N", 0, INT64_MAX, "(default 500; 0: only at the end)"),
+    DLT_OPT_STR('l', "log", &A.log, "FILE", "TSV: step loss lr patches_per_s elapsed_s [val_dice...]"),
+    DLT_OPT_I64(0, "log-every", &A.log_every, "N", 1, INT64_MAX, "rows every N steps (default 10)"),
+    DLT_OPT_GROUP("Validation:"),
+    DLT_OPT_STR(0, "val", &A.val, "LIST",
+                "volumes (TSV id, image..., label) scored every\n--val-every steps; the best is kept in MODEL.best.dltm"),
+    DLT_OPT_I64(0, "val-every", &A.val_every, "N", 0, INT64_MAX, "(default: --checkpoint-every)"),
+    DLT_OPT_DBL(0, "val-overlap", &A.val_overlap, "X", 0, 1, DLT_OPT_HI_OPEN, "sliding-window overlap (default 0.5)"),
+    DLT_OPT_GROUP("Common:"),
+    DLT_OPT_COMMON(&A.verbosity),
+    DLT_OPT_END,
 };
 
-static const struct option longopts[] = {
-    {"net", required_argument, 0, O_NET},
-    {"filters", required_argument, 0, O_FILTERS},
-    {"strides", required_argument, 0, O_STRIDES},
-    {"res-units", required_argument, 0, O_RES},
-    {"norm", required_argument, 0, O_NORM},
-    {"loss", required_argument, 0, O_LOSS},
-    {"optim", required_argument, 0, O_OPTIM},
-    {"lr", required_argument, 0, O_LR},
-    {"eps", required_argument, 0, O_EPS},
-    {"momentum", required_argument, 0, O_MOM},
-    {"nesterov", no_argument, 0, O_NEST},
-    {"weight-decay", required_argument, 0, O_WD},
-    {"schedule", required_argument, 0, O_SCHED},
-    {"lr-step", required_argument, 0, O_LRSTEP},
-    {"lr-gamma", required_argument, 0, O_LRGAMMA},
-    {"poly-power", required_argument, 0, O_POLY},
-    {"batch", required_argument, 0, 'b'},
-    {"steps", required_argument, 0, 'n'},
-    {"seed", required_argument, 0, 's'},
-    {"device", required_argument, 0, 'd'},
-    {"precision", required_argument, 0, O_PRECISION},
-    {"threads", required_argument, 0, 't'},
-    {"sync-bn", no_argument, 0, O_SYNCBN},
-    {"no-sync-bn", no_argument, 0, O_NOSYNCBN},
-    {"output", required_argument, 0, 'o'},
-    {"resume", required_argument, 0, 'r'},
-    {"checkpoint-every", required_argument, 0, O_CKPT},
-    {"log", required_argument, 0, 'l'},
-    {"log-every", required_argument, 0, O_LOGEVERY},
-    {"val", required_argument, 0, O_VAL},
-    {"val-every", required_argument, 0, O_VALEVERY},
-    {"val-overlap", required_argument, 0, O_VALOV},
-    {"quiet", no_argument, 0, 'q'},
-    {"verbose", no_argument, 0, 'v'},
-    {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, O_VERSION},
-    {0, 0, 0, 0},
-};
+static const dlt_cli cli = {
+    "dlt-train", "[OPTIONS] -o MODEL.dltm [STREAM]",
+    "Train a network on a patch stream (dlt-sample's output; STREAM or - for\n"
+    "stdin, the default). Input channels, classes and the patch size come from\n"
+    "the stream header. MODEL.dltm is the checkpoint (weights, optimiser and RNG\n"
+    "state), written every --checkpoint-every steps, at the end and on SIGINT/SIGTERM.\n"
+    "Under mpirun or srun the ranks train one model together (dlt-train(1)).",
+    opts, "See dlt-train(1).", NULL};
+
+/* Which training settings the command line gave: a resumed run takes the
+ * others from its checkpoint (dlt_train_config_resume). */
+static unsigned given_settings(void)
+{
+    static const struct { const char *opt; unsigned bit; } map[] = {
+        {"loss", DLT_GIVEN_LOSS}, {"optim", DLT_GIVEN_OPTIM}, {"lr", DLT_GIVEN_LR}, {"eps", DLT_GIVEN_EPS},
+        {"momentum", DLT_GIVEN_MOMENTUM}, {"nesterov", DLT_GIVEN_NESTEROV}, {"weight-decay", DLT_GIVEN_WEIGHT_DECAY},
+        {"schedule", DLT_GIVEN_SCHED}, {"lr-step", DLT_GIVEN_SCHED_STEP}, {"lr-gamma", DLT_GIVEN_SCHED_GAMMA},
+        {"poly-power", DLT_GIVEN_POLY}};
+    unsigned g = 0;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (dlt_cli_option(&cli, map[i].opt)->seen) g |= map[i].bit;
+    return g;
+}
+static int given(const char *opt) { return dlt_cli_option(&cli, opt)->seen > 0; }
 
 static volatile sig_atomic_t g_stop = 0;
 
@@ -134,16 +144,6 @@ static void on_signal(int sig)
         raise(sig);
     }
     g_stop = sig;
-}
-
-static int parse_dbl(const char *s, double *v)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(x)) return -1;
-    *v = x;
-    return 0;
 }
 
 /* ---- validation set, loaded once ---- */
@@ -425,6 +425,342 @@ static int next_batch(dlt_dist *dist, dlt_feed *feed, dlt_patch *p, batchbuf *b,
     return st;
 }
 
+/* MODEL.dltm -> MODEL.best.dltm (else MODEL.best) */
+static void best_path(const char *out, char *buf, size_t n)
+{
+    const size_t olen = strlen(out);
+    if (olen > 5 && !strcmp(out + olen - 5, ".dltm")) snprintf(buf, n, "%.*s.best.dltm", (int)(olen - 5), out);
+    else snprintf(buf, n, "%s.best", out);
+}
+
+/* The checkpoint's state into the trainer and the run. 0, or 1 (reported). */
+static int restore(run *r, const dlt_model *ck, int64_t records)
+{
+    if (dlt_trainer_restore(r->tr, ck)) {
+        dlt_error("%s: %s", A.resume, dlt_errmsg());
+        return 1;
+    }
+    const char *s;
+    r->records = records;
+    if ((s = dlt_model_get_meta(ck, "intensity"))) snprintf(r->intensity, sizeof r->intensity, "%s", s);
+    if ((s = dlt_model_get_meta(ck, "best_val_dice"))) r->best_val = atof(s);
+    if ((s = dlt_model_get_meta(ck, "best_val_step"))) r->best_step = atoll(s);
+    if ((s = dlt_model_get_meta(ck, "train_loss"))) r->last_loss = atof(s);
+    dlt_log(DLT_LOG_INFO, "resuming %s at step %" PRId64 " (%" PRId64 " records used)", A.resume,
+            dlt_trainer_steps_done(r->tr), records);
+    return 0;
+}
+
+static void say_setup(const dlt_net_config *nc, dlt_net *net, const dlt_backend *be, int ranks, int classes,
+                      const int patch[3], int channels)
+{
+    char fbuf[128], sbuf[256];
+    dlt_net_format_filters(nc, fbuf, sizeof fbuf);
+    dlt_net_format_strides(nc, sbuf, sizeof sbuf);
+    dlt_log(DLT_LOG_INFO,
+            "%s filters %s strides %s, %d channel%s -> %d classes, %" PRId64 " parameters; patch %d,%d,%d, batch %d%s, "
+            "%s loss, %s, device %s%s%s",
+            dlt_net_kind_name(nc->kind), fbuf, sbuf, channels, channels == 1 ? "" : "s", classes,
+            dlt_net_count_trainable(net), patch[0], patch[1], patch[2], (int)A.batch, ranks > 1 ? " per rank" : "",
+            dlt_loss_name(A.tc.loss.kind), dlt_optim_name(A.tc.optim.kind), be->name, A.precision ? ", precision " : "",
+            A.precision ? A.precision : "");
+    dlt_log(DLT_LOG_VERBOSE, "%d CPU threads", dlt_threads());
+    if (ranks > 1)
+        dlt_log(DLT_LOG_INFO, "%d ranks (%s): %" PRId64 " records a step, batch norm %s", ranks, dlt_dist_library(),
+                A.batch * ranks, nc->norm == DLT_NORM_BATCH ? (A.sync_bn ? "over all ranks" : "per rank") : "per sample");
+}
+
+/* ---- setting up ---- */
+
+/* The checkpoint to resume, read fully before anything is written; the
+ * settings the command line left open come from it. 0, or 1 (reported). */
+static int load_resume(dlt_model *ck, int ranks, int64_t *records, char prec[32])
+{
+    if (dlt_model_read(A.resume, ck)) {
+        dlt_error("cannot resume: %s", dlt_errmsg());
+        return 1;
+    }
+    const char *s = dlt_model_get_meta(ck, "records");
+    if (!s || dlt_parse_i64(s, 0, INT64_MAX, records)) {
+        dlt_error("%s: not a dlt-train checkpoint (no 'records' in its metadata)", A.resume);
+        return 1;
+    }
+    dlt_train_config_resume(&A.tc, given_settings(), ck);
+    if (!given("batch") && (s = dlt_model_get_meta(ck, "batch"))) A.batch = atoll(s) > 0 ? atoll(s) : A.batch;
+    /* another rank count keeps the step's record count where it divides */
+    if (!given("batch") && (s = dlt_model_get_meta(ck, "global_batch")) && atoll(s) != A.batch * ranks) {
+        if (atoll(s) > 0 && atoll(s) % ranks == 0) A.batch = atoll(s) / ranks;
+        else dlt_warn("%s: its %s records a step do not divide among %d ranks; using --batch %" PRId64 " per rank",
+                      A.resume, s, ranks, A.batch);
+    }
+    if (!given("steps") && (s = dlt_model_get_meta(ck, "steps"))) A.steps = atoll(s);
+    if (!given("seed") && (s = dlt_model_get_meta(ck, "seed"))) A.seed = atoll(s);
+    if ((s = dlt_model_get_meta(ck, "precision"))) snprintf(prec, 32, "%s", s);
+    return 0;
+}
+
+/* The network: the checkpoint's (checked against the stream and the
+ * options), or the options' for the stream's channels and classes. 0, 1
+ * (reported) or 2 (a usage error, reported). */
+static int net_config(const dlt_model *ck, const dlt_net_config *probe, const char *sname, int channels, int classes,
+                      const int patch[3], dlt_net_config *nc)
+{
+    if (A.resume) {
+        if (dlt_net_config_from_model(ck, nc)) {
+            dlt_error("%s: %s", A.resume, dlt_errmsg());
+            return 1;
+        }
+        if (nc->classes != classes || nc->in_channels != channels) {
+            dlt_error("%s: the stream has %d channel%s and %d classes, the checkpoint %s has %d and %d", sname, channels,
+                      channels == 1 ? "" : "s", classes, A.resume, nc->in_channels, nc->classes);
+            return 1;
+        }
+        char a[256], b[256];
+        dlt_net_format_filters(nc, a, sizeof a);
+        dlt_net_format_filters(probe, b, sizeof b);
+        if ((A.net && dlt_net_kind_parse(A.net) != nc->kind) || (A.filters && strcmp(a, b))) {
+            dlt_error("%s: the checkpoint is a %s with filters %s; --net/--filters differ", A.resume,
+                      dlt_net_kind_name(nc->kind), a);
+            return 1;
+        }
+        const char *ps = dlt_model_get_meta(ck, "patch");
+        char pp[64];
+        snprintf(pp, sizeof pp, "%d,%d,%d", patch[0], patch[1], patch[2]);
+        if (ps && strcmp(ps, pp)) dlt_warn("the stream's patch %s differs from the checkpoint's %s", pp, ps);
+    } else {
+        *nc = *probe;
+        nc->in_channels = channels;
+        nc->classes = classes;
+        if (A.res_units > 0) nc->res_units = (int)A.res_units;
+        if (A.norm >= 0) nc->norm = A.norm ? DLT_NORM_INSTANCE : DLT_NORM_BATCH;
+        if (dlt_net_config_check(nc)) return dlt_usage_error("%s", dlt_errmsg());
+    }
+    if (dlt_net_check_size(nc, patch[0], patch[1], patch[2])) {
+        dlt_error("%s: patch %d,%d,%d: %s", sname, patch[0], patch[1], patch[2], dlt_errmsg());
+        return 1;
+    }
+    return 0;
+}
+
+/* The backend and its precision: --precision, else the checkpoint's
+ * (fp32 with a warning where this device lacks it). 0, 1 or 2 (reported). */
+static int make_backend(const char *ck_prec, dlt_backend **be)
+{
+    if (dlt_backend_create(A.device, be)) {
+        dlt_error("--device %s: %s", A.device, dlt_errmsg());
+        return 1;
+    }
+    if (A.precision && dlt_backend_set_precision(*be, A.precision)) return dlt_usage_error("--precision: %s", dlt_errmsg());
+    if (!A.precision && ck_prec[0]) {
+        A.precision = ck_prec;
+        if (dlt_backend_set_precision(*be, ck_prec)) {
+            dlt_warn("%s was trained in %s, which device %s lacks: continuing in fp32", A.resume, ck_prec, (*be)->name);
+            A.precision = "fp32";
+        }
+    } else if (A.precision && ck_prec[0] && strcmp(A.precision, ck_prec)) {
+        dlt_warn("%s was trained in %s, this run in %s: the result will not be bit-identical to an uninterrupted run",
+                 A.resume, ck_prec, A.precision);
+    }
+    return 0;
+}
+
+/* The log file, its header written when it is empty (NULL: reported). */
+static FILE *open_log(const dlt_patch_header *h, int classes)
+{
+    FILE *f = fopen(A.log, "a");
+    if (!f) {
+        dlt_error("%s: %s", A.log, strerror(errno));
+        return NULL;
+    }
+    if (ftell(f) == 0) {
+        fprintf(f, "step\tloss\tlr\tpatches_per_s\telapsed_s");
+        if (A.val) {
+            dlt_class_names cn = {0};
+            const char *names = dlt_patch_header_get(h, "class_names");
+            if (names) dlt_class_names_parse(names, &cn);
+            fprintf(f, "\tval_dice_mean");
+            for (int k = 1; k < classes; k++) {
+                const char *nm = dlt_class_names_get(&cn, k);
+                if (nm) fprintf(f, "\tval_dice_%s", nm);
+                else fprintf(f, "\tval_dice_%d", k);
+            }
+            dlt_class_names_free(&cn);
+        }
+        fputc('\n', f);
+        fflush(f);
+    }
+    return f;
+}
+
+/* ---- the loop ---- */
+
+/* What the loop works with, besides the run's metadata. */
+typedef struct loop {
+    run *r;
+    dlt_dist *dist;
+    int rank;
+    dlt_feed *feed;
+    dlt_net *net;
+    batchbuf bb;
+    valset *vs;
+    FILE *logf;
+    int classes;
+    double *vdice;
+    /* outcome */
+    int64_t step, start, leftover, last_ckpt;
+    int status, ended, interrupted, agreed; /* agreed: every rank knows of the error */
+} loop;
+
+/* Validation, the best model, the log row and the checkpoint after a
+ * step (rank 0). 0, or 1 (reported). */
+static int after_step(loop *L, double lr_now, double *loss_sum, int64_t *loss_n, int64_t *rec_log, double *tlog,
+                      double t0)
+{
+    run *r = L->r;
+    const int64_t step = L->step;
+    const int final = A.steps >= 0 && step >= A.steps;
+    double vmean = NAN;
+    if (L->vs->n && ((A.val_every > 0 && step % A.val_every == 0) || final)) {
+        if (validate(L->net, L->vs, L->classes, r->patch, r->batch, L->vdice, &vmean)) {
+            dlt_error("step %" PRId64 ": %s", step, dlt_errmsg());
+            return 1;
+        }
+        dlt_log(DLT_LOG_INFO, "step %" PRId64 ": validation mean Dice %.4f", step, vmean);
+        if (!isnan(vmean) && (isnan(r->best_val) || vmean > r->best_val)) {
+            r->best_val = vmean, r->best_step = step;
+            if (save_model(r, r->best_path, vmean)) {
+                dlt_error("%s", dlt_errmsg());
+                return 1;
+            }
+        }
+    }
+    if (L->logf && (step % A.log_every == 0 || final || !isnan(vmean))) {
+        double now = dlt_now();
+        fprintf(L->logf, "%" PRId64 "\t%.6g\t%.6g\t%.2f\t%.2f", step, *loss_sum / *loss_n, lr_now,
+                now > *tlog ? *rec_log / (now - *tlog) : 0.0, now - t0);
+        if (A.val) {
+            fprintf(L->logf, "\t%.6g", vmean);
+            for (int k = 1; k < L->classes; k++) fprintf(L->logf, "\t%.6g", isnan(vmean) ? NAN : L->vdice[k]);
+        }
+        fputc('\n', L->logf);
+        fflush(L->logf);
+        *tlog = now, *loss_sum = 0, *loss_n = 0, *rec_log = 0;
+    }
+    if (A.ckpt_every > 0 && step % A.ckpt_every == 0 && !final) {
+        if (save_model(r, A.out, NAN)) {
+            dlt_error("%s", dlt_errmsg());
+            return 1;
+        }
+        L->last_ckpt = step;
+    }
+    return 0;
+}
+
+static void train_loop(loop *L)
+{
+    run *r = L->r;
+    const int64_t gbatch = A.batch * dlt_dist_size(L->dist);
+    dlt_patch p = {0};
+    double t0 = dlt_now(), tlog = t0, loss_sum = 0;
+    int64_t loss_n = 0, rec_log = 0;
+    dlt_progress prog;
+    const int bar = A.verbosity > 0 && L->rank == 0;
+    if (bar) dlt_progress_start(&prog, "steps", A.steps >= 0 ? A.steps - L->start : 0);
+    if (A.steps >= 0 && L->step >= A.steps)
+        dlt_log(DLT_LOG_INFO, "already at step %" PRId64 " (--steps %" PRId64 ")", L->step, A.steps);
+    while (A.steps < 0 || L->step < A.steps) {
+        int64_t got;
+        const int st = next_batch(L->dist, L->feed, &p, &L->bb, A.batch, &got);
+        if (st == B_STOPPED) L->interrupted = 1;
+        if (st == B_ERROR) L->status = 1, L->agreed = 1;
+        if (st == B_ENDED) L->ended = 1, L->leftover = got;
+        if (st != B_OK) break;
+        double lr_now = dlt_trainer_lr(r->tr), lv;
+        if (dlt_trainer_step(r->tr, L->bb.x, L->bb.y, A.batch, r->patch[2], r->patch[1], r->patch[0], &lv)) {
+            dlt_error("step %" PRId64 ": %s", L->step + 1, dlt_errmsg());
+            L->status = 1;
+            break;
+        }
+        if (!isfinite(lv)) { /* the mean over the ranks: all stop here */
+            L->agreed = 1;
+            if (L->rank == 0)
+                dlt_error("step %" PRId64 ": the loss is %s (training diverged; try a smaller --lr); %s", L->step + 1,
+                          isnan(lv) ? "nan" : "infinite",
+                          L->last_ckpt >= 0 ? "the last checkpoint is intact" : "no checkpoint was written");
+            if (L->last_ckpt >= 0)
+                dlt_log(DLT_LOG_INFO, "last good checkpoint: %s (step %" PRId64 ")", A.out, L->last_ckpt);
+            L->status = 1;
+            break;
+        }
+        L->step++;
+        r->records += gbatch;
+        r->last_loss = lv;
+        loss_sum += lv, loss_n++, rec_log += gbatch;
+        if (L->rank == 0 && after_step(L, lr_now, &loss_sum, &loss_n, &rec_log, &tlog, t0)) {
+            L->status = 1;
+            break;
+        }
+        if (bar) {
+            char ex[64];
+            snprintf(ex, sizeof ex, "loss %.4g", lv);
+            dlt_progress_update(&prog, L->step - L->start, ex);
+        }
+    }
+    if (L->status && !L->agreed && dlt_dist_size(L->dist) > 1)
+        dlt_dist_abort(L->dist, 1); /* the others may wait in a collective */
+    if (bar && L->step > L->start) {
+        char ex[64];
+        snprintf(ex, sizeof ex, "loss %.4g", r->last_loss);
+        dlt_progress_end(&prog, ex);
+    }
+    dlt_patch_free(&p);
+}
+
+/* After the loop (rank 0): the intensity statistics, the last checkpoint,
+ * and what happened. 0, or 1 (reported). */
+static int finish(loop *L, int argc, char **argv, double t0)
+{
+    run *r = L->r;
+    batchbuf *b = &L->bb;
+    if (b->isamp && b->irec > 0) {
+        /* [channel][record][k] is [channel][n] with n = irec*iper when irec == ircap;
+         * otherwise compact the channels first */
+        const int64_t n = b->irec * b->iper;
+        for (int ch = 1; ch < b->channels; ch++)
+            memmove(b->isamp + ch * n, b->isamp + ch * b->ircap * b->iper, sizeof(float) * (size_t)n);
+        dlt_intensity_stats(b->isamp, n, b->channels, r->intensity, sizeof r->intensity);
+    }
+    if (save_model(r, A.out, NAN)) {
+        dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    if (L->interrupted) {
+        print_resume(argc, argv, r, L->step);
+        return 0;
+    }
+    if (L->ended && A.steps >= 0 && L->step < A.steps)
+        dlt_log(DLT_LOG_INFO, "the stream ended at step %" PRId64 " (before --steps %" PRId64 ")", L->step, A.steps);
+    if (L->leftover)
+        dlt_log(DLT_LOG_INFO, "%" PRId64 " record%s at the end (fewer than --batch) not used", L->leftover,
+                L->leftover == 1 ? "" : "s");
+    dlt_log(DLT_LOG_INFO, "wrote %s: step %" PRId64 ", %" PRId64 " records, loss %.4g, %.1f s", A.out, L->step,
+            r->records, r->last_loss, dlt_now() - t0);
+    return 0;
+}
+
+/* The stream's first records feed the intensity statistics (fresh runs, rank 0). */
+static int batch_alloc(batchbuf *b, int rank, int ranks, int channels, const int patch[3], int fresh)
+{
+    const int64_t vox = (int64_t)patch[0] * patch[1] * patch[2], gbatch = A.batch * ranks;
+    const int64_t nbuf = rank == 0 ? gbatch : A.batch; /* rank 0 reads the whole step */
+    *b = (batchbuf){.vox = vox, .channels = channels};
+    b->x = dlt_alloc(nbuf * channels * vox, sizeof(float), "batch images");
+    b->y = dlt_alloc(nbuf * vox, sizeof(int32_t), "batch labels");
+    b->istride = vox / 65536 + 1, b->iper = (vox + b->istride - 1) / b->istride, b->ircap = gbatch < 64 ? gbatch : 64;
+    if (rank == 0 && fresh) b->isamp = dlt_alloc(channels * b->ircap * b->iper, sizeof(float), "intensity sample");
+    return !b->x || !b->y || (rank == 0 && fresh && !b->isamp);
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-train");
@@ -439,168 +775,33 @@ int main(int argc, char **argv)
     const int rank = dlt_dist_rank(dist), ranks = dlt_dist_size(dist);
     static char rankname[64];
     if (rank > 0) snprintf(rankname, sizeof rankname, "dlt-train[rank %d]", rank), dlt_log_init(rankname);
-    int loglevel = DLT_LOG_INFO;
-    const char *netname = NULL, *filters = NULL, *strides = NULL, *norm = NULL, *out = NULL, *resume = NULL,
-               *logpath = NULL, *valpath = NULL, *device = "cpu", *precision = NULL;
-    int64_t res_units = -1, batch = 4, steps = -1, seed = 1, threads = 0, ckpt_every = 500, log_every = 10,
-            val_every = -1;
-    double d, val_overlap = 0.5;
-    /* the training configuration, and which of it was given (a resumed run
-     * takes the rest from the checkpoint: dlt_train_config_resume) */
-    dlt_train_config tc;
-    dlt_train_config_default(&tc);
-    tc.sched_step = 1000; /* dlt-train(1)'s default */
-    unsigned given = 0;
-    int g_batch = 0, g_steps = 0, g_seed = 0, sync_bn = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "b:n:s:d:t:o:r:l:qvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_NET:
-            if (dlt_net_kind_parse(optarg) < 0) return dlt_usage_error("--net: unknown network '%s'%s", optarg, " (unet, asym-unet, fcn)");
-            netname = optarg;
-            break;
-        case O_FILTERS: filters = optarg; break;
-        case O_STRIDES: strides = optarg; break;
-        case O_RES:
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &res_units) || res_units > 16) return dlt_usage_error("--res-units: bad value '%s'%s", optarg, "");
-            break;
-        case O_NORM:
-            if (strcmp(optarg, "batch") && strcmp(optarg, "instance"))
-                return dlt_usage_error("--norm: '%s'%s", optarg, " (batch or instance)");
-            norm = optarg;
-            break;
-        case O_LOSS:
-            if ((tc.loss.kind = dlt_loss_parse(optarg)) < 0) return dlt_usage_error("--loss: unknown loss '%s'%s", optarg, " (ce, balanced-ce, dice, dice+ce)");
-            given |= DLT_GIVEN_LOSS;
-            break;
-        case O_OPTIM:
-            if ((tc.optim.kind = dlt_optim_parse(optarg)) < 0) return dlt_usage_error("--optim: unknown optimiser '%s'%s", optarg, " (adam, sgd)");
-            given |= DLT_GIVEN_OPTIM;
-            break;
-        case O_LR:
-            if (parse_dbl(optarg, &d) || d <= 0) return dlt_usage_error("--lr: bad value '%s'%s", optarg, " (> 0)");
-            tc.optim.lr = (float)d, given |= DLT_GIVEN_LR;
-            break;
-        case O_EPS:
-            if (parse_dbl(optarg, &d) || d <= 0) return dlt_usage_error("--eps: bad value '%s'%s", optarg, " (> 0)");
-            tc.optim.eps = (float)d, given |= DLT_GIVEN_EPS;
-            break;
-        case O_MOM:
-            if (parse_dbl(optarg, &d) || d < 0 || d >= 1) return dlt_usage_error("--momentum: bad value '%s'%s", optarg, " (in [0,1))");
-            tc.optim.momentum = (float)d, given |= DLT_GIVEN_MOMENTUM;
-            break;
-        case O_NEST: tc.optim.nesterov = 1, given |= DLT_GIVEN_NESTEROV; break;
-        case O_WD:
-            if (parse_dbl(optarg, &d) || d < 0) return dlt_usage_error("--weight-decay: bad value '%s'%s", optarg, " (>= 0)");
-            tc.optim.weight_decay = (float)d, given |= DLT_GIVEN_WEIGHT_DECAY;
-            break;
-        case O_SCHED:
-            if ((tc.sched = dlt_sched_parse(optarg)) < 0) return dlt_usage_error("--schedule: unknown schedule '%s'%s", optarg, " (constant, step, poly)");
-            given |= DLT_GIVEN_SCHED;
-            break;
-        case O_LRSTEP:
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &tc.sched_step)) return dlt_usage_error("--lr-step: bad value '%s'%s", optarg, " (>= 1)");
-            given |= DLT_GIVEN_SCHED_STEP;
-            break;
-        case O_LRGAMMA:
-            if (parse_dbl(optarg, &tc.sched_gamma) || tc.sched_gamma <= 0) return dlt_usage_error("--lr-gamma: bad value '%s'%s", optarg, " (> 0)");
-            given |= DLT_GIVEN_SCHED_GAMMA;
-            break;
-        case O_POLY:
-            if (parse_dbl(optarg, &tc.poly_power) || tc.poly_power <= 0) return dlt_usage_error("--poly-power: bad value '%s'%s", optarg, " (> 0)");
-            given |= DLT_GIVEN_POLY;
-            break;
-        case 'b':
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &batch) || batch > 4096) return dlt_usage_error("--batch: bad value '%s'%s", optarg, " (1..4096)");
-            g_batch = 1;
-            break;
-        case 'n':
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &steps)) return dlt_usage_error("--steps: bad value '%s'%s", optarg, " (>= 0)");
-            g_steps = 1;
-            break;
-        case 's':
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &seed)) return dlt_usage_error("--seed: bad value '%s'%s", optarg, " (>= 0)");
-            g_seed = 1;
-            break;
-        case 'd': device = optarg; break;
-        case O_SYNCBN: sync_bn = 1; break;
-        case O_NOSYNCBN: sync_bn = 0; break;
-        case O_PRECISION: precision = optarg; break;
-        case 't':
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &threads) || threads > 1024) return dlt_usage_error("--threads: bad value '%s'%s", optarg, "");
-            break;
-        case 'o': out = optarg; break;
-        case 'r': resume = optarg; break;
-        case O_CKPT:
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &ckpt_every)) return dlt_usage_error("--checkpoint-every: bad value '%s'%s", optarg, " (>= 0)");
-            break;
-        case 'l': logpath = optarg; break;
-        case O_LOGEVERY:
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &log_every)) return dlt_usage_error("--log-every: bad value '%s'%s", optarg, " (>= 1)");
-            break;
-        case O_VAL: valpath = optarg; break;
-        case O_VALEVERY:
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &val_every)) return dlt_usage_error("--val-every: bad value '%s'%s", optarg, " (>= 0)");
-            break;
-        case O_VALOV:
-            if (parse_dbl(optarg, &val_overlap) || val_overlap < 0 || val_overlap >= 1)
-                return dlt_usage_error("--val-overlap: bad value '%s'%s", optarg, " (in [0,1))");
-            break;
-        case 'q': loglevel = DLT_LOG_QUIET; break;
-        case 'v': loglevel++; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-train %s\n", DLT_VERSION); return 0;
-        default: fprintf(stderr, "Try 'dlt-train --help'.\n"); return 2;
-        }
-    }
-    dlt_log_set_level(rank > 0 ? DLT_LOG_QUIET : loglevel);
-    if (!out) return dlt_usage_error("no output model: give -o MODEL.dltm");
-    if (!strcmp(out, "-")) return dlt_usage_error("-o -: checkpoints need a file, not stdout");
-    if (optind < argc - 1) return dlt_usage_error("one patch stream at most (got '%s' and '%s')", argv[optind], argv[optind + 1]);
-    if (val_every < 0) val_every = ckpt_every;
-    const char *in = optind < argc ? argv[optind] : "-";
+    dlt_train_config_default(&A.tc);
+    A.tc.sched_step = 1000; /* dlt-train(1)'s default */
+    A.verbosity = dlt_log_level();
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
+    dlt_log_set_level(rank > 0 ? DLT_LOG_QUIET : A.verbosity);
+    if (!A.out) return dlt_usage_error("no output model: give -o MODEL.dltm");
+    if (!strcmp(A.out, "-")) return dlt_usage_error("-o -: checkpoints need a file, not stdout");
+    if (first < argc - 1) return dlt_usage_error("one patch stream at most (got '%s' and '%s')", argv[first], argv[first + 1]);
+    if (A.val_every < 0) A.val_every = A.ckpt_every;
+    const char *in = first < argc ? argv[first] : "-", *sname = strcmp(in, "-") ? in : "stdin";
     if (rank == 0 && !strcmp(in, "-") && isatty(0)) return dlt_usage_error("no patch stream: stdin is a terminal (pipe dlt-sample into it)");
-    if (tc.sched == DLT_SCHED_POLY && steps <= 0 && !resume)
-        return dlt_usage_error("--schedule poly needs --steps");
-    /* The network options must parse before anything is read. */
-    dlt_net_config probe;
-    dlt_net_config_default(&probe, netname ? dlt_net_kind_parse(netname) : DLT_NET_UNET, 1, 2);
-    if (filters && dlt_net_parse_filters(&probe, filters)) return dlt_usage_error("--filters: %s", dlt_errmsg());
-    if (strides && dlt_net_parse_strides(&probe, strides)) return dlt_usage_error("--strides: %s", dlt_errmsg());
-    dlt_set_threads((int)threads);
+    if (A.tc.sched == DLT_SCHED_POLY && A.steps <= 0 && !A.resume) return dlt_usage_error("--schedule poly needs --steps");
+    dlt_net_config probe; /* the network options parse before anything is read */
+    dlt_net_config_default(&probe, A.net ? dlt_net_kind_parse(A.net) : DLT_NET_UNET, 1, 2);
+    if (A.filters && dlt_net_parse_filters(&probe, A.filters)) return dlt_usage_error("--filters: %s", dlt_errmsg());
+    if (A.strides && dlt_net_parse_strides(&probe, A.strides)) return dlt_usage_error("--strides: %s", dlt_errmsg());
+    dlt_set_threads((int)A.threads);
 
-    /* ---- the checkpoint to resume (read fully before anything is written) ---- */
     dlt_model ck;
     dlt_model_init(&ck);
     int64_t ck_records = 0;
     char ck_prec[32] = ""; /* the checkpoint's precision, taken unless --precision is given */
-    if (resume) {
-        if (dlt_model_read(resume, &ck)) {
-            dlt_error("cannot resume: %s", dlt_errmsg());
-            return 1;
-        }
-        const char *s = dlt_model_get_meta(&ck, "records");
-        if (!s || dlt_parse_i64(s, 0, INT64_MAX, &ck_records)) {
-            dlt_error("%s: not a dlt-train checkpoint (no 'records' in its metadata)", resume);
-            return 1;
-        }
-        dlt_train_config_resume(&tc, given, &ck);
-        if (!g_batch && (s = dlt_model_get_meta(&ck, "batch"))) batch = atoll(s) > 0 ? atoll(s) : batch;
-        /* another rank count keeps the step's record count where it divides */
-        if (!g_batch && (s = dlt_model_get_meta(&ck, "global_batch")) && atoll(s) != batch * ranks) {
-            if (atoll(s) > 0 && atoll(s) % ranks == 0) batch = atoll(s) / ranks;
-            else dlt_warn("%s: its %s records a step do not divide among %d ranks; using --batch %" PRId64 " per rank",
-                          resume, s, ranks, batch);
-        }
-        if (!g_steps && (s = dlt_model_get_meta(&ck, "steps"))) steps = atoll(s);
-        if (!g_seed && (s = dlt_model_get_meta(&ck, "seed"))) seed = atoll(s);
-        if ((s = dlt_model_get_meta(&ck, "precision"))) snprintf(ck_prec, sizeof ck_prec, "%s", s);
-    }
-
-    /* ---- the stream header (rank 0 reads the stream; the others learn its shape) ---- */
+    if (A.resume && load_resume(&ck, ranks, &ck_records, ck_prec)) return 1;
+    /* the stream header: rank 0 reads the stream, the others learn its shape */
     dlt_patch_reader rd;
     memset(&rd, 0, sizeof rd);
-    const char *sname = strcmp(in, "-") ? in : "stdin";
     int hdr[6] = {0};
     if (rank == 0) hdr[0] = !open_stream(in, sname, &rd, &hdr[1], &hdr[2], hdr + 3);
     if (dlt_dist_bcast(dist, hdr, sizeof hdr) || !hdr[0]) {
@@ -609,73 +810,21 @@ int main(int argc, char **argv)
         return 1;
     }
     const int channels = hdr[1], classes = hdr[2], patch[3] = {hdr[3], hdr[4], hdr[5]};
-
-    /* ---- network ---- */
     dlt_net_config nc;
-    if (resume) {
-        if (dlt_net_config_from_model(&ck, &nc)) {
-            dlt_error("%s: %s", resume, dlt_errmsg());
-            return 1;
-        }
-        if (nc.classes != classes || nc.in_channels != channels) {
-            dlt_error("%s: the stream has %d channel%s and %d classes, the checkpoint %s has %d and %d", sname, channels,
-                      channels == 1 ? "" : "s", classes, resume, nc.in_channels, nc.classes);
-            return 1;
-        }
-        char a[256], b[256];
-        dlt_net_format_filters(&nc, a, sizeof a);
-        dlt_net_format_filters(&probe, b, sizeof b);
-        if ((netname && dlt_net_kind_parse(netname) != nc.kind) || (filters && strcmp(a, b))) {
-            dlt_error("%s: the checkpoint is a %s with filters %s; --net/--filters differ", resume,
-                      dlt_net_kind_name(nc.kind), a);
-            return 1;
-        }
-        const char *ps = dlt_model_get_meta(&ck, "patch");
-        char pp[64];
-        snprintf(pp, sizeof pp, "%d,%d,%d", patch[0], patch[1], patch[2]);
-        if (ps && strcmp(ps, pp)) dlt_warn("the stream's patch %s differs from the checkpoint's %s", pp, ps);
-    } else {
-        nc = probe;
-        nc.in_channels = channels;
-        nc.classes = classes;
-        if (res_units > 0) nc.res_units = (int)res_units;
-        if (norm) nc.norm = strcmp(norm, "instance") ? DLT_NORM_BATCH : DLT_NORM_INSTANCE;
-        if (dlt_net_config_check(&nc)) return dlt_usage_error("%s", dlt_errmsg());
-    }
-    if (dlt_net_check_size(&nc, patch[0], patch[1], patch[2])) {
-        dlt_error("%s: patch %d,%d,%d: %s", sname, patch[0], patch[1], patch[2], dlt_errmsg());
-        return 1;
-    }
-    tc.total_steps = steps > 0 ? steps : 0;
-    if (dlt_train_config_check(&tc)) return dlt_usage_error("%s", dlt_errmsg());
-
-    valset vs = {0};
-    vs.overlap = val_overlap;
-    if (rank == 0 && valpath && val_load(valpath, channels, classes, &vs)) {
+    int rc = net_config(&ck, &probe, sname, channels, classes, patch, &nc);
+    if (rc) return rc;
+    A.tc.total_steps = A.steps > 0 ? A.steps : 0;
+    if (dlt_train_config_check(&A.tc)) return dlt_usage_error("%s", dlt_errmsg());
+    valset vs = {.overlap = A.val_overlap};
+    if (rank == 0 && A.val && val_load(A.val, channels, classes, &vs)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
-
     dlt_backend *be = NULL;
-    if (dlt_backend_create(device, &be)) {
-        dlt_error("--device %s: %s", device, dlt_errmsg());
-        return 1;
-    }
-    if (precision && dlt_backend_set_precision(be, precision))
-        return dlt_usage_error("--precision: %s", dlt_errmsg());
-    if (!precision && ck_prec[0]) {
-        precision = ck_prec;
-        if (dlt_backend_set_precision(be, ck_prec)) {
-            dlt_warn("%s was trained in %s, which device %s lacks: continuing in fp32", resume, ck_prec, be->name);
-            precision = "fp32";
-        }
-    } else if (precision && ck_prec[0] && strcmp(precision, ck_prec)) {
-        dlt_warn("%s was trained in %s, this run in %s: the result will not be bit-identical to an uninterrupted run",
-                 resume, ck_prec, precision);
-    }
+    if ((rc = make_backend(ck_prec, &be))) return rc;
     dlt_net *net = NULL;
     dlt_trainer *tr = NULL;
-    if (dlt_net_create(&nc, be, (uint64_t)seed, &net) || dlt_trainer_create(net, &tc, (uint64_t)seed, &tr)) {
+    if (dlt_net_create(&nc, be, (uint64_t)A.seed, &net) || dlt_trainer_create(net, &A.tc, (uint64_t)A.seed, &tr)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
@@ -685,72 +834,21 @@ int main(int argc, char **argv)
         dlt_error("%s", dlt_errmsg());
         dlt_dist_abort(dist, 1);
     }
-    if (sync_bn) dlt_backend_set_reduce(be, dlt_dist_reduce(dist));
-    run r = {0};
-    r.out = out;
-    r.stream_name = sname;
-    r.tr = tr;
+    if (A.sync_bn) dlt_backend_set_reduce(be, dlt_dist_reduce(dist));
+    run r = {.out = A.out, .stream_name = sname, .tr = tr, .batch = (int)A.batch, .ranks = ranks, .seed = (uint64_t)A.seed,
+             .precision = A.precision ? A.precision : "fp32", .steps_target = A.steps, .best_val = NAN, .last_loss = NAN};
     /* a copy: the feed owns the reader (and its header) and frees it on close */
     dlt_patch_header hcopy;
     memset(&hcopy, 0, sizeof hcopy);
     for (int i = 0; i < rd.header.nkeys; i++) dlt_patch_header_set(&hcopy, rd.header.key[i], rd.header.value[i]);
     r.hdr = &hcopy;
     memcpy(r.patch, patch, sizeof patch);
-    r.batch = (int)batch;
-    r.ranks = ranks;
-    r.seed = (uint64_t)seed;
-    r.precision = precision ? precision : "fp32";
-    r.steps_target = steps;
-    r.best_val = NAN;
-    r.last_loss = NAN;
-    size_t olen = strlen(out);
-    if (olen > 5 && !strcmp(out + olen - 5, ".dltm"))
-        snprintf(r.best_path, sizeof r.best_path, "%.*s.best.dltm", (int)(olen - 5), out);
-    else
-        snprintf(r.best_path, sizeof r.best_path, "%s.best", out);
-    if (resume) {
-        if (dlt_trainer_restore(tr, &ck)) {
-            dlt_error("%s: %s", resume, dlt_errmsg());
-            return 1;
-        }
-        const char *s;
-        r.records = ck_records;
-        if ((s = dlt_model_get_meta(&ck, "intensity"))) snprintf(r.intensity, sizeof r.intensity, "%s", s);
-        if ((s = dlt_model_get_meta(&ck, "best_val_dice"))) r.best_val = atof(s);
-        if ((s = dlt_model_get_meta(&ck, "best_val_step"))) r.best_step = atoll(s);
-        if ((s = dlt_model_get_meta(&ck, "train_loss"))) r.last_loss = atof(s);
-        dlt_log(DLT_LOG_INFO, "resuming %s at step %" PRId64 " (%" PRId64 " records used)", resume,
-                dlt_trainer_steps_done(tr), ck_records);
-    }
+    best_path(A.out, r.best_path, sizeof r.best_path);
+    if (A.resume && restore(&r, &ck, ck_records)) return 1;
     dlt_model_free(&ck);
-
-    /* ---- log file ---- */
-    FILE *logf = NULL;
-    if (rank == 0 && logpath) {
-        logf = fopen(logpath, "a");
-        if (!logf) {
-            dlt_error("%s: %s", logpath, strerror(errno));
-            return 1;
-        }
-        if (ftell(logf) == 0) {
-            fprintf(logf, "step\tloss\tlr\tpatches_per_s\telapsed_s");
-            if (valpath) {
-                dlt_class_names cn = {0};
-                const char *names = dlt_patch_header_get(&hcopy, "class_names");
-                if (names) dlt_class_names_parse(names, &cn);
-                fprintf(logf, "\tval_dice_mean");
-                for (int k = 1; k < classes; k++) {
-                    const char *nm = dlt_class_names_get(&cn, k);
-                    if (nm) fprintf(logf, "\tval_dice_%s", nm);
-                    else fprintf(logf, "\tval_dice_%d", k);
-                }
-                dlt_class_names_free(&cn);
-            }
-            fputc('\n', logf);
-            fflush(logf);
-        }
-    }
-
+    loop L = {.r = &r, .dist = dist, .rank = rank, .net = net, .vs = &vs, .classes = classes, .step = dlt_trainer_steps_done(tr)};
+    L.start = L.step, L.last_ckpt = A.resume ? L.step : -1;
+    if (rank == 0 && A.log && !(L.logf = open_log(&hcopy, classes))) return 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -758,164 +856,25 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL); /* what mpirun forwards to every rank (its own SIGTERM ends the job) */
-
     dlt_feed_config fc = {.channels = channels, .classes = classes, .patch = {patch[0], patch[1], patch[2]},
-                          .capacity = (int)(2 * batch > 8 ? 2 * batch : 8)};
-    dlt_feed *feed = NULL;
-    if (rank == 0 && dlt_feed_start(&rd, &fc, &feed)) {
+                          .capacity = (int)(2 * A.batch > 8 ? 2 * A.batch : 8)};
+    if (rank == 0 && dlt_feed_start(&rd, &fc, &L.feed)) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
-    char fbuf[128], sbuf[256];
-    dlt_net_format_filters(&nc, fbuf, sizeof fbuf);
-    dlt_net_format_strides(&nc, sbuf, sizeof sbuf);
-    dlt_log(DLT_LOG_INFO,
-            "%s filters %s strides %s, %d channel%s -> %d classes, %" PRId64 " parameters; patch %d,%d,%d, batch %d%s, "
-            "%s loss, %s, device %s%s%s",
-            dlt_net_kind_name(nc.kind), fbuf, sbuf, channels, channels == 1 ? "" : "s", classes,
-            dlt_net_count_trainable(net), patch[0], patch[1], patch[2], r.batch, ranks > 1 ? " per rank" : "",
-            dlt_loss_name(tc.loss.kind),
-            dlt_optim_name(tc.optim.kind), be->name, precision ? ", precision " : "", precision ? precision : "");
-    dlt_log(DLT_LOG_VERBOSE, "%d CPU threads", dlt_threads());
-    if (ranks > 1)
-        dlt_log(DLT_LOG_INFO, "%d ranks (%s): %" PRId64 " records a step, batch norm %s", ranks, dlt_dist_library(),
-                batch * ranks, nc.norm == DLT_NORM_BATCH ? (sync_bn ? "over all ranks" : "per rank") : "per sample");
-
-    /* ---- the loop ---- */
-    const int64_t vox = (int64_t)patch[0] * patch[1] * patch[2], gbatch = batch * ranks;
-    const int64_t nbuf = rank == 0 ? gbatch : batch; /* rank 0 reads the whole step */
-    batchbuf bb = {.vox = vox, .channels = channels};
-    bb.x = dlt_alloc(nbuf * channels * vox, sizeof(float), "batch images");
-    bb.y = dlt_alloc(nbuf * vox, sizeof(int32_t), "batch labels");
-    /* Intensity sample of the first step's records (fresh runs only): any
-     * checkpoint has seen them, so a resumed run records the same statistics. */
-    bb.istride = vox / 65536 + 1, bb.iper = (vox + bb.istride - 1) / bb.istride, bb.ircap = gbatch < 64 ? gbatch : 64;
-    if (rank == 0 && !r.intensity[0]) bb.isamp = dlt_alloc(channels * bb.ircap * bb.iper, sizeof(float), "intensity sample");
-    double *vdice = calloc((size_t)classes, sizeof(double));
-    if (!bb.x || !bb.y || !vdice || (rank == 0 && !r.intensity[0] && !bb.isamp)) {
+    say_setup(&nc, net, be, ranks, classes, patch, channels);
+    if (batch_alloc(&L.bb, rank, ranks, channels, patch, !r.intensity[0]) || !(L.vdice = calloc((size_t)classes, sizeof(double)))) {
         dlt_error("%s", dlt_errmsg());
         return 1;
     }
-    dlt_patch p = {0};
-    int status = 0, ended = 0, interrupted = 0, agreed = 0; /* agreed: every rank knows of the error */
-    int64_t step = dlt_trainer_steps_done(tr), start = step, leftover = 0, last_ckpt = resume ? step : -1;
-    double t0 = dlt_now(), tlog = t0, loss_sum = 0;
-    int64_t loss_n = 0, rec_log = 0;
-    dlt_progress prog;
-    if (loglevel > 0 && rank == 0) dlt_progress_start(&prog, "steps", steps >= 0 ? steps - start : 0);
-    if (steps >= 0 && step >= steps) dlt_log(DLT_LOG_INFO, "already at step %" PRId64 " (--steps %" PRId64 ")", step, steps);
-
-    while (steps < 0 || step < steps) {
-        int64_t got;
-        int st = next_batch(dist, feed, &p, &bb, batch, &got);
-        if (st == B_STOPPED) interrupted = 1;
-        if (st == B_ERROR) status = 1, agreed = 1;
-        if (st == B_ENDED) ended = 1, leftover = got;
-        if (st != B_OK) break;
-        double lr_now = dlt_trainer_lr(tr), lv;
-        if (dlt_trainer_step(tr, bb.x, bb.y, batch, patch[2], patch[1], patch[0], &lv)) {
-            dlt_error("step %" PRId64 ": %s", step + 1, dlt_errmsg());
-            status = 1;
-            break;
-        }
-        if (!isfinite(lv)) { /* the mean over the ranks: all stop here */
-            agreed = 1;
-            if (rank == 0)
-            dlt_error("step %" PRId64 ": the loss is %s (training diverged; try a smaller --lr); %s", step + 1,
-                      isnan(lv) ? "nan" : "infinite",
-                      last_ckpt >= 0 ? "the last checkpoint is intact" : "no checkpoint was written");
-            if (last_ckpt >= 0) dlt_log(DLT_LOG_INFO, "last good checkpoint: %s (step %" PRId64 ")", out, last_ckpt);
-            status = 1;
-            break;
-        }
-        step++;
-        r.records += gbatch;
-        r.last_loss = lv;
-        loss_sum += lv, loss_n++, rec_log += gbatch;
-        int final = steps >= 0 && step >= steps;
-        double vmean = NAN;
-        if (rank == 0 && vs.n && ((val_every > 0 && step % val_every == 0) || final)) {
-            if (validate(net, &vs, classes, patch, r.batch, vdice, &vmean)) {
-                dlt_error("step %" PRId64 ": %s", step, dlt_errmsg());
-                status = 1;
-                break;
-            }
-            dlt_log(DLT_LOG_INFO, "step %" PRId64 ": validation mean Dice %.4f", step, vmean);
-            if (!isnan(vmean) && (isnan(r.best_val) || vmean > r.best_val)) {
-                r.best_val = vmean, r.best_step = step;
-                if (save_model(&r, r.best_path, vmean)) {
-                    dlt_error("%s", dlt_errmsg());
-                    status = 1;
-                    break;
-                }
-            }
-        }
-        if (logf && (step % log_every == 0 || final || !isnan(vmean))) {
-            double now = dlt_now();
-            fprintf(logf, "%" PRId64 "\t%.6g\t%.6g\t%.2f\t%.2f", step, loss_sum / loss_n, lr_now,
-                    now > tlog ? rec_log / (now - tlog) : 0.0, now - t0);
-            if (valpath) {
-                fprintf(logf, "\t%.6g", vmean);
-                for (int k = 1; k < classes; k++) fprintf(logf, "\t%.6g", isnan(vmean) ? NAN : vdice[k]);
-            }
-            fputc('\n', logf);
-            fflush(logf);
-            tlog = now, loss_sum = 0, loss_n = 0, rec_log = 0;
-        }
-        if (rank == 0 && ckpt_every > 0 && step % ckpt_every == 0 && !final) {
-            if (save_model(&r, out, NAN)) {
-                dlt_error("%s", dlt_errmsg());
-                status = 1;
-                break;
-            }
-            last_ckpt = step;
-        }
-        if (loglevel > 0 && rank == 0) {
-            char ex[64];
-            snprintf(ex, sizeof ex, "loss %.4g", lv);
-            dlt_progress_update(&prog, step - start, ex);
-        }
-    }
-    if (status && !agreed && ranks > 1) dlt_dist_abort(dist, 1); /* the others may wait in a collective */
-    if (loglevel > 0 && rank == 0 && step > start) {
-        char ex[64];
-        snprintf(ex, sizeof ex, "loss %.4g", r.last_loss);
-        dlt_progress_end(&prog, ex);
-    }
-    if (feed) dlt_feed_close(feed);
-    if (!status && rank == 0) {
-        float *isamp = bb.isamp;
-        const int64_t irec = bb.irec, iper = bb.iper, ircap = bb.ircap;
-        if (isamp && irec > 0) {
-            /* [channel][record][k] is [channel][n] with n = irec*iper when irec == ircap;
-             * otherwise compact the channels first */
-            int64_t n = irec * iper;
-            for (int ch = 1; ch < channels; ch++)
-                memmove(isamp + ch * n, isamp + ch * ircap * iper, sizeof(float) * (size_t)n);
-            dlt_intensity_stats(isamp, n, channels, r.intensity, sizeof r.intensity);
-        }
-        if (save_model(&r, out, NAN)) {
-            dlt_error("%s", dlt_errmsg());
-            status = 1;
-        }
-    }
-    if (!status && rank == 0) {
-        if (interrupted) {
-            print_resume(argc, argv, &r, step);
-        } else {
-            if (ended && steps >= 0 && step < steps)
-                dlt_log(DLT_LOG_INFO, "the stream ended at step %" PRId64 " (before --steps %" PRId64 ")", step, steps);
-            if (leftover)
-                dlt_log(DLT_LOG_INFO, "%" PRId64 " record%s at the end (fewer than --batch) not used", leftover,
-                        leftover == 1 ? "" : "s");
-            dlt_log(DLT_LOG_INFO, "wrote %s: step %" PRId64 ", %" PRId64 " records, loss %.4g, %.1f s", out, step,
-                    r.records, r.last_loss, dlt_now() - t0);
-        }
-    }
-    if (logf) fclose(logf);
-    dlt_patch_free(&p);
-    dlt_free(bb.x), dlt_free(bb.y), dlt_free(bb.isamp);
-    free(vdice);
+    const double t0 = dlt_now();
+    train_loop(&L);
+    if (L.feed) dlt_feed_close(L.feed);
+    int status = L.status;
+    if (!status && rank == 0) status = finish(&L, argc, argv, t0);
+    if (L.logf) fclose(L.logf);
+    dlt_free(L.bb.x), dlt_free(L.bb.y), dlt_free(L.bb.isamp);
+    free(L.vdice);
     val_free(&vs);
     dlt_patch_header_free(&hcopy);
     dlt_trainer_free(tr);
