@@ -3,13 +3,13 @@
  * list file dlt-sample reads) and DIR/classes.tsv. The generator is
  * lib/phantom.c; this file is options and files. On failure every file this
  * run wrote is removed again (and DIR, when this run made it). */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 #include "dlt/phantom.h"
 #include "dlt/volume.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,33 +17,66 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
+static dlt_phantom_opts po;
+static int64_t count = 10, first = 1;
+static double noise = 20;
+static int level = DLT_LOG_INFO;
+static const char *outdir;
+
+static int opt_seed(const dlt_option *o, const char *s)
 {
-    fprintf(f,
-            "usage: dlt-phantom [options] -o DIR\n"
-            "Write synthetic abdominal CT volumes (float32 HU, LPS) with the 13 BTCV organ\n"
-            "labels (uint8): DIR/imgNNNN.nii.gz, DIR/labelNNNN.nii.gz, DIR/list.tsv and\n"
-            "DIR/classes.tsv. The same options always give the same bytes.\n"
-            "\n"
-            "  -o, --output DIR     where to write (made if missing; its parent must exist)\n"
-            "  -n, --count N        number of subjects (default 10)\n"
-            "      --first K        number of the first subject (default 1); subject K is\n"
-            "                       the same whatever -n, so --first 21 makes a disjoint set\n"
-            "  -s, --seed S         random seed (default 1)\n"
-            "      --size X,Y,Z     grid in voxels, or N for NxNxN (default 96,96,64)\n"
-            "      --spacing S      voxel size in mm, S or X,Y,Z (default 3)\n"
-            "      --noise HU       image noise standard deviation (default 20)\n"
-            "  -q, --quiet          errors only\n"
-            "  -v, --verbose        more messages\n"
-            "  -h, --help           this help\n"
-            "      --version        print the version\n");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || s[0] == '-') return dlt_err(DLT_EINVAL, "'%s': expected a non-negative integer", s);
+    po.seed = v;
+    return 0;
 }
+
+static int opt_size(const dlt_option *o, const char *s)
+{
+    int v[3];
+    if (dlt_parse_int3(s, 4, 4096, v)) return DLT_EINVAL;
+    po.nx = v[0], po.ny = v[1], po.nz = v[2];
+    return 0;
+}
+
+static int opt_spacing(const dlt_option *o, const char *s)
+{
+    double v[3];
+    int n;
+    if (dlt_parse_doubles(s, 3, v, &n) || n == 2) return dlt_err(DLT_EINVAL, "'%s': expected S or X,Y,Z in mm", s);
+    if (n == 1) v[1] = v[2] = v[0];
+    for (int i = 0; i < 3; i++)
+        if (!(v[i] >= 0.05 && v[i] <= 50)) return dlt_err(DLT_EINVAL, "'%s': voxel sizes must be in [0.05, 50] mm", s);
+    memcpy(po.spacing, v, sizeof v);
+    return 0;
+}
+
+static dlt_option opts[] = {
+    DLT_OPT_STR('o', "output", &outdir, "DIR", "where to write (made if missing; its parent must exist)"),
+    DLT_OPT_I64('n', "count", &count, "N", 1, 100000, "number of subjects (default 10)"),
+    DLT_OPT_I64(0, "first", &first, "K", 1, 9999999,
+                "number of the first subject (default 1); subject K is\nthe same whatever -n, so --first 21 makes a disjoint set"),
+    DLT_OPT_CALL('s', "seed", opt_seed, "S", "random seed (default 1)"),
+    DLT_OPT_CALL(0, "size", opt_size, "X,Y,Z", "grid in voxels, or N for NxNxN (default 96,96,64)"),
+    DLT_OPT_CALL(0, "spacing", opt_spacing, "S", "voxel size in mm, S or X,Y,Z (default 3)"),
+    DLT_OPT_DBL(0, "noise", &noise, "HU", 0, 1000, 0, "image noise standard deviation (default 20)"),
+    DLT_OPT_COMMON(&level),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {
+    "dlt-phantom", "[options] -o DIR",
+    "Write synthetic abdominal CT volumes (float32 HU, LPS) with the 13 BTCV organ\n"
+    "labels (uint8): DIR/imgNNNN.nii.gz, DIR/labelNNNN.nii.gz, DIR/list.tsv and\n"
+    "DIR/classes.tsv. The same options always give the same bytes.",
+    opts, "See dlt-phantom(1).", NULL};
 
 /* Files written so far, removed again if the run fails. */
 static char **written;
 static int nwritten;
 static int made_dir;
-static const char *outdir;
 
 static void cleanup(void)
 {
@@ -78,71 +111,12 @@ int main(int argc, char **argv)
 {
     dlt_log_init("dlt-phantom");
     dlt_stdout_check_at_exit();
-    dlt_phantom_opts po;
     dlt_phantom_defaults(&po);
-    int64_t count = 10, first = 1;
-    enum { O_FIRST = 256, O_SIZE, O_SPACING, O_NOISE, O_VERSION };
-    static const struct option longopts[] = {
-        {"output", required_argument, 0, 'o'}, {"count", required_argument, 0, 'n'},
-        {"first", required_argument, 0, O_FIRST}, {"seed", required_argument, 0, 's'},
-        {"size", required_argument, 0, O_SIZE}, {"spacing", required_argument, 0, O_SPACING},
-        {"noise", required_argument, 0, O_NOISE}, {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0},
-    };
-    int c, level = DLT_LOG_INFO;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:n:s:qvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o': outdir = optarg; break;
-        case 'n':
-            if (dlt_parse_i64(optarg, 1, 100000, &count)) return dlt_usage_error("-n: '%s': expected a count from 1 to 100000", optarg);
-            break;
-        case O_FIRST:
-            if (dlt_parse_i64(optarg, 1, 9999999, &first)) return dlt_usage_error("--first: '%s': expected a number from 1", optarg);
-            break;
-        case 's': {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (end == optarg || *end || errno || optarg[0] == '-') return dlt_usage_error("--seed: '%s': expected a non-negative integer", optarg);
-            po.seed = s;
-            break;
-        }
-        case O_SIZE: {
-            int v[3];
-            if (dlt_parse_int3(optarg, 4, 4096, v)) return dlt_usage_error("--size: %s", dlt_errmsg());
-            po.nx = v[0];
-            po.ny = v[1];
-            po.nz = v[2];
-            break;
-        }
-        case O_SPACING: {
-            double v[3];
-            int n;
-            if (dlt_parse_doubles(optarg, 3, v, &n) || n == 2) return dlt_usage_error("--spacing: '%s': expected S or X,Y,Z in mm", optarg);
-            if (n == 1) v[1] = v[2] = v[0];
-            for (int i = 0; i < 3; i++)
-                if (!(v[i] >= 0.05 && v[i] <= 50)) return dlt_usage_error("--spacing: '%s': voxel sizes must be in [0.05, 50] mm", optarg);
-            memcpy(po.spacing, v, sizeof v);
-            break;
-        }
-        case O_NOISE: {
-            char *end;
-            double x = strtod(optarg, &end);
-            if (end == optarg || *end || !(x >= 0 && x <= 1000)) return dlt_usage_error("--noise: '%s': expected HU in [0, 1000]", optarg);
-            po.noise = x;
-            break;
-        }
-        case 'q': level = DLT_LOG_QUIET; break;
-        case 'v': level = level < DLT_LOG_VERBOSE ? DLT_LOG_VERBOSE : level + 1; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-phantom %s\n", DLT_VERSION); return 0;
-        case ':': return dlt_usage_error("%s: needs a value", argv[optind - 1]);
-        default: return dlt_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return dlt_usage_error("unexpected argument '%s'", argv[optind]);
+    noise = po.noise;
+    const int optind1 = dlt_cli_parse(&cli, argc, argv);
+    if (optind1 < 0) return optind1 == DLT_CLI_EXIT_OK ? 0 : 2;
+    po.noise = noise;
+    if (optind1 < argc) return dlt_usage_error("unexpected argument '%s'", argv[optind1]);
     if (!outdir || !*outdir) return dlt_usage_error("%s", "-o DIR is required");
     if (first + count - 1 > 9999999) return dlt_usage_error("%s", "--first + -n too large");
     if (getenv("DLT_LOG") == NULL) dlt_log_set_level(level);

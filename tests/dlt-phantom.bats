@@ -17,7 +17,7 @@ teardown() {
 @test "--help goes to stdout and exits 0" {
     run --separate-stderr dlt-phantom --help
     [ "$status" -eq 0 ]
-    [[ "$output" == *"usage: dlt-phantom"* ]]
+    [[ "$output" == *"Usage: dlt-phantom"* ]]
     [[ "$output" == *"--spacing"* ]]
     [ -z "$stderr" ]
 }
