@@ -4,6 +4,7 @@
  * with optional summary rows. The metrics are lib/metrics*.c; this file
  * reads the cases, collects rows and prints them once everything succeeded
  * (so a failure leaves stdout empty). */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 #include "dlt/listfile.h"
@@ -12,41 +13,13 @@
 #include "dlt/volume.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: dlt-dice [OPTIONS] PRED REF\n"
-            "       dlt-dice [OPTIONS] --list PAIRS.tsv\n"
-            "Per-class Dice, precision, recall, volumes (ml), HD95 and ASSD (mm) of\n"
-            "predicted against reference label volumes, as TSV on stdout. PRED or REF\n"
-            "may be - (stdin). PAIRS.tsv: columns case, pred, ref (a header row;\n"
-            "relative paths are relative to the list file).\n"
-            "\n"
-            "  -l, --list FILE      many cases from a list\n"
-            "  -c, --classes FILE   class names, TSV 'id<TAB>name'; its ids are the classes\n"
-            "  -m, --model FILE     class names from a model file (class_names)\n"
-            "      --labels LIST    report only these classes, e.g. 1,2,5 (0 allowed)\n"
-            "  -s, --summary        add mean, std, median, min, max per class over cases,\n"
-            "                       and the mean over foreground classes\n"
-            "      --no-distances   skip HD95 and ASSD (columns '-')\n"
-            "      --nsd SPEC       add a column nsd: normalised surface Dice at a tolerance\n"
-            "                       in mm, e.g. 2 (every class) or 2,3=1.5,7=1 (class 3\n"
-            "                       at 1.5 mm, 7 at 1 mm, the others at 2) or 1=1,2=1\n"
-            "                       (only those classes)\n"
-            "      --case NAME      case name for PRED REF (default: PRED's file name)\n"
-            "      --tolerance MM   grid tolerance for dims/affine checks (default 0.001)\n"
-            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
-            "Classes absent from both volumes of a case print '-' and are left out of\n"
-            "the summary; an empty prediction (or reference) gives Dice 0 and 'inf' mm.\n"
-            "See dlt-dice(1).\n");
-}
+/* (options: the table above main) */
 
 typedef struct {
     char *name, *pred, *ref;
@@ -246,75 +219,66 @@ static dlt_class_metrics class_of(const case_result *r, int cls, int distances)
     return m;
 }
 
+static const char *list, *classes, *model, *labels_arg, *casearg;
+static int summary, distances = 1, verbosity;
+static double tol = 1e-3;
+static nsd_spec nsd, *ns;
+
+static int opt_nsd(const dlt_option *o, const char *arg)
+{
+    if (nsd_parse(arg, &nsd)) return DLT_EINVAL;
+    ns = &nsd;
+    return 0;
+}
+
+static dlt_option opts[] = {
+    DLT_OPT_STR('l', "list", &list, "FILE", "many cases from a list"),
+    DLT_OPT_STR('c', "classes", &classes, "FILE", "class names, TSV 'id<TAB>name'; its ids are the classes"),
+    DLT_OPT_STR('m', "model", &model, "FILE", "class names from a model file (class_names)"),
+    DLT_OPT_STR(0, "labels", &labels_arg, "LIST", "report only these classes, e.g. 1,2,5 (0 allowed)"),
+    DLT_OPT_FLAG('s', "summary", &summary, 1,
+                 "add mean, std, median, min, max per class over cases,\nand the mean over foreground classes"),
+    DLT_OPT_FLAG(0, "no-distances", &distances, 0, "skip HD95 and ASSD (columns '-')"),
+    DLT_OPT_CALL(0, "nsd", opt_nsd, "SPEC",
+                 "add a column nsd: normalised surface Dice at a tolerance\nin mm, e.g. 2 (every class) or 2,3=1.5,7=1 "
+                 "(class 3\nat 1.5 mm, 7 at 1 mm, the others at 2) or 1=1,2=1\n(only those classes)"),
+    DLT_OPT_STR(0, "case", &casearg, "NAME", "case name for PRED REF (default: PRED's file name)"),
+    DLT_OPT_DBL(0, "tolerance", &tol, "MM", 0, HUGE_VAL, 0, "grid tolerance for dims/affine checks (default 0.001)"),
+    DLT_OPT_COMMON(&verbosity),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {
+    "dlt-dice", "[OPTIONS] PRED REF\n       dlt-dice [OPTIONS] --list PAIRS.tsv",
+    "Per-class Dice, precision, recall, volumes (ml), HD95 and ASSD (mm) of\n"
+    "predicted against reference label volumes, as TSV on stdout. PRED or REF\n"
+    "may be - (stdin). PAIRS.tsv: columns case, pred, ref (a header row;\n"
+    "relative paths are relative to the list file).",
+    opts,
+    "Classes absent from both volumes of a case print '-' and are left out of\n"
+    "the summary; an empty prediction (or reference) gives Dice 0 and 'inf' mm.\n"
+    "See dlt-dice(1).",
+    NULL};
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-dice");
     dlt_stdout_check_at_exit();
-    enum { O_LABELS = 256, O_NODIST, O_NSD, O_CASE, O_TOL, O_VERSION };
-    static const struct option opts[] = {
-        {"list", required_argument, 0, 'l'},
-        {"classes", required_argument, 0, 'c'},
-        {"model", required_argument, 0, 'm'},
-        {"labels", required_argument, 0, O_LABELS},
-        {"summary", no_argument, 0, 's'},
-        {"no-distances", no_argument, 0, O_NODIST},
-        {"nsd", required_argument, 0, O_NSD},
-        {"case", required_argument, 0, O_CASE},
-        {"tolerance", required_argument, 0, O_TOL},
-        {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, O_VERSION},
-        {0, 0, 0, 0},
-    };
-    const char *list = NULL, *classes = NULL, *model = NULL, *labels_arg = NULL, *casearg = NULL;
-    int summary = 0, distances = 1, verbosity = dlt_log_level(), c;
-    double tol = 1e-3;
-    nsd_spec nsd, *ns = NULL;
-    while ((c = getopt_long(argc, argv, "l:c:m:sqvh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': list = optarg; break;
-        case 'c': classes = optarg; break;
-        case 'm': model = optarg; break;
-        case O_LABELS: labels_arg = optarg; break;
-        case 's': summary = 1; break;
-        case O_NODIST: distances = 0; break;
-        case O_NSD:
-            if (nsd_parse(optarg, &nsd)) {
-                dlt_error("%s", dlt_errmsg());
-                return 2;
-            }
-            ns = &nsd;
-            break;
-        case O_CASE: casearg = optarg; break;
-        case O_TOL: {
-            char *e;
-            tol = strtod(optarg, &e);
-            if (*e || !(tol >= 0)) {
-                dlt_error("--tolerance: '%s' is not a non-negative number of mm", optarg);
-                return 2;
-            }
-            break;
-        }
-        case 'q': verbosity = DLT_LOG_QUIET; break;
-        case 'v': verbosity++; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-dice %s\n", DLT_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
+    verbosity = dlt_log_level();
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
     dlt_log_set_level(verbosity);
     if (ns && !distances) {
         dlt_error("--nsd and --no-distances exclude each other");
         return 2;
     }
     const int NV = ns ? 8 : 7;
-    int nops = argc - optind;
+    int nops = argc - first;
     if (list ? nops != 0 : nops != 2) {
         dlt_error(list ? "--list takes no PRED REF operands" : "expected PRED and REF (or --list FILE); see --help");
         return 2;
     }
-    if (!list && strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0) {
+    if (!list && strcmp(argv[first], "-") == 0 && strcmp(argv[first + 1], "-") == 0) {
         dlt_error("PRED and REF cannot both be stdin");
         return 2;
     }
@@ -366,9 +330,9 @@ int main(int argc, char **argv)
         if ((rc = read_list(list, &pairs, &np)) != 0) goto fail;
     } else {
         pairs = calloc(1, sizeof *pairs);
-        pairs[0].name = casearg ? strdup(casearg) : case_name(argv[optind]);
-        pairs[0].pred = strdup(argv[optind]);
-        pairs[0].ref = strdup(argv[optind + 1]);
+        pairs[0].name = casearg ? strdup(casearg) : case_name(argv[first]);
+        pairs[0].pred = strdup(argv[first]);
+        pairs[0].ref = strdup(argv[first + 1]);
         np = 1;
     }
     case_result *res = calloc((size_t)np, sizeof *res);
