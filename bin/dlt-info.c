@@ -7,6 +7,7 @@
  * model by its safetensors structure, anything else goes to the NIfTI
  * reader. Each file's summary is built in memory and printed only when the
  * whole file was read, so a failing file leaves nothing on stdout. */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/dist.h"
 #include "dlt/io.h"
@@ -17,7 +18,6 @@
 #include "dlt/volume.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -676,86 +676,56 @@ static int backend_report(void)
     return 0;
 }
 
-static void usage(FILE *f)
+
+static int level = DLT_LOG_INFO, backend;
+
+static int opt_patch(const dlt_option *o, const char *arg)
 {
-    fputs("usage: dlt-info [options] FILE...\n"
-          "Summarise NIfTI volumes, patch streams (dlt-patches(5)) and model files\n"
-          "(dlt-model(5)); the kind is recognised by content. FILE may be - (stdin).\n"
-          "\n"
-          "  --json        one JSON object per file, one per line\n"
-          "  --label       treat volumes as label maps (voxel count per label)\n"
-          "  --image       treat volumes as images (no label counts)\n"
-          "  -q, --quiet   errors only\n"
-          "  -v, --verbose more messages\n"
-          "  -h, --help    this help\n"
-          "      --version print the version\n"
-          "  --backend     instead of files: the CPU, what the backend runs on it (ISA\n"
-          "                of its loops and of oneDNN, channel block, precision) and the\n"
-          "                implementation each convolution of a network gets in one\n"
-          "                training step and one inference pass on random data\n"
-          "                (tab-separated lines; no FILE), with:\n"
-          "  -d, --device D    cpu (default), cpu-ref, cuda or auto\n"
-          "      --net N       unet (default), asym-unet or fcn (1 channel, 14 classes)\n"
-          "      --filters F   filters per scale (default 16,32,64,128)\n"
-          "      --patch P     patch size N or X,Y,Z (default 64)\n"
-          "      --batch B     training batch (default 2)\n"
-          "      --precision P fp32 (default) or bf16\n"
-          "DLT_CPU_ISA=avx2 (or sse2, avx512) caps the ISA of the cpu backend and of oneDNN.\n"
-          "\n"
-          "Without --label or --image, a one-channel volume whose values are at most\n"
-          "64 distinct non-negative integers is summarised as a label map.\n"
-          "Exit status: 0 all files summarised, 1 a file failed, 2 usage error.\n",
-          f);
+    int p[3];
+    if (dlt_parse_int3(arg, 1, 1024, p)) return dlt_err(DLT_EINVAL, "'%s': expected N or X,Y,Z in 1..1024", arg);
+    for (int i = 0; i < 3; i++) bk.patch[i] = p[i];
+    return 0;
 }
+
+static dlt_option opts[] = {
+    DLT_OPT_FLAG(0, "json", &opt_json, 1, "one JSON object per file, one per line"),
+    DLT_OPT_FLAG(0, "label", &opt_label, LABEL_YES, "treat volumes as label maps (voxel count per label)"),
+    DLT_OPT_FLAG(0, "image", &opt_label, LABEL_NO, "treat volumes as images (no label counts)"),
+    DLT_OPT_COMMON(&level),
+    DLT_OPT_FLAG(0, "backend", &backend, 1,
+                 "instead of files: the CPU, what the backend runs on it (ISA\nof its loops and of oneDNN, channel "
+                 "block, precision), the\nMPI library, and the implementation each convolution of a\nnetwork gets in one "
+                 "training step and one inference pass\non random data (tab-separated lines; no FILE), with:"),
+    DLT_OPT_STR('d', "device", &bk.device, "D", "cpu (default), cpu-ref, cuda or auto"),
+    DLT_OPT_STR(0, "net", &bk.net, "N", "unet (default), asym-unet or fcn (1 channel, 14 classes)"),
+    DLT_OPT_STR(0, "filters", &bk.filters, "F", "filters per scale (default 16,32,64,128)"),
+    DLT_OPT_CALL(0, "patch", opt_patch, "P", "patch size N or X,Y,Z (default 64)"),
+    DLT_OPT_I64(0, "batch", &bk.batch, "B", 1, 64, "training batch (default 2)"),
+    DLT_OPT_STR(0, "precision", &bk.precision, "P", "fp32 (default) or bf16"),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {
+    "dlt-info", "[options] FILE...",
+    "Summarise NIfTI volumes, patch streams (dlt-patches(5)) and model files\n"
+    "(dlt-model(5)); the kind is recognised by content. FILE may be - (stdin).",
+    opts,
+    "DLT_CPU_ISA=avx2 (or sse2, avx512) caps the ISA of the cpu backend and of oneDNN.\n"
+    "\n"
+    "Without --label or --image, a one-channel volume whose values are at most\n"
+    "64 distinct non-negative integers is summarised as a label map.\n"
+    "Exit status: 0 all files summarised, 1 a file failed, 2 usage error.",
+    NULL};
 
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-info");
     dlt_stdout_check_at_exit();
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},    {"label", no_argument, 0, 'L'}, {"image", no_argument, 0, 'I'},
-        {"quiet", no_argument, 0, 'q'},   {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {"backend", no_argument, 0, 'B'},
-        {"device", required_argument, 0, 'd'}, {"net", required_argument, 0, 'N'},
-        {"filters", required_argument, 0, 'F'}, {"patch", required_argument, 0, 'P'},
-        {"batch", required_argument, 0, 'b'}, {"precision", required_argument, 0, 'p'}, {0, 0, 0, 0}};
-    int c, level = DLT_LOG_INFO, backend = 0;
-    int patch3[3];
-    char *end;
-    while ((c = getopt_long(argc, argv, "qvhd:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': opt_json = 1; break;
-        case 'L': opt_label = LABEL_YES; break;
-        case 'I': opt_label = LABEL_NO; break;
-        case 'q': level = DLT_LOG_QUIET; break;
-        case 'v': level++; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("dlt-info %s\n", DLT_VERSION); return 0;
-        case 'B': backend = 1; break;
-        case 'd': bk.device = optarg; break;
-        case 'N': bk.net = optarg; break;
-        case 'F': bk.filters = optarg; break;
-        case 'p': bk.precision = optarg; break;
-        case 'P':
-            if (dlt_parse_int3(optarg, 1, 1024, patch3)) {
-                dlt_error("--patch %s: expected N or X,Y,Z in 1..1024", optarg);
-                return 2;
-            }
-            for (int i = 0; i < 3; i++) bk.patch[i] = patch3[i];
-            break;
-        case 'b':
-            bk.batch = strtol(optarg, &end, 10);
-            if (*end || end == optarg || bk.batch < 1 || bk.batch > 64) {
-                dlt_error("--batch %s: expected an integer in 1..64", optarg);
-                return 2;
-            }
-            break;
-        default: usage(stderr); return 2;
-        }
-    }
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
     dlt_log_set_level(level);
     if (backend) {
-        if (optind < argc) {
+        if (first < argc) {
             dlt_error("--backend takes no FILE");
             return 2;
         }
@@ -765,19 +735,15 @@ int main(int argc, char **argv)
         }
         return 0; /* a lost write is caught at exit (dlt_stdout_check_at_exit) */
     }
-    if (optind >= argc) {
-        dlt_error("no input file (use - for stdin)");
-        usage(stderr);
-        return 2;
-    }
+    if (first >= argc) return dlt_usage_error("no input file (use - for stdin)");
     int nstdin = 0;
-    for (int i = optind; i < argc; i++) nstdin += strcmp(argv[i], "-") == 0;
+    for (int i = first; i < argc; i++) nstdin += strcmp(argv[i], "-") == 0;
     if (nstdin > 1) {
         dlt_error("stdin (-) given more than once");
         return 2;
     }
     int failed = 0, printed = 0;
-    for (int i = optind; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         out o = {0};
         dlt_jw_init(&o.j, 0);
         int rc = strcmp(argv[i], "-") == 0 ? info_stdin(&o) : info_path(argv[i], &o);

@@ -37,7 +37,7 @@ fails_with() {
 @test "--help prints usage on stdout, exit 0; --version" {
     run2 dlt-info --help
     [ "$status" -eq 0 ]
-    [[ "$out" == *"usage: dlt-info"* ]]
+    [[ "$out" == *"Usage: dlt-info"* ]]
     [ -z "$err" ]
     run2 dlt-info --version
     [ "$status" -eq 0 ]
@@ -406,7 +406,7 @@ PY
     run2 dlt-info --backend x.nii
     [ "$status" -eq 2 ]; [ -z "$out" ]; [[ "$err" == *"--backend takes no FILE"* ]]
     run2 dlt-info --backend --patch 0
-    [ "$status" -eq 2 ]; [ -z "$out" ]; [[ "$err" == *"--patch 0"* ]]
+    [ "$status" -eq 2 ]; [ -z "$out" ]; [[ "$err" == *"--patch: '0'"* ]]
     run2 dlt-info --backend --batch x
     [ "$status" -eq 2 ]; [ -z "$out" ]
     fails_with "is not a multiple of 8" dlt-info --backend --patch 30
