@@ -4,12 +4,12 @@
  * naming the classes, and an intensity window. Slices are shown in
  * radiological convention from the affine (patient right on the viewer's
  * left, anterior or superior at the top) with the physical aspect ratio. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 #include "dlt/picture.h"
@@ -20,27 +20,6 @@
 enum { AXIAL = 0, CORONAL = 1, SAGITTAL = 2 };
 static const char *view_names[] = {"axial", "coronal", "sagittal"};
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: dlt-render IMAGE [-l LABEL]... -o OUT.png [options]\n"
-            "Write a PNG of IMAGE's slices with each LABEL overlaid (one column per label).\n\n"
-            "  -l, --label FILE      label volume to overlay (up to %d; e.g. prediction, reference)\n"
-            "  -o, --output FILE     PNG to write ('-' for stdout, refused on a terminal)\n"
-            "      --view LIST       views: axial,coronal,sagittal (default all three)\n"
-            "      --mosaic N        N slices of the first view, evenly spaced over the labelled extent\n"
-            "      --at X,Y,Z        voxel indices the slices pass through (default: centre of the\n"
-            "                        first label's foreground, else the volume centre)\n"
-            "  -w, --window LO,HI    intensity window (default: 1st..99th percentile)\n"
-            "      --alpha A         overlay opacity, 0..1 (default 0.5)\n"
-            "      --outline         draw label outlines only\n"
-            "      --classes FILE    class names: TSV lines 'id<TAB>name'\n"
-            "      --titles A,B      column titles (default: the label file names)\n"
-            "      --size PX         longest side of a panel in pixels (default 256)\n"
-            "  -q, --quiet / -v, --verbose\n"
-            "  -h, --help / --version\n",
-            MAXLAB);
-}
 
 /* For each RAS axis w: the file axis along it, whether the file index runs
  * against the RAS direction, its size and spacing. */
@@ -229,60 +208,50 @@ static int parse_views(const char *views, int *vlist, int *nview)
     return *nview ? 0 : dlt_err(DLT_EINVAL, "--view: no view given");
 }
 
+static const char *out, *labels[MAXLAB], *classes, *titles, *views = "axial,coronal,sagittal", *window, *at;
+static int nlab, mosaic, size = 256, outline, level = DLT_LOG_INFO;
+static double alpha = 0.5;
+
+static int opt_label(const dlt_option *o, const char *arg)
+{
+    if (nlab == MAXLAB) return dlt_err(DLT_EINVAL, "at most %d label volumes", MAXLAB);
+    labels[nlab++] = arg;
+    return 0;
+}
+
+static dlt_option opts[] = {
+    DLT_OPT_CALL('l', "label", opt_label, "FILE", "label volume to overlay (up to 4; e.g. prediction, reference)"),
+    DLT_OPT_STR('o', "output", &out, "FILE", "PNG to write ('-' for stdout, refused on a terminal)"),
+    DLT_OPT_STR(0, "view", &views, "LIST", "views: axial,coronal,sagittal (default all three)"),
+    DLT_OPT_INT(0, "mosaic", &mosaic, "N", 1, 64, "N slices of the first view, evenly spaced over the labelled extent"),
+    DLT_OPT_STR(0, "at", &at, "X,Y,Z",
+                "voxel indices the slices pass through (default: centre of the\nfirst label's foreground, else the volume centre)"),
+    DLT_OPT_STR('w', "window", &window, "LO,HI", "intensity window (default: 1st..99th percentile)"),
+    DLT_OPT_DBL(0, "alpha", &alpha, "A", 0, 1, 0, "overlay opacity, 0..1 (default 0.5)"),
+    DLT_OPT_FLAG(0, "outline", &outline, 1, "draw label outlines only"),
+    DLT_OPT_STR(0, "classes", &classes, "FILE", "class names: TSV lines 'id<TAB>name'"),
+    DLT_OPT_STR(0, "titles", &titles, "A,B", "column titles (default: the label file names)"),
+    DLT_OPT_INT(0, "size", &size, "PX", 16, 4096, "longest side of a panel in pixels (default 256)"),
+    DLT_OPT_COMMON(&level),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {"dlt-render", "IMAGE [-l LABEL]... -o OUT.png [options]",
+                            "Write a PNG of IMAGE's slices with each LABEL overlaid (one column per label).", opts,
+                            "See dlt-render(1).", NULL};
+
 int main(int argc, char **argv)
 {
     dlt_log_init(argv[0]);
     dlt_stdout_check_at_exit();
-    const char *out = NULL, *labels[MAXLAB], *classes = NULL, *titles = NULL, *views = "axial,coronal,sagittal";
-    const char *window = NULL, *at = NULL;
-    int nlab = 0, mosaic = 0, size = 256;
     scene s;
     memset(&s, 0, sizeof s);
-    s.alpha = 0.5;
-    static struct option opts[] = {
-        {"label", 1, 0, 'l'},   {"output", 1, 0, 'o'}, {"view", 1, 0, 'V'},  {"mosaic", 1, 0, 'M'},
-        {"at", 1, 0, 'a'},      {"window", 1, 0, 'w'}, {"alpha", 1, 0, 'A'}, {"outline", 0, 0, 'O'},
-        {"classes", 1, 0, 'c'}, {"titles", 1, 0, 't'}, {"size", 1, 0, 's'},  {"quiet", 0, 0, 'q'},
-        {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'},   {"version", 0, 0, 1}, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "l:o:w:qvh", opts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 'l':
-            if (nlab == MAXLAB) { dlt_error("at most %d label volumes", MAXLAB); return 2; }
-            labels[nlab++] = optarg;
-            break;
-        case 'o': out = optarg; break;
-        case 'V': views = optarg; break;
-        case 'M':
-            mosaic = (int)strtol(optarg, &end, 10);
-            if (*end || mosaic < 1 || mosaic > 64) { dlt_error("--mosaic: expected 1..64, got '%s'", optarg); return 2; }
-            break;
-        case 'a': at = optarg; break;
-        case 'w': window = optarg; break;
-        case 'A':
-            s.alpha = strtod(optarg, &end);
-            if (*end || !(s.alpha >= 0 && s.alpha <= 1)) { dlt_error("--alpha: expected 0..1, got '%s'", optarg); return 2; }
-            break;
-        case 'O': s.outline = 1; break;
-        case 'c': classes = optarg; break;
-        case 't': titles = optarg; break;
-        case 's':
-            size = (int)strtol(optarg, &end, 10);
-            if (*end || size < 16 || size > 4096) { dlt_error("--size: expected 16..4096, got '%s'", optarg); return 2; }
-            break;
-        case 'q': dlt_log_set_level(DLT_LOG_QUIET); break;
-        case 'v': dlt_log_set_level(DLT_LOG_VERBOSE); break;
-        case 'h': usage(stdout); return 0;
-        case 1: printf("dlt-render %s\n", DLT_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind != argc - 1 || !out) {
-        dlt_error("%s", optind >= argc ? "no IMAGE given" : !out ? "no output given (-o OUT.png)" : "more than one IMAGE");
-        usage(stderr);
-        return 2;
-    }
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
+    dlt_log_set_level(level);
+    s.alpha = alpha, s.outline = outline;
+    if (first != argc - 1 || !out)
+        return dlt_usage_error("%s", first >= argc ? "no IMAGE given" : !out ? "no output given (-o OUT.png)" : "more than one IMAGE");
     if (strcmp(out, "-") == 0 && dlt_stdout_is_tty()) { dlt_error("refusing to write a PNG to a terminal"); return 2; }
     int vlist[3], nview;
     if (parse_views(views, vlist, &nview)) { dlt_error("%s", dlt_errmsg()); return 2; }
@@ -302,12 +271,12 @@ int main(int argc, char **argv)
     if (classes && read_classes(classes, names)) { dlt_error("%s", dlt_errmsg()); return 1; }
 
     dlt_volume img, lab[MAXLAB];
-    if (dlt_volume_read(argv[optind], &img)) { dlt_error("%s", dlt_errmsg()); return 1; }
-    if (img.nc > 1) dlt_warn("%s: %lld channels; showing the first", argv[optind], (long long)img.nc);
+    if (dlt_volume_read(argv[first], &img)) { dlt_error("%s", dlt_errmsg()); return 1; }
+    if (img.nc > 1) dlt_warn("%s: %lld channels; showing the first", argv[first], (long long)img.nc);
     for (int i = 0; i < nlab; i++) {
         if (dlt_volume_read_label(labels[i], &lab[i])) { dlt_error("%s", dlt_errmsg()); return 1; }
         if (dlt_volume_same_grid(&img, &lab[i], 1e-3)) {
-            dlt_error("%s: not on the grid of %s: %s", labels[i], argv[optind], dlt_errmsg());
+            dlt_error("%s: not on the grid of %s: %s", labels[i], argv[first], dlt_errmsg());
             return 1;
         }
     }
@@ -379,7 +348,7 @@ int main(int argc, char **argv)
     snprintf(tbuf, sizeof tbuf, "%s", titles ? titles : "");
     char *tsave = NULL, *tok = titles ? strtok_r(tbuf, ",", &tsave) : NULL;
     for (int col = 0; col < ncol; col++) {
-        const char *t = tok ? tok : nlab ? labels[col] : argv[optind];
+        const char *t = tok ? tok : nlab ? labels[col] : argv[first];
         const char *base = strrchr(t, '/');
         dlt_picture_text(&p, gap + col * block_w, 3, base && !tok ? base + 1 : t, white);
         if (tok) tok = strtok_r(NULL, ",", &tsave);
