@@ -2,6 +2,7 @@
  * inference (lib/infer.c) with the network of lib/net*.c, writing label
  * volumes (and optionally class probabilities) on exactly the input's grid.
  * See dlt-infer(1). */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/infer.h"
 #include "dlt/io.h"
@@ -13,7 +14,6 @@
 #include "dlt/volume.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,75 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: dlt-infer -m MODEL [-m MODEL2...] [OPTIONS] IN [IN2...] [-o OUT]\n"
-            "       dlt-infer -m MODEL [OPTIONS] --list LIST -o DIR\n"
-            "Segment a volume (IN, or - for stdin; several files are channels, in order)\n"
-            "with a model from dlt-train. The label volume (uint8, or uint16 when a label\n"
-            "exceeds 255) has exactly the input's geometry; it goes to OUT or stdout.\n"
-            "With --list (TSV id, image..., as dlt-sample reads), DIR/ID.nii.gz per entry.\n"
-            "\n"
-            "  -m, --model FILE       the model (required); several -m: an ensemble, their\n"
-            "                         probabilities averaged (same classes and inputs)\n"
-            "  -o, --output PATH      output volume (default stdout), or the directory for --list\n"
-            "  -l, --list FILE        many volumes\n"
-            "  -w, --window X[,Y,Z]   sliding window in voxels (default: the training patch),\n"
-            "                         or 'whole': one window over the volume padded to the\n"
-            "                         network's size multiple\n"
-            "      --overlap F        fraction shared by neighbouring windows (default 0.5)\n"
-            "      --blend mean|gaussian  average the windows (DLTK) or weight their\n"
-            "                         centres (nnU-Net, sigma 1/8 window); default mean\n"
-            "  -b, --batch N          windows per forward pass (default 1 on the CPU, where\n"
-            "                         larger batches are slower; 4 on cuda)\n"
-            "      --tta[=AXES]       mirror over every combination of the axes (default\n"
-            "                         x,y,z: 8 passes) and average\n"
-            "      --pad zero|edge|reflect  padding where a window leaves the volume\n"
-            "                         (default: the training stream's, else zero)\n"
-            "      --plan TEXT|FILE   preprocess IN as the plan says (a dlt-plan file or\n"
-            "                         dlt-normalize steps), and map the prediction back to\n"
-            "                         IN's grid (probabilities interpolated, then argmax)\n"
-            "      --probs FILE       also write class probabilities, a 4-D float volume\n"
-            "                         (needs classes x voxels x 4 bytes of memory)\n"
-            "      --largest-component[=CLASSES]  keep each class's (or each of these\n"
-            "                         classes', e.g. 1,3) largest connected component\n"
-            "      --connectivity 6|26  for --largest-component (default 6, as scipy)\n"
-            "  -d, --device NAME      cpu, cpu-ref, cuda or auto (default cpu)\n"
-            "      --precision P      fp32 (default) or bf16: convolutions in bfloat16 with\n"
-            "                         fp32 sums (several times faster on CPUs with AMX;\n"
-            "                         probabilities within about 0.01); cuda also tf32\n"
-            "  -t, --threads N        CPU threads (default: all cores)\n"
-            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
-            "See dlt-infer(1).\n");
-}
-
-enum { O_OVERLAP = 1000, O_BLEND, O_TTA, O_PAD, O_PROBS, O_LCC, O_CONN, O_PRECISION, O_PLAN, O_VERSION };
-
-static const struct option longopts[] = {
-    {"model", required_argument, 0, 'm'},
-    {"output", required_argument, 0, 'o'},
-    {"list", required_argument, 0, 'l'},
-    {"window", required_argument, 0, 'w'},
-    {"overlap", required_argument, 0, O_OVERLAP},
-    {"blend", required_argument, 0, O_BLEND},
-    {"batch", required_argument, 0, 'b'},
-    {"tta", optional_argument, 0, O_TTA},
-    {"pad", required_argument, 0, O_PAD},
-    {"probs", required_argument, 0, O_PROBS},
-    {"plan", required_argument, 0, O_PLAN},
-    {"largest-component", optional_argument, 0, O_LCC},
-    {"connectivity", required_argument, 0, O_CONN},
-    {"device", required_argument, 0, 'd'},
-    {"precision", required_argument, 0, O_PRECISION},
-    {"threads", required_argument, 0, 't'},
-    {"quiet", no_argument, 0, 'q'},
-    {"verbose", no_argument, 0, 'v'},
-    {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, O_VERSION},
-    {0, 0, 0, 0},
-};
 
 static int pad_parse(const char *s)
 {
@@ -233,74 +164,97 @@ static int read_models(ctx *c, dlt_net_config *nc)
     return 0;
 }
 
+/* ---- the command line (dlt/cli.h) ---- */
+static const char *models[MAX_MODELS];
+static int nmodels;
+static const char *out, *list, *window, *probs, *device = "cpu", *precision, *tta, *pad, *plan;
+static double overlap = 0.5;
+static int blend = DLT_BLEND_MEAN, batch, lcc, conn = 6, threads, use_tta, loglevel = DLT_LOG_INFO;
+static int lcc_cls[1024], n_lcc_cls;
+static const char *const blends[] = {"mean", "gaussian", NULL}; /* DLT_BLEND_* order */
+
+static int opt_model(const dlt_option *o, const char *arg)
+{
+    if (nmodels == MAX_MODELS) return dlt_err(DLT_EINVAL, "more than %d models", MAX_MODELS);
+    models[nmodels++] = arg;
+    return 0;
+}
+static int opt_tta(const dlt_option *o, const char *arg)
+{
+    use_tta = 1, tta = arg;
+    return 0;
+}
+static int opt_pad(const dlt_option *o, const char *arg)
+{
+    if (pad_parse(arg) < 0) return dlt_err(DLT_EINVAL, "'%s' (zero, edge or reflect)", arg);
+    pad = arg;
+    return 0;
+}
+static int opt_lcc(const dlt_option *o, const char *arg)
+{
+    lcc = 1;
+    if (arg && (dlt_parse_ints(arg, 1024, lcc_cls, &n_lcc_cls) || !n_lcc_cls))
+        return dlt_err(DLT_EINVAL, "'%s' is not a comma list of classes", arg);
+    return 0;
+}
+static int opt_conn(const dlt_option *o, const char *arg)
+{
+    if (strcmp(arg, "6") && strcmp(arg, "26")) return dlt_err(DLT_EINVAL, "'%s' (6 or 26)", arg);
+    conn = atoi(arg);
+    return 0;
+}
+
+static dlt_option opts[] = {
+    DLT_OPT_CALL('m', "model", opt_model, "FILE",
+                 "the model (required); several -m: an ensemble, their\nprobabilities averaged (same classes and inputs)"),
+    DLT_OPT_STR('o', "output", &out, "PATH", "output volume (default stdout), or the directory for --list"),
+    DLT_OPT_STR('l', "list", &list, "FILE", "many volumes"),
+    DLT_OPT_STR('w', "window", &window, "X[,Y,Z]",
+                "sliding window in voxels (default: the training patch),\nor 'whole': one window over the volume padded to the\n"
+                "network's size multiple"),
+    DLT_OPT_DBL(0, "overlap", &overlap, "F", 0, 1, DLT_OPT_HI_OPEN, "fraction shared by neighbouring windows (default 0.5)"),
+    DLT_OPT_CHOICE(0, "blend", &blend, "mean|gaussian", blends,
+                   "average the windows (DLTK) or weight their\ncentres (nnU-Net, sigma 1/8 window); default mean"),
+    DLT_OPT_INT('b', "batch", &batch, "N", 1, 1024,
+                "windows per forward pass (default 1 on the CPU, where\nlarger batches are slower; 4 on cuda)"),
+    DLT_OPT_CALL_OPT("tta", opt_tta, "AXES", "mirror over every combination of the axes (default\nx,y,z: 8 passes) and average"),
+    DLT_OPT_CALL(0, "pad", opt_pad, "zero|edge|reflect",
+                 "padding where a window leaves the volume\n(default: the training stream's, else zero)"),
+    DLT_OPT_STR(0, "plan", &plan, "TEXT|FILE",
+                "preprocess IN as the plan says (a dlt-plan file or\ndlt-normalize steps), and map the prediction back to\n"
+                "IN's grid (probabilities interpolated, then argmax)"),
+    DLT_OPT_STR(0, "probs", &probs, "FILE",
+                "also write class probabilities, a 4-D float volume\n(needs classes x voxels x 4 bytes of memory)"),
+    DLT_OPT_CALL_OPT("largest-component", opt_lcc, "CLASSES",
+                     "keep each class's (or each of these\nclasses', e.g. 1,3) largest connected component"),
+    DLT_OPT_CALL(0, "connectivity", opt_conn, "6|26", "for --largest-component (default 6, as scipy)"),
+    DLT_OPT_STR('d', "device", &device, "NAME", "cpu, cpu-ref, cuda or auto (default cpu)"),
+    DLT_OPT_STR(0, "precision", &precision, "P",
+                "fp32 (default) or bf16: convolutions in bfloat16 with\nfp32 sums (several times faster on CPUs with AMX;\n"
+                "probabilities within about 0.01); cuda also tf32"),
+    DLT_OPT_INT('t', "threads", &threads, "N", 1, 1024, "CPU threads (default: all cores)"),
+    DLT_OPT_COMMON(&loglevel),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {
+    "dlt-infer", "-m MODEL [-m MODEL2...] [OPTIONS] IN [IN2...] [-o OUT]\n       dlt-infer -m MODEL [OPTIONS] --list LIST -o DIR",
+    "Segment a volume (IN, or - for stdin; several files are channels, in order)\n"
+    "with a model from dlt-train. The label volume (uint8, or uint16 when a label\n"
+    "exceeds 255) has exactly the input's geometry; it goes to OUT or stdout.\n"
+    "With --list (TSV id, image..., as dlt-sample reads), DIR/ID.nii.gz per entry.",
+    opts, "See dlt-infer(1).", NULL};
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-infer");
     dlt_stdout_check_at_exit();
-    int loglevel = DLT_LOG_INFO, c;
-    const char *models[MAX_MODELS];
-    int nmodels = 0;
-    const char *out = NULL, *list = NULL, *window = NULL, *probs = NULL, *device = "cpu", *precision = NULL;
-    const char *tta = NULL, *pad = NULL, *plan = NULL;
-    double overlap = 0.5;
-    int blend = DLT_BLEND_MEAN, batch = 0, lcc = 0, conn = 6, threads = 0, use_tta = 0;
-    int lcc_cls[1024], n_lcc_cls = 0;
-    while ((c = getopt_long(argc, argv, "m:o:l:w:b:d:t:qvh", longopts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 'm':
-            if (nmodels == MAX_MODELS) return dlt_usage_error("more than %d models (-m)", MAX_MODELS);
-            models[nmodels++] = optarg;
-            break;
-        case 'o': out = optarg; break;
-        case 'l': list = optarg; break;
-        case 'w': window = optarg; break;
-        case O_OVERLAP:
-            overlap = strtod(optarg, &end);
-            if (*end || end == optarg || !(overlap >= 0 && overlap < 1)) return dlt_usage_error("--overlap: bad value '%s' (in [0,1))", optarg);
-            break;
-        case O_BLEND:
-            if (!strcmp(optarg, "mean")) blend = DLT_BLEND_MEAN;
-            else if (!strcmp(optarg, "gaussian")) blend = DLT_BLEND_GAUSSIAN;
-            else return dlt_usage_error("--blend: '%s' (mean or gaussian)", optarg);
-            break;
-        case 'b':
-            batch = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || batch < 1 || batch > 1024) return dlt_usage_error("--batch: bad value '%s' (1..1024)", optarg);
-            break;
-        case O_TTA: use_tta = 1, tta = optarg; break;
-        case O_PAD:
-            if (pad_parse(optarg) < 0) return dlt_usage_error("--pad: '%s' (zero, edge or reflect)", optarg);
-            pad = optarg;
-            break;
-        case O_PROBS: probs = optarg; break;
-        case O_PLAN: plan = optarg; break;
-        case O_LCC:
-            lcc = 1;
-            if (optarg && (dlt_parse_ints(optarg, 1024, lcc_cls, &n_lcc_cls) || !n_lcc_cls))
-                return dlt_usage_error("--largest-component: '%s' is not a comma list of classes", optarg);
-            break;
-        case O_CONN:
-            conn = (int)strtol(optarg, &end, 10);
-            if (*end || (conn != 6 && conn != 26)) return dlt_usage_error("--connectivity: '%s' (6 or 26)", optarg);
-            break;
-        case 'd': device = optarg; break;
-        case O_PRECISION: precision = optarg; break;
-        case 't':
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1 || threads > 1024) return dlt_usage_error("--threads: bad value '%s'", optarg);
-            break;
-        case 'q': loglevel = DLT_LOG_QUIET; break;
-        case 'v': loglevel++; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-infer %s\n", DLT_VERSION); return 0;
-        default: fprintf(stderr, "Try 'dlt-infer --help'.\n"); return 2;
-        }
-    }
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
     dlt_log_set_level(loglevel);
     if (!nmodels) return dlt_usage_error("no model: give -m MODEL");
-    if (list && optind < argc) return dlt_usage_error("give --list or input volumes, not both ('%s')", argv[optind]);
-    if (!list && optind >= argc) return dlt_usage_error("no input volume (a path, or - for stdin)");
+    if (list && first < argc) return dlt_usage_error("give --list or input volumes, not both ('%s')", argv[first]);
+    if (!list && first >= argc) return dlt_usage_error("no input volume (a path, or - for stdin)");
     if (list && !out) return dlt_usage_error("--list needs -o DIR");
     if (list && probs) return dlt_usage_error("--probs writes one volume; it cannot be used with --list");
     if (!list && (!out || !strcmp(out, "-")) && dlt_stdout_is_tty())
@@ -442,11 +396,11 @@ int main(int argc, char **argv)
         dlt_vlist_free(&l);
     } else {
         dlt_volume img;
-        if (dlt_load_channels((const char *const *)argv + optind, argc - optind, &img)) {
+        if (dlt_load_channels((const char *const *)argv + first, argc - first, &img)) {
             dlt_error("%s", dlt_errmsg());
             status = 1;
         } else {
-            const char *name = strcmp(argv[optind], "-") ? argv[optind] : "stdin";
+            const char *name = strcmp(argv[first], "-") ? argv[first] : "stdin";
             if (segment(&cx, &img, name, out ? out : "-", probs)) {
                 dlt_error("%s", dlt_errmsg());
                 status = 1;

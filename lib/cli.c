@@ -87,6 +87,7 @@ static int set_value(const dlt_option *o, const char *arg)
             }
         return bad_value(o, arg);
     case DLT_OPTT_CALL:
+    case DLT_OPTT_CALL_OPT:
         if (o->call(o, arg)) return dlt_usage_error("--%s: %s", o->long_name, dlt_errmsg());
         return 0;
     default: return 0;
@@ -113,7 +114,9 @@ int dlt_cli_parse(const dlt_cli *cli, int argc, char **argv)
         if (!is_option(o)) continue;
         o->seen = 0;
         by[i] = o;
-        lo[i] = (struct option){o->long_name, takes_arg(o) ? required_argument : no_argument, NULL, 1000 + i};
+        lo[i] = (struct option){o->long_name,
+                                o->type == DLT_OPTT_CALL_OPT ? optional_argument : takes_arg(o) ? required_argument : no_argument,
+                                NULL, 1000 + i};
         if (o->short_name) {
             so[k++] = (char)o->short_name;
             if (takes_arg(o)) so[k++] = ':';
@@ -170,6 +173,7 @@ static int opt_label(const dlt_option *o, char *buf, size_t n)
 {
     char s[8] = "    ";
     if (o->short_name) snprintf(s, sizeof s, "-%c, ", o->short_name);
+    if (o->type == DLT_OPTT_CALL_OPT) return snprintf(buf, n, "  %s--%s[=%s]", s, o->long_name, o->argh ? o->argh : "X");
     return snprintf(buf, n, "  %s--%s%s%s", s, o->long_name, o->argh ? " " : "", o->argh ? o->argh : "");
 }
 
