@@ -179,7 +179,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libdlt.a $(LIB_HDR) $(UNIT_HDR)
 	$(CC) $(CFLAGS) -Itests/unit $< -o $@ $(B)/libdlt.a $(LDLIBS)
 
 # Benchmark programs: bench/NAME.c -> build/bench/NAME (built by the bench scripts).
-$(B)/bench/%: bench/%.c $(B)/libdlt.a $(LIB_HDR)
+$(B)/bench/%: bench/%.c $(B)/libdlt.a $(LIB_HDR) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(B)/libdlt.a $(LDLIBS)
 

@@ -13,22 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "dlt/backend.h"
 #include "dlt/dist.h"
 #include "dlt/net.h"
 #include "dlt/train.h"
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv)
 {
@@ -88,7 +78,7 @@ int main(int argc, char **argv)
         rc = dlt_trainer_step(tr, x, lab, b, P, P, P, &loss);
         if (s >= 0) ts[s] = dlt_now() - t0;
     }
-    const double step = rc ? 0 : median(ts, steps);
+    const double step = rc ? 0 : bench_median(ts, steps);
     /* one allreduce of every gradient, as the trainer does it */
     const int64_t np = dlt_net_count_trainable(net);
     float *buf = calloc((size_t)np + 1, sizeof(float));
@@ -98,7 +88,7 @@ int main(int argc, char **argv)
             rc = dlt_dist_sum_f32(d, buf + o, np + 1 - o < ((int64_t)4 << 20) ? np + 1 - o : (int64_t)4 << 20);
         if (k >= 0) ts[k] = dlt_now() - t0;
     }
-    const double ar = rc ? 0 : median(ts, reps);
+    const double ar = rc ? 0 : bench_median(ts, reps);
     if (rc) dlt_error("%s", dlt_errmsg());
     else if (rank == 0)
         printf("dlt\tranks=%d\tthreads=%d\tbatch=%d\tpatch=%d\tsync_bn=%d\tparams=%lld\ts_per_step=%.4f\tpatches_per_s=%.3f"

@@ -18,21 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "dlt/backend.h"
 #include "dlt/net.h"
 #include "dlt/train.h"
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* ---- --profile: wrap the table's hot entries and add up their time ---- */
 enum { P_CONV_F, P_CONV_BD, P_CONV_BW, P_CONVT_F, P_CONVT_BD, P_NORM_F, P_NORM_B, P_POOL_F, P_POOL_B, P_PADC, P_CONCAT,
@@ -296,7 +286,7 @@ int main(int argc, char **argv)
                 if (s >= 0) ts[s] = dlt_now() - t0;
             }
             if (rc) break;
-            m = median(ts, steps);
+            m = bench_median(ts, steps);
             printf("dlt %s\tthreads=%d\tconv3x3x3\t%s\tbatch=%d\tchannels=%d\tpatch=%d\ts=%.4f\tgflop_per_s=%.1f\n",
                    backend, dlt_threads(), names[k], batch, channels, patch, m, gf / m);
         }
@@ -329,7 +319,7 @@ int main(int argc, char **argv)
             if (s >= 0) ts[s] = dlt_now() - t0;
         }
         if (!rc) {
-            m = median(ts, steps);
+            m = bench_median(ts, steps);
             printf("dlt %s\tthreads=%d\tnet=unet\tparams=%lld\t%s\tloss=%s\tbatch=%d\tpatch=%d\t%s=%.4f\tpatches_per_s=%.3f",
                    backend, dlt_threads(), (long long)dlt_net_count_trainable(net), mode, dlt_loss_name(loss_kind), batch, patch,
                    train ? "s_per_step" : "s_per_batch", m, batch / m);

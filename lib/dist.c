@@ -114,15 +114,23 @@ static int mpi_err(int e, const char *what)
 #define ACTIVE(d) ((d) && (d)->mpi && (d)->size > 1)
 #endif
 
-int dlt_dist_sum(dlt_dist *d, double *v, int64_t n)
-{
 #ifdef DLT_HAVE_MPI
-    if (!ACTIVE(d)) return 0;
+/* v[0..n) of type t (esz bytes each) summed over the ranks in place, in pieces */
+static int sum_pieces(void *v, int64_t n, MPI_Datatype t, size_t esz)
+{
     for (int64_t o = 0; o < n; o += PIECE) {
-        int e = MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < PIECE ? n - o : PIECE), MPI_DOUBLE, MPI_SUM,
+        int e = MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)o * esz, (int)(n - o < PIECE ? n - o : PIECE), t, MPI_SUM,
                               MPI_COMM_WORLD);
         if (e != MPI_SUCCESS) return mpi_err(e, "allreduce");
     }
+    return 0;
+}
+#endif
+
+int dlt_dist_sum(dlt_dist *d, double *v, int64_t n)
+{
+#ifdef DLT_HAVE_MPI
+    if (ACTIVE(d)) return sum_pieces(v, n, MPI_DOUBLE, sizeof *v);
 #else
     (void)d, (void)v, (void)n;
 #endif
@@ -132,12 +140,7 @@ int dlt_dist_sum(dlt_dist *d, double *v, int64_t n)
 int dlt_dist_sum_f32(dlt_dist *d, float *v, int64_t n)
 {
 #ifdef DLT_HAVE_MPI
-    if (!ACTIVE(d)) return 0;
-    for (int64_t o = 0; o < n; o += PIECE) {
-        int e = MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < PIECE ? n - o : PIECE), MPI_FLOAT, MPI_SUM,
-                              MPI_COMM_WORLD);
-        if (e != MPI_SUCCESS) return mpi_err(e, "allreduce");
-    }
+    if (ACTIVE(d)) return sum_pieces(v, n, MPI_FLOAT, sizeof *v);
 #else
     (void)d, (void)v, (void)n;
 #endif
