@@ -6,13 +6,13 @@
  * Options -> dlt_sample_config; the work is in lib/sample*.c and
  * lib/augment.c. Records are made in parallel batches (each record depends
  * only on the seed and its index) and written in order. */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 #include "dlt/patches.h"
 #include "dlt/sample.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,89 +22,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: dlt-sample (--list FILE | --image IMG [--image IMG2...] [--label SEG]) [options] > stream\n"
-            "Write a patch stream (dlt-patches(5)) of patches sampled from the subjects.\n"
-            "\n"
-            "input:\n"
-            "  -l, --list FILE         TSV: id, image(s), label; header row 'id image label' or\n"
-            "                          'id image1 image2 ... label'; paths relative to FILE\n"
-            "  -i, --image FILE        an image (repeat for channels)\n"
-            "  -L, --label FILE        its label volume\n"
-            "      --classes N         class count (default: largest label + 1)\n"
-            "      --class-names FILE  TSV 'id name' lines, recorded in the header\n"
-            "sampling:\n"
-            "  -s, --sampler KIND      random | balanced | foreground (default random)\n"
-            "  -p, --patch X[,Y,Z]     patch size in voxels (default 64)\n"
-            "      --pad MODE          zero | edge | reflect | none (default zero)\n"
-            "      --class-weights W,.. balanced: relative weight per class\n"
-            "      --fg-fraction F     foreground: fraction of patches centred on foreground (0.33)\n"
-            "counts:\n"
-            "  -n, --per-volume N      patches per subject per epoch (default 1)\n"
-            "  -e, --epochs N          stop after N epochs (default: endless)\n"
-            "  -c, --count N           stop after N records\n"
-            "      --skip N            start at record N (resume a stream exactly)\n"
-            "      --shuffle           permute each epoch's records across subjects\n"
-            "      --seed S            RNG seed (default 1)\n"
-            "augmentation (image and label together where geometric):\n"
-            "      --flip AXES         random flips along these axes, e.g. x,y,z\n"
-            "      --rot90             random in-plane (x-y) quarter turns (needs X == Y)\n"
-            "      --noise SIGMA       Gaussian noise per voxel\n"
-            "      --offset SIGMA      Gaussian offset per channel\n"
-            "      --scale LO,HI       intensity scale factor\n"
-            "      --gamma LO,HI       gamma (on the patch's min-max range)\n"
-            "      --elastic A,S       elastic warp: displacement sd A voxels, smoothness S voxels\n"
-            "  nnU-Net's transforms, each on a patch with probability P (default 1;\n"
-            "  nnU-Net: --rotate 30,0.2 --spatial-scale 0.7,1.4,0.2 --blur 0.5,1,0.2\n"
-            "  --contrast 0.75,1.25,0.15 --low-res 0.5,1,0.25); rotation and scaling resample\n"
-            "  from a larger region\n"
-            "      --rotate DEG[,P]    rotate about x, y and z by angles in [-DEG, DEG]\n"
-            "      --spatial-scale LO,HI[,P]  sample a region LO..HI times the patch (>1: zoom out)\n"
-            "      --blur LO,HI[,P]    Gaussian blur, sigma LO..HI voxels\n"
-            "      --contrast LO,HI[,P]  contrast factor about the patch mean, range kept\n"
-            "      --low-res LO,HI[,P]  down to LO..HI of the resolution and back (nnU-Net:\n"
-            "                         0.5,1,0.25)\n"
-            "other:\n"
-            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
-            "Without --epochs or --count the stream is endless: the consumer (dlt-train) stops it.\n"
-            "DLT_THREADS sets the number of threads.\n");
-}
-
-enum {
-    O_CLASSES = 256, O_NAMES, O_PAD, O_WEIGHTS, O_FG, O_SKIP, O_SHUFFLE, O_SEED, O_FLIP, O_ROT, O_NOISE,
-    O_OFFSET, O_SCALE, O_GAMMA, O_ELASTIC, O_ROTATE, O_SSCALE, O_BLUR, O_CONTRAST, O_LOWRES, O_VERSION
-};
-
-static const struct option longopts[] = {
-    {"list", required_argument, 0, 'l'},       {"image", required_argument, 0, 'i'},
-    {"label", required_argument, 0, 'L'},      {"classes", required_argument, 0, O_CLASSES},
-    {"class-names", required_argument, 0, O_NAMES}, {"sampler", required_argument, 0, 's'},
-    {"patch", required_argument, 0, 'p'},      {"pad", required_argument, 0, O_PAD},
-    {"class-weights", required_argument, 0, O_WEIGHTS}, {"fg-fraction", required_argument, 0, O_FG},
-    {"per-volume", required_argument, 0, 'n'}, {"epochs", required_argument, 0, 'e'},
-    {"count", required_argument, 0, 'c'},      {"skip", required_argument, 0, O_SKIP},
-    {"shuffle", no_argument, 0, O_SHUFFLE},    {"seed", required_argument, 0, O_SEED},
-    {"flip", required_argument, 0, O_FLIP},    {"rot90", no_argument, 0, O_ROT},
-    {"noise", required_argument, 0, O_NOISE},  {"offset", required_argument, 0, O_OFFSET},
-    {"scale", required_argument, 0, O_SCALE},  {"gamma", required_argument, 0, O_GAMMA},
-    {"elastic", required_argument, 0, O_ELASTIC}, {"rotate", required_argument, 0, O_ROTATE},
-    {"spatial-scale", required_argument, 0, O_SSCALE}, {"blur", required_argument, 0, O_BLUR},
-    {"contrast", required_argument, 0, O_CONTRAST}, {"low-res", required_argument, 0, O_LOWRES},
-    {"quiet", no_argument, 0, 'q'},
-    {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, O_VERSION},    {0, 0, 0, 0}};
-
-static int parse_double(const char *s, double lo, double hi, double *v)
-{
-    char *end;
-    double x = strtod(s, &end);
-    if (end == s || *end || !(x >= lo && x <= hi)) return -1;
-    *v = x;
-    return 0;
-}
 
 static int parse_range(const char *s, double r[2])
 {
@@ -207,130 +124,153 @@ static int write_failed(void)
     return 1;
 }
 
+/* ---- the command line (dlt/cli.h) ---- */
+static const char *list, *labelpath, *namesfile, *weights;
+static const char *images[64];
+static int nimages, loglevel;
+static int64_t classes, per_volume = 1, epochs, count = -1, skip, seed = 1;
+static dlt_sample_config cfg;
+
+static int opt_image(const dlt_option *o, const char *arg)
+{
+    if (nimages == 64) return dlt_err(DLT_EINVAL, "too many --image options (64 at most)");
+    images[nimages++] = arg;
+    return 0;
+}
+static int opt_sampler(const dlt_option *o, const char *arg)
+{
+    return (cfg.sampler = dlt_sampler_kind(arg)) < 0 ? dlt_err(DLT_EINVAL, "'%s': want random, balanced or foreground", arg) : 0;
+}
+static int opt_patch(const dlt_option *o, const char *arg)
+{
+    return dlt_parse_int3(arg, 1, 1024, cfg.patch) ? dlt_err(DLT_EINVAL, "'%s': want X or X,Y,Z in 1..1024", arg) : 0;
+}
+static int opt_pad(const dlt_option *o, const char *arg)
+{
+    return (cfg.pad = dlt_pad_mode(arg)) < 0 ? dlt_err(DLT_EINVAL, "'%s': want zero, edge, reflect or none", arg) : 0;
+}
+static int opt_flip(const dlt_option *o, const char *arg)
+{
+    char *dup = strdup(arg), *sv = NULL;
+    int bad = !dup;
+    for (char *t = dup ? strtok_r(dup, ",", &sv) : NULL; t; t = strtok_r(NULL, ",", &sv)) {
+        if (!strcmp(t, "x")) cfg.aug.flip[0] = 1;
+        else if (!strcmp(t, "y")) cfg.aug.flip[1] = 1;
+        else if (!strcmp(t, "z")) cfg.aug.flip[2] = 1;
+        else bad = 1;
+    }
+    free(dup);
+    return bad ? dlt_err(DLT_EINVAL, "'%s': want axes among x,y,z (e.g. x,y)", arg) : 0;
+}
+static int opt_scale(const dlt_option *o, const char *arg)
+{
+    return parse_range(arg, cfg.aug.scale) || cfg.aug.scale[0] < 0
+               ? dlt_err(DLT_EINVAL, "'%s': want LO,HI with 0 <= LO <= HI", arg) : 0;
+}
+static int opt_gamma(const dlt_option *o, const char *arg)
+{
+    return parse_range(arg, cfg.aug.gamma) || !(cfg.aug.gamma[0] > 0)
+               ? dlt_err(DLT_EINVAL, "'%s': want LO,HI with 0 < LO <= HI", arg) : 0;
+}
+static int opt_elastic(const dlt_option *o, const char *arg)
+{
+    double v[2];
+    int n;
+    if (dlt_parse_doubles(arg, 2, v, &n) || n != 2 || !(v[0] >= 0 && v[0] <= 64) || !(v[1] > 0 && v[1] <= 256))
+        return dlt_err(DLT_EINVAL, "'%s': want ALPHA,SIGMA in voxels (0 <= ALPHA <= 64, SIGMA > 0)", arg);
+    cfg.aug.elastic_alpha = v[0], cfg.aug.elastic_sigma = v[1];
+    return 0;
+}
+static int opt_rotate(const dlt_option *o, const char *arg)
+{
+    return parse_prob(arg, 1, &cfg.aug.rotate, &cfg.aug.rotate_p) || !(cfg.aug.rotate > 0 && cfg.aug.rotate <= 180)
+               ? dlt_err(DLT_EINVAL, "'%s': want DEG[,P] with 0 < DEG <= 180 and P in [0,1]", arg) : 0;
+}
+static int opt_sscale(const dlt_option *o, const char *arg)
+{
+    return parse_prob(arg, 2, cfg.aug.sscale, &cfg.aug.sscale_p) || !(cfg.aug.sscale[0] > 0 && cfg.aug.sscale[1] <= 4)
+               ? dlt_err(DLT_EINVAL, "'%s': want LO,HI[,P] with 0 < LO <= HI <= 4 and P in [0,1]", arg) : 0;
+}
+static int opt_blur(const dlt_option *o, const char *arg)
+{
+    return parse_prob(arg, 2, cfg.aug.blur, &cfg.aug.blur_p) || !(cfg.aug.blur[0] > 0 && cfg.aug.blur[1] <= 16)
+               ? dlt_err(DLT_EINVAL, "'%s': want LO,HI[,P] with 0 < LO <= HI <= 16 voxels and P in [0,1]", arg) : 0;
+}
+static int opt_contrast(const dlt_option *o, const char *arg)
+{
+    return parse_prob(arg, 2, cfg.aug.contrast, &cfg.aug.contrast_p) || !(cfg.aug.contrast[0] > 0)
+               ? dlt_err(DLT_EINVAL, "'%s': want LO,HI[,P] with 0 < LO <= HI and P in [0,1]", arg) : 0;
+}
+static int opt_lowres(const dlt_option *o, const char *arg)
+{
+    return parse_prob(arg, 2, cfg.aug.lowres, &cfg.aug.lowres_p) || !(cfg.aug.lowres[0] > 0 && cfg.aug.lowres[1] <= 1)
+               ? dlt_err(DLT_EINVAL, "'%s': want LO,HI[,P] with 0 < LO <= HI <= 1 and P in [0,1]", arg) : 0;
+}
+
+static dlt_option opts[] = {
+    DLT_OPT_GROUP("input:"),
+    DLT_OPT_STR('l', "list", &list, "FILE",
+                "TSV: id, image(s), label; header row 'id image label' or\n'id image1 image2 ... label'; paths relative to FILE"),
+    DLT_OPT_CALL('i', "image", opt_image, "FILE", "an image (repeat for channels)"),
+    DLT_OPT_STR('L', "label", &labelpath, "FILE", "its label volume"),
+    DLT_OPT_I64(0, "classes", &classes, "N", 1, 65536, "class count (default: largest label + 1)"),
+    DLT_OPT_STR(0, "class-names", &namesfile, "FILE", "TSV 'id name' lines, recorded in the header"),
+    DLT_OPT_GROUP("sampling:"),
+    DLT_OPT_CALL('s', "sampler", opt_sampler, "KIND", "random | balanced | foreground (default random)"),
+    DLT_OPT_CALL('p', "patch", opt_patch, "X[,Y,Z]", "patch size in voxels (default 64)"),
+    DLT_OPT_CALL(0, "pad", opt_pad, "MODE", "zero | edge | reflect | none (default zero)"),
+    DLT_OPT_STR(0, "class-weights", &weights, "W,..", "balanced: relative weight per class"),
+    DLT_OPT_DBL(0, "fg-fraction", &cfg.fg_fraction, "F", 0, 1, 0,
+                "foreground: fraction of patches centred on foreground (0.33)"),
+    DLT_OPT_GROUP("counts:"),
+    DLT_OPT_I64('n', "per-volume", &per_volume, "N", 1, 1000000, "patches per subject per epoch (default 1)"),
+    DLT_OPT_I64('e', "epochs", &epochs, "N", 1, INT64_MAX, "stop after N epochs (default: endless)"),
+    DLT_OPT_I64('c', "count", &count, "N", 0, INT64_MAX, "stop after N records"),
+    DLT_OPT_I64(0, "skip", &skip, "N", 0, INT64_MAX, "start at record N (resume a stream exactly)"),
+    DLT_OPT_FLAG(0, "shuffle", &cfg.shuffle, 1, "permute each epoch's records across subjects"),
+    DLT_OPT_I64(0, "seed", &seed, "S", 0, INT64_MAX, "RNG seed (default 1)"),
+    DLT_OPT_GROUP("augmentation (image and label together where geometric):"),
+    DLT_OPT_CALL(0, "flip", opt_flip, "AXES", "random flips along these axes, e.g. x,y,z"),
+    DLT_OPT_FLAG(0, "rot90", &cfg.aug.rot90, 1, "random in-plane (x-y) quarter turns (needs X == Y)"),
+    DLT_OPT_DBL(0, "noise", &cfg.aug.noise, "SIGMA", 0, HUGE_VAL, 0, "Gaussian noise per voxel"),
+    DLT_OPT_DBL(0, "offset", &cfg.aug.offset, "SIGMA", 0, HUGE_VAL, 0, "Gaussian offset per channel"),
+    DLT_OPT_CALL(0, "scale", opt_scale, "LO,HI", "intensity scale factor"),
+    DLT_OPT_CALL(0, "gamma", opt_gamma, "LO,HI", "gamma (on the patch's min-max range)"),
+    DLT_OPT_CALL(0, "elastic", opt_elastic, "A,S", "elastic warp: displacement sd A voxels, smoothness S voxels"),
+    DLT_OPT_GROUP("  nnU-Net's transforms, each on a patch with probability P (default 1;\n"
+                  "  nnU-Net: --rotate 30,0.2 --spatial-scale 0.7,1.4,0.2 --blur 0.5,1,0.2\n"
+                  "  --contrast 0.75,1.25,0.15 --low-res 0.5,1,0.25); rotation and scaling resample\n"
+                  "  from a larger region"),
+    DLT_OPT_CALL(0, "rotate", opt_rotate, "DEG[,P]", "rotate about x, y and z by angles in [-DEG, DEG]"),
+    DLT_OPT_CALL(0, "spatial-scale", opt_sscale, "LO,HI[,P]", "sample a region LO..HI times the patch (>1: zoom out)"),
+    DLT_OPT_CALL(0, "blur", opt_blur, "LO,HI[,P]", "Gaussian blur, sigma LO..HI voxels"),
+    DLT_OPT_CALL(0, "contrast", opt_contrast, "LO,HI[,P]", "contrast factor about the patch mean, range kept"),
+    DLT_OPT_CALL(0, "low-res", opt_lowres, "LO,HI[,P]", "down to LO..HI of the resolution and back"),
+    DLT_OPT_GROUP("other:"),
+    DLT_OPT_COMMON(&loglevel),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {
+    "dlt-sample", "(--list FILE | --image IMG [--image IMG2...] [--label SEG]) [options] > stream",
+    "Write a patch stream (dlt-patches(5)) of patches sampled from the subjects.", opts,
+    "Without --epochs or --count the stream is endless: the consumer (dlt-train) stops it.\n"
+    "DLT_THREADS sets the number of threads.\nSee dlt-sample(1).",
+    NULL};
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-sample");
     dlt_stdout_check_at_exit();
     signal(SIGPIPE, SIG_DFL); /* an early-exiting consumer ends us quietly */
-    const char *list = NULL, *labelpath = NULL, *namesfile = NULL, *weights = NULL;
-    const char *images[64];
-    int nimages = 0;
-    int64_t classes = 0, per_volume = 1, epochs = 0, count = -1, skip = 0, seed = 1;
-    dlt_sample_config cfg;
-    memset(&cfg, 0, sizeof cfg);
     cfg.patch[0] = cfg.patch[1] = cfg.patch[2] = 64;
     cfg.fg_fraction = 0.33;
-    int loglevel = dlt_log_level(), opt;
+    loglevel = dlt_log_level();
     char flipdesc[8] = ""; /* e.g. "x,y,z" */
-    while ((opt = getopt_long(argc, argv, "l:i:L:s:p:n:e:c:qvh", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'l': list = optarg; break;
-        case 'i':
-            if (nimages == 64) return dlt_usage_error("too many --image options (%s)", "64 at most");
-            images[nimages++] = optarg;
-            break;
-        case 'L': labelpath = optarg; break;
-        case O_CLASSES:
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &classes) || classes > 65536) return dlt_usage_error("--classes %s: want 1..65536", optarg);
-            break;
-        case O_NAMES: namesfile = optarg; break;
-        case 's':
-            if ((cfg.sampler = dlt_sampler_kind(optarg)) < 0)
-                return dlt_usage_error("--sampler %s: want random, balanced or foreground", optarg);
-            break;
-        case 'p':
-            if (dlt_parse_int3(optarg, 1, 1024, cfg.patch)) return dlt_usage_error("--patch %s: want X or X,Y,Z in 1..1024", optarg);
-            break;
-        case O_PAD:
-            if ((cfg.pad = dlt_pad_mode(optarg)) < 0) return dlt_usage_error("--pad %s: want zero, edge, reflect or none", optarg);
-            break;
-        case O_WEIGHTS: weights = optarg; break;
-        case O_FG:
-            if (parse_double(optarg, 0, 1, &cfg.fg_fraction)) return dlt_usage_error("--fg-fraction %s: want 0..1", optarg);
-            break;
-        case 'n':
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &per_volume) || per_volume > 1000000)
-                return dlt_usage_error("--per-volume %s: want 1..1000000", optarg);
-            break;
-        case 'e':
-            if (dlt_parse_i64(optarg, 1, INT64_MAX, &epochs)) return dlt_usage_error("--epochs %s: want a positive integer", optarg);
-            break;
-        case 'c':
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &count)) return dlt_usage_error("--count %s: want an integer >= 0", optarg);
-            break;
-        case O_SKIP:
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &skip)) return dlt_usage_error("--skip %s: want an integer >= 0", optarg);
-            break;
-        case O_SHUFFLE: cfg.shuffle = 1; break;
-        case O_SEED:
-            if (dlt_parse_i64(optarg, 0, INT64_MAX, &seed)) return dlt_usage_error("--seed %s: want an integer >= 0", optarg);
-            break;
-        case O_FLIP: {
-            char *dup = strdup(optarg), *sv = NULL;
-            int bad = 0;
-            for (char *t = strtok_r(dup, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-                if (!strcmp(t, "x")) cfg.aug.flip[0] = 1;
-                else if (!strcmp(t, "y")) cfg.aug.flip[1] = 1;
-                else if (!strcmp(t, "z")) cfg.aug.flip[2] = 1;
-                else bad = 1;
-            }
-            free(dup);
-            if (bad) return dlt_usage_error("--flip %s: want axes among x,y,z (e.g. x,y)", optarg);
-            break;
-        }
-        case O_ROT: cfg.aug.rot90 = 1; break;
-        case O_NOISE:
-            if (parse_double(optarg, 0, 1e30, &cfg.aug.noise)) return dlt_usage_error("--noise %s: want SIGMA >= 0", optarg);
-            break;
-        case O_OFFSET:
-            if (parse_double(optarg, 0, 1e30, &cfg.aug.offset)) return dlt_usage_error("--offset %s: want SIGMA >= 0", optarg);
-            break;
-        case O_SCALE:
-            if (parse_range(optarg, cfg.aug.scale) || cfg.aug.scale[0] < 0)
-                return dlt_usage_error("--scale %s: want LO,HI with 0 <= LO <= HI", optarg);
-            break;
-        case O_GAMMA:
-            if (parse_range(optarg, cfg.aug.gamma) || !(cfg.aug.gamma[0] > 0))
-                return dlt_usage_error("--gamma %s: want LO,HI with 0 < LO <= HI", optarg);
-            break;
-        case O_ELASTIC: {
-            double v[2];
-            int n;
-            if (dlt_parse_doubles(optarg, 2, v, &n) || n != 2 || !(v[0] >= 0 && v[0] <= 64) || !(v[1] > 0 && v[1] <= 256))
-                return dlt_usage_error("--elastic %s: want ALPHA,SIGMA in voxels (0 <= ALPHA <= 64, SIGMA > 0)", optarg);
-            cfg.aug.elastic_alpha = v[0];
-            cfg.aug.elastic_sigma = v[1];
-            break;
-        }
-        case O_ROTATE:
-            if (parse_prob(optarg, 1, &cfg.aug.rotate, &cfg.aug.rotate_p) || !(cfg.aug.rotate > 0 && cfg.aug.rotate <= 180))
-                return dlt_usage_error("--rotate %s: want DEG[,P] with 0 < DEG <= 180 and P in [0,1]", optarg);
-            break;
-        case O_SSCALE:
-            if (parse_prob(optarg, 2, cfg.aug.sscale, &cfg.aug.sscale_p) || !(cfg.aug.sscale[0] > 0 && cfg.aug.sscale[1] <= 4))
-                return dlt_usage_error("--spatial-scale %s: want LO,HI[,P] with 0 < LO <= HI <= 4 and P in [0,1]", optarg);
-            break;
-        case O_BLUR:
-            if (parse_prob(optarg, 2, cfg.aug.blur, &cfg.aug.blur_p) || !(cfg.aug.blur[0] > 0 && cfg.aug.blur[1] <= 16))
-                return dlt_usage_error("--blur %s: want LO,HI[,P] with 0 < LO <= HI <= 16 voxels and P in [0,1]", optarg);
-            break;
-        case O_CONTRAST:
-            if (parse_prob(optarg, 2, cfg.aug.contrast, &cfg.aug.contrast_p) || !(cfg.aug.contrast[0] > 0))
-                return dlt_usage_error("--contrast %s: want LO,HI[,P] with 0 < LO <= HI and P in [0,1]", optarg);
-            break;
-        case O_LOWRES:
-            if (parse_prob(optarg, 2, cfg.aug.lowres, &cfg.aug.lowres_p) || !(cfg.aug.lowres[0] > 0 && cfg.aug.lowres[1] <= 1))
-                return dlt_usage_error("--low-res %s: want LO,HI[,P] with 0 < LO <= HI <= 1 and P in [0,1]", optarg);
-            break;
-        case 'q': loglevel = 0; break;
-        case 'v': loglevel++; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-sample %s\n", DLT_VERSION); return 0;
-        default: return dlt_usage_error("%s", "bad option");
-        }
-    }
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
     dlt_log_set_level(loglevel);
-    if (optind < argc) return dlt_usage_error("unexpected argument '%s'", argv[optind]);
+    if (first < argc) return dlt_usage_error("unexpected argument '%s'", argv[first]);
     if (!list == !nimages) return dlt_usage_error("%s", "give either --list FILE or --image FILE [--label FILE]");
     if (list && labelpath) return dlt_usage_error("%s", "--label goes with --image, not with --list");
     if (cfg.aug.rot90 && cfg.patch[0] != cfg.patch[1])

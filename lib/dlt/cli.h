@@ -25,6 +25,7 @@
 #ifndef DLT_CLI_H
 #define DLT_CLI_H
 
+#include <math.h> /* HUGE_VAL: an open-ended range */
 #include <stdint.h>
 #include <stdio.h>
 
