@@ -2,6 +2,7 @@
  * normalisation, resampling, crop-or-pad, reorientation, chained in the
  * order given. The work is lib/normalize*.c; this file maps options to a
  * plan, detects the input kind and records what was done. */
+#include "dlt/cli.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 #include "dlt/normalize.h"
@@ -9,49 +10,9 @@
 #include "dlt/plan.h"
 #include "dlt/volume.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: dlt-normalize [OPTIONS] METHOD... [INPUT]\n"
-            "Preprocess a NIfTI volume or a patch stream (told apart by content).\n"
-            "INPUT is a path or - (stdin, the default); output goes to -o or stdout.\n"
-            "\n"
-            "Methods, applied in the order given (each channel separately):\n"
-            "  --whiten               zero mean, unit variance (DLTK whitening)\n"
-            "  --zero-one             rescale to [0,1] (DLTK normalise_zero_one)\n"
-            "  --one-one              rescale to [-1,1] (DLTK normalise_one_one)\n"
-            "  --clip LO,HI           clip to fixed values\n"
-            "  --clip-percentile PLO,PHI  clip at percentiles (0..100) of the image\n"
-            "  --ct LO,HI             CT window: clip to [LO,HI] HU, map to [0,1]\n"
-            "  --ct-sym LO,HI         CT window mapped to [-1,1]\n"
-            "  --spacing X,Y,Z        resample to this voxel size in mm (volumes only)\n"
-            "  --size X,Y,Z           crop or pad, centred, to this size (volumes only)\n"
-            "  --reorient CODE        permute/flip axes to CODE, e.g. RAS, LPS (volumes only)\n"
-            "  --zscore MEAN,STD      (x - MEAN) / STD, fixed values (e.g. a dataset's)\n"
-            "  --plan TEXT|FILE       steps in text form, e.g. 'ct=-1000,800;spacing=2,2,2',\n"
-            "                         or a dlt-plan file (its 'normalize' steps)\n"
-            "\n"
-            "Modifiers (apply to every step, wherever given):\n"
-            "  --nonzero              whiten over nonzero voxels only (zeros stay 0)\n"
-            "  --mask FILE            whiten over the mask's nonzero voxels (outside -> 0)\n"
-            "  --interp linear|bspline|nearest   resampling of images (default linear)\n"
-            "  --label                INPUT is a label volume: geometry only, nearest\n"
-            "  --no-record            leave the description / stream header unchanged\n"
-            "\n"
-            "  -o, --output FILE      output path (default -: stdout, never a terminal)\n"
-            "  -q, --quiet  -v, --verbose  -h, --help  --version\n"
-            "See dlt-normalize(1).\n");
-}
-
-enum {
-    O_WHITEN = 256, O_ZERO_ONE, O_ONE_ONE, O_CLIP, O_CLIP_PCT, O_CT, O_CT_SYM, O_ZSCORE, O_SPACING, O_SIZE, O_REORIENT, O_PLAN,
-    O_NONZERO, O_MASK, O_INTERP, O_LABEL, O_NORECORD, O_VERSION
-};
 
 static int run_stream(const char *in, const char *out, const dlt_norm_plan *plan, int record)
 {
@@ -132,94 +93,80 @@ static int run_volume(const char *in, const char *out, const dlt_norm_plan *plan
     return rc;
 }
 
+/* ---- the command line (dlt/cli.h): the methods run in the order given ---- */
+static dlt_norm_plan plan;
+static int from_plan[DLT_NORM_MAX_STEPS]; /* step i came from --plan */
+static const char *out = "-", *maskpath;
+static int nonzero, is_label, record = 1, interp = -1, verbosity;
+static const char *const interps[] = {"linear", "bspline", "nearest", NULL};
+static int interp_choice = -1;
+
+/* a method: the step named as the option (clip-percentile is "clip-pct") */
+static int opt_step(const dlt_option *o, const char *arg)
+{
+    return dlt_norm_plan_add(&plan, strcmp(o->long_name, "clip-percentile") ? o->long_name : "clip-pct", arg);
+}
+
+static int opt_plan(const dlt_option *o, const char *arg)
+{
+    dlt_norm_plan q;
+    int rc = dlt_plan_normalize(arg, &q);
+    for (int i = 0; !rc && i < q.n; i++) {
+        if (plan.n >= DLT_NORM_MAX_STEPS) rc = dlt_err(DLT_EINVAL, "too many steps");
+        else from_plan[plan.n] = 1, plan.step[plan.n++] = q.step[i];
+    }
+    return rc;
+}
+
+static dlt_option opts[] = {
+    DLT_OPT_GROUP("Methods, applied in the order given (each channel separately):"),
+    DLT_OPT_CALL0(0, "whiten", opt_step, "zero mean, unit variance (DLTK whitening)"),
+    DLT_OPT_CALL0(0, "zero-one", opt_step, "rescale to [0,1] (DLTK normalise_zero_one)"),
+    DLT_OPT_CALL0(0, "one-one", opt_step, "rescale to [-1,1] (DLTK normalise_one_one)"),
+    DLT_OPT_CALL(0, "clip", opt_step, "LO,HI", "clip to fixed values"),
+    DLT_OPT_CALL(0, "clip-percentile", opt_step, "PLO,PHI", "clip at percentiles (0..100) of the image"),
+    DLT_OPT_CALL(0, "ct", opt_step, "LO,HI", "CT window: clip to [LO,HI] HU, map to [0,1]"),
+    DLT_OPT_CALL(0, "ct-sym", opt_step, "LO,HI", "CT window mapped to [-1,1]"),
+    DLT_OPT_CALL(0, "spacing", opt_step, "X,Y,Z", "resample to this voxel size in mm (volumes only)"),
+    DLT_OPT_CALL(0, "size", opt_step, "X,Y,Z", "crop or pad, centred, to this size (volumes only)"),
+    DLT_OPT_CALL(0, "reorient", opt_step, "CODE", "permute/flip axes to CODE, e.g. RAS, LPS (volumes only)"),
+    DLT_OPT_CALL(0, "zscore", opt_step, "MEAN,STD", "(x - MEAN) / STD, fixed values (e.g. a dataset's)"),
+    DLT_OPT_CALL(0, "plan", opt_plan, "TEXT|FILE",
+                 "steps in text form, e.g. 'ct=-1000,800;spacing=2,2,2',\nor a dlt-plan file (its 'normalize' steps)"),
+    DLT_OPT_GROUP("Modifiers (apply to every step, wherever given):"),
+    DLT_OPT_FLAG(0, "nonzero", &nonzero, 1, "whiten over nonzero voxels only (zeros stay 0)"),
+    DLT_OPT_STR(0, "mask", &maskpath, "FILE", "whiten over the mask's nonzero voxels (outside -> 0)"),
+    DLT_OPT_CHOICE(0, "interp", &interp_choice, "linear|bspline|nearest", interps, "resampling of images (default linear)"),
+    DLT_OPT_FLAG(0, "label", &is_label, 1, "INPUT is a label volume: geometry only, nearest"),
+    DLT_OPT_FLAG(0, "no-record", &record, 0, "leave the description / stream header unchanged"),
+    DLT_OPT_GROUP(""),
+    DLT_OPT_STR('o', "output", &out, "FILE", "output path (default -: stdout, never a terminal)"),
+    DLT_OPT_COMMON(&verbosity),
+    DLT_OPT_END,
+};
+
+static const dlt_cli cli = {"dlt-normalize", "[OPTIONS] METHOD... [INPUT]",
+                            "Preprocess a NIfTI volume or a patch stream (told apart by content).\n"
+                            "INPUT is a path or - (stdin, the default); output goes to -o or stdout.",
+                            opts, "See dlt-normalize(1).", NULL};
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-normalize");
     dlt_stdout_check_at_exit();
-    static const struct option opts[] = {
-        {"whiten", no_argument, 0, O_WHITEN},
-        {"zero-one", no_argument, 0, O_ZERO_ONE},
-        {"one-one", no_argument, 0, O_ONE_ONE},
-        {"clip", required_argument, 0, O_CLIP},
-        {"clip-percentile", required_argument, 0, O_CLIP_PCT},
-        {"ct", required_argument, 0, O_CT},
-        {"ct-sym", required_argument, 0, O_CT_SYM},
-        {"zscore", required_argument, 0, O_ZSCORE},
-        {"spacing", required_argument, 0, O_SPACING},
-        {"size", required_argument, 0, O_SIZE},
-        {"reorient", required_argument, 0, O_REORIENT},
-        {"plan", required_argument, 0, O_PLAN},
-        {"nonzero", no_argument, 0, O_NONZERO},
-        {"mask", required_argument, 0, O_MASK},
-        {"interp", required_argument, 0, O_INTERP},
-        {"label", no_argument, 0, O_LABEL},
-        {"no-record", no_argument, 0, O_NORECORD},
-        {"output", required_argument, 0, 'o'},
-        {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, O_VERSION},
-        {0, 0, 0, 0},
-    };
-    dlt_norm_plan plan;
-    int from_plan[DLT_NORM_MAX_STEPS] = {0}; /* step i came from --plan */
-    memset(&plan, 0, sizeof plan);
-    const char *out = "-", *maskpath = NULL;
-    int nonzero = 0, is_label = 0, record = 1, interp = -1, verbosity = dlt_log_level();
-    int c;
-    /* getopt_long returns options in command-line order (it permutes only
-     * the operands), which is the order the steps run in. */
-    while ((c = getopt_long(argc, argv, "o:qvh", opts, NULL)) != -1) {
-        int rc = 0;
-        switch (c) {
-        case O_WHITEN: rc = dlt_norm_plan_add(&plan, "whiten", NULL); break;
-        case O_ZERO_ONE: rc = dlt_norm_plan_add(&plan, "zero-one", NULL); break;
-        case O_ONE_ONE: rc = dlt_norm_plan_add(&plan, "one-one", NULL); break;
-        case O_CLIP: rc = dlt_norm_plan_add(&plan, "clip", optarg); break;
-        case O_CLIP_PCT: rc = dlt_norm_plan_add(&plan, "clip-pct", optarg); break;
-        case O_CT: rc = dlt_norm_plan_add(&plan, "ct", optarg); break;
-        case O_CT_SYM: rc = dlt_norm_plan_add(&plan, "ct-sym", optarg); break;
-        case O_SPACING: rc = dlt_norm_plan_add(&plan, "spacing", optarg); break;
-        case O_SIZE: rc = dlt_norm_plan_add(&plan, "size", optarg); break;
-        case O_REORIENT: rc = dlt_norm_plan_add(&plan, "reorient", optarg); break;
-        case O_ZSCORE: rc = dlt_norm_plan_add(&plan, "zscore", optarg); break;
-        case O_PLAN: {
-            dlt_norm_plan q;
-            rc = dlt_plan_normalize(optarg, &q);
-            for (int i = 0; !rc && i < q.n; i++) {
-                if (plan.n >= DLT_NORM_MAX_STEPS) rc = dlt_err(DLT_EINVAL, "too many steps");
-                else from_plan[plan.n] = 1, plan.step[plan.n++] = q.step[i];
-            }
-            break;
-        }
-        case O_NONZERO: nonzero = 1; break;
-        case O_MASK: maskpath = optarg; break;
-        case O_INTERP:
-            if (strcmp(optarg, "linear") == 0) interp = DLT_INTERP_LINEAR;
-            else if (strcmp(optarg, "bspline") == 0) interp = DLT_INTERP_BSPLINE;
-            else if (strcmp(optarg, "nearest") == 0) interp = DLT_INTERP_NEAREST;
-            else rc = dlt_err(DLT_EINVAL, "--interp: '%s' is not linear, bspline or nearest", optarg);
-            break;
-        case O_LABEL: is_label = 1; break;
-        case O_NORECORD: record = 0; break;
-        case 'o': out = optarg; break;
-        case 'q': verbosity = DLT_LOG_QUIET; break;
-        case 'v': verbosity++; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("dlt-normalize %s\n", DLT_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (rc) {
-            dlt_error("%s", dlt_errmsg());
-            return 2;
-        }
-    }
+    verbosity = dlt_log_level();
+    /* the parser hands options over in command-line order (it permutes only
+     * the operands), which is the order the steps run in */
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
+    static const int interp_kind[] = {DLT_INTERP_LINEAR, DLT_INTERP_BSPLINE, DLT_INTERP_NEAREST};
+    if (interp_choice >= 0) interp = interp_kind[interp_choice];
     dlt_log_set_level(verbosity);
-    if (optind < argc - 1) {
-        dlt_error("more than one input given ('%s', '%s'); see --help", argv[optind], argv[optind + 1]);
+    if (first < argc - 1) {
+        dlt_error("more than one input given ('%s', '%s'); see --help", argv[first], argv[first + 1]);
         return 2;
     }
-    const char *in = optind < argc ? argv[optind] : "-";
+    const char *in = first < argc ? argv[first] : "-";
     /* A label volume takes a --plan's geometry steps only (the same plan
      * serves its image), so the steps left may be none: a plain copy. */
     int planned = 0;

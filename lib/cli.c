@@ -88,6 +88,7 @@ static int set_value(const dlt_option *o, const char *arg)
         return bad_value(o, arg);
     case DLT_OPTT_CALL:
     case DLT_OPTT_CALL_OPT:
+    case DLT_OPTT_CALL0:
         if (o->call(o, arg)) return dlt_usage_error("--%s: %s", o->long_name, dlt_errmsg());
         return 0;
     default: return 0;
@@ -160,8 +161,8 @@ int dlt_cli_parse(const dlt_cli *cli, int argc, char **argv)
             printf("%s %s\n", cli->prog, DLT_VERSION);
             rc = DLT_CLI_EXIT_OK;
             break;
-        default:
-            if (set_value(o, optarg)) rc = DLT_CLI_EXIT_USAGE;
+        default: /* values; CALL0 with a NULL argument */
+            if (set_value(o, o->type == DLT_OPTT_CALL0 ? NULL : optarg)) rc = DLT_CLI_EXIT_USAGE;
         }
     }
     free(lo), free(so), free(by);

@@ -42,6 +42,7 @@ enum {
     DLT_OPTT_CHOICE,  /* int *value = the index of the argument in choices (NULL-terminated) */
     DLT_OPTT_CALL,    /* call(opt, arg): 0, or an error message in dlt_errmsg() */
     DLT_OPTT_CALL_OPT, /* as CALL with an optional argument (--name or --name=ARG; arg NULL without) */
+    DLT_OPTT_CALL0,   /* as CALL without an argument (arg NULL): an action in command-line order */
     DLT_OPTT_HELP,    /* -h: --help text to stdout, exit 0 */
     DLT_OPTT_VERSION, /* --version: "PROG VERSION", exit 0 */
     DLT_OPTT_QUIET,   /* -q: int *value = DLT_LOG_QUIET */
@@ -105,6 +106,7 @@ const dlt_option *dlt_cli_option(const dlt_cli *cli, const char *long_name);
 #define DLT_OPT_CHOICE(s, l, v, a, list, h)                                                                        \
     {.type = DLT_OPTT_CHOICE, .short_name = (s), .long_name = (l), .value = (v), .argh = (a), .choices = (list), .help = (h)}
 #define DLT_OPT_CALL(s, l, fn, a, h) {.type = DLT_OPTT_CALL, .short_name = (s), .long_name = (l), .call = (fn), .argh = (a), .help = (h)}
+#define DLT_OPT_CALL0(s, l, fn, h) {.type = DLT_OPTT_CALL0, .short_name = (s), .long_name = (l), .call = (fn), .help = (h)}
 #define DLT_OPT_CALL_OPT(l, fn, a, h) {.type = DLT_OPTT_CALL_OPT, .long_name = (l), .call = (fn), .argh = (a), .help = (h)}
 /* -q, -v, -h, --version; *verbosity starts at the tool's default level */
 #define DLT_OPT_COMMON(verbosity)                                                                                  \
