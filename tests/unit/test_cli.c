@@ -26,6 +26,14 @@ static int even(const dlt_option *o, const char *arg)
     return 0;
 }
 
+static char order[64];
+static int step(const dlt_option *o, const char *arg)
+{
+    size_t k = strlen(order);
+    snprintf(order + k, sizeof order - k, "%s%s%s;", o->long_name, arg ? "=" : "", arg ? arg : "");
+    return 0;
+}
+
 static dlt_option opts[] = {
     DLT_OPT_GROUP("Group one:"),
     DLT_OPT_STR('o', "output", &s_out, "FILE", "where"),
@@ -36,6 +44,9 @@ static dlt_option opts[] = {
     DLT_OPT_FLAG(0, "nesterov", &s_flag, 7, "a flag"),
     DLT_OPT_CHOICE(0, "loss", &s_choice, "ce|dice", kinds, "the loss"),
     DLT_OPT_CALL(0, "even", even, "N", "an even number"),
+    DLT_OPT_CALL0(0, "whiten", step, "a step without a value"),
+    DLT_OPT_CALL(0, "clip", step, "LO,HI", "a step with one"),
+    DLT_OPT_CALL_OPT("tta", step, "AXES", "a step with an optional value"),
     DLT_OPT_COMMON(&s_verb),
     DLT_OPT_END,
 };
@@ -45,6 +56,7 @@ static void reset(void)
 {
     s_out = NULL, s_batch = 4, s_n = 0, s_flag = 0, s_verb = 1, s_choice = -1, s_calls = 0, s_lr = 1e-3, s_mom = 0.9f;
     s_given = 0;
+    order[0] = 0;
     opts[4].given = 1u << 3; /* --lr */
 }
 
@@ -94,6 +106,10 @@ int main(void)
         CHECK(parse(bad[i], NULL, NULL) == DLT_CLI_EXIT_USAGE, "'%s' is a usage error", bad[i]);
     CHECK(parse("--lr 5 --batch 0 --count 2", NULL, NULL) == DLT_CLI_EXIT_USAGE && s_n == 0,
           "parsing stops at the first error");
+    r = parse("--clip 1,2 in --whiten --tta --tta=x,y --whiten", &av, &ac);
+    CHECK(r == ac - 1 && !strcmp(order, "clip=1,2;whiten;tta;tta=x,y;whiten;"),
+          "callbacks run in command-line order; optional values only with = (%s)", order);
+    CHECK(parse("--whiten=1", NULL, NULL) == DLT_CLI_EXIT_USAGE, "an argument-less callback refuses a value");
     /* --help: every option, the groups, the footer; continued lines indented */
     char *txt = NULL;
     size_t len = 0;
@@ -108,7 +124,7 @@ int main(void)
         if (!strstr(txt, k)) all = 0;
     }
     CHECK(all && strstr(txt, "Usage: test-cli [OPTIONS] FILE...") && strstr(txt, "Group one:") && strstr(txt, "Footer.") &&
-              strstr(txt, "  -b, --batch N") && strstr(txt, "\n                           second line\n"),
+              strstr(txt, "  -b, --batch N") && strstr(txt, "\n                           second line\n") && strstr(txt, "--tta[=AXES]"),
           "--help lists every option with its argument, groups, footer, indented continuations");
     free(txt);
     return check_done();
