@@ -258,36 +258,10 @@ static const dlt_cli cli = {
     "DLT_THREADS sets the number of threads.\nSee dlt-sample(1).",
     NULL};
 
-int main(int argc, char **argv)
+/* The subjects, loaded; *maxlabel the largest label, *labelled whether
+ * they have label volumes (all or none). 0, or 1 (reported). */
+static int load_subjects(dlt_subject **out, int *nout, int *maxlabel_out, int *labelled_out)
 {
-    dlt_log_init("dlt-sample");
-    dlt_stdout_check_at_exit();
-    signal(SIGPIPE, SIG_DFL); /* an early-exiting consumer ends us quietly */
-    cfg.patch[0] = cfg.patch[1] = cfg.patch[2] = 64;
-    cfg.fg_fraction = 0.33;
-    loglevel = dlt_log_level();
-    char flipdesc[8] = ""; /* e.g. "x,y,z" */
-    const int first = dlt_cli_parse(&cli, argc, argv);
-    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
-    dlt_log_set_level(loglevel);
-    if (first < argc) return dlt_usage_error("unexpected argument '%s'", argv[first]);
-    if (!list == !nimages) return dlt_usage_error("%s", "give either --list FILE or --image FILE [--label FILE]");
-    if (list && labelpath) return dlt_usage_error("%s", "--label goes with --image, not with --list");
-    if (cfg.aug.rot90 && cfg.patch[0] != cfg.patch[1])
-        return dlt_usage_error("--rot90 needs a patch with X == Y (%s)", "rotations are in the x-y plane");
-    if (dlt_stdout_is_tty()) {
-        dlt_error("refusing to write a binary patch stream to a terminal; redirect stdout or pipe it (e.g. | dlt-train)");
-        return 2;
-    }
-    for (int a = 0; a < 3; a++)
-        if (cfg.aug.flip[a]) {
-            if (*flipdesc) strcat(flipdesc, ",");
-            strcat(flipdesc, a == 0 ? "x" : a == 1 ? "y" : "z");
-        }
-    cfg.per_volume = (int)per_volume;
-    cfg.seed = (uint64_t)seed;
-
-    /* ---- subjects ---- */
     dlt_subject *subj = NULL;
     int nsubj = 0, rc;
     if (list) {
@@ -332,40 +306,24 @@ int main(int argc, char **argv)
         dlt_subjects_free(subj, nsubj);
         return 1;
     }
-    cfg.nclasses = classes ? (int)classes : maxlabel >= 0 ? maxlabel + 1 : 1;
-    double *w = NULL;
-    if (weights) {
-        w = calloc((size_t)cfg.nclasses, sizeof(double));
-        int n = 0;
-        if (!w || dlt_parse_doubles(weights, cfg.nclasses, w, &n) || n != cfg.nclasses) {
-            dlt_error("--class-weights %s: want %d comma-separated weights, one per class", weights, cfg.nclasses);
-            dlt_subjects_free(subj, nsubj);
-            return 2;
-        }
-        cfg.class_weights = w;
-    }
-    char *names = NULL;
-    if (namesfile && (rc = read_class_names(namesfile, cfg.nclasses, &names))) {
-        dlt_error("%s", dlt_errmsg());
-        dlt_subjects_free(subj, nsubj);
-        return 1;
-    }
+    *out = subj, *nout = nsubj, *maxlabel_out = maxlabel, *labelled_out = labelled;
+    return 0;
+}
 
-    dlt_sampler s;
-    if ((rc = dlt_sampler_init(&s, &cfg, subj, nsubj))) {
-        dlt_error("%s", dlt_errmsg());
-        dlt_subjects_free(subj, nsubj);
-        return rc == DLT_EINVAL && strstr(dlt_errmsg(), "--rot90") ? 2 : 1;
-    }
-    for (int i = 0; i < s.nmissing; i++) {
+/* What the user should know about the subjects before the stream starts:
+ * classes absent everywhere, subjects without foreground, preprocessing
+ * that differs, the memory held. */
+static void tell_about(const dlt_sampler *s, const dlt_subject *subj, int nsubj, const char *names)
+{
+    for (int i = 0; i < s->nmissing; i++) {
         char nb[128] = "";
         if (names) {
             const char *p = names;
-            for (int k = 0; p && k < s.missing_classes[i]; k++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+            for (int k = 0; p && k < s->missing_classes[i]; k++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
             if (p) snprintf(nb, sizeof nb, " (%.*s)", (int)(strchr(p, ',') ? strchr(p, ',') - p : (long)strlen(p)), p);
         }
         dlt_warn("class %d%s is absent from every volume; balanced sampling draws only the classes present",
-                 s.missing_classes[i], nb);
+                 s->missing_classes[i], nb);
     }
     if (cfg.sampler == DLT_SAMPLER_FOREGROUND) {
         int nofg = 0;
@@ -395,28 +353,32 @@ int main(int argc, char **argv)
     dlt_log(1, "%d subject%s, %d volumes held in memory: %s (images %s, labels %s, class indices %s)", nsubj,
             nsubj == 1 ? "" : "s", nvol, mib(bi + bl + bx, m1), mib(bi, m2), mib(bl, m3), mib(bx, m4));
 
-    /* ---- header ---- */
-    dlt_patch_header h;
-    memset(&h, 0, sizeof h);
+}
+
+/* The stream header: shape, classes, sampling and augmentation settings. */
+static void make_header(dlt_patch_header *h, const dlt_sampler *s, int labelled, const char *names, const char *pre,
+                        const char *flipdesc)
+{
+    memset(h, 0, sizeof *h);
     char v[512];
-    snprintf(v, sizeof v, "%lld", (long long)s.channels);
-    dlt_patch_header_set(&h, "channels", v);
+    snprintf(v, sizeof v, "%lld", (long long)s->channels);
+    dlt_patch_header_set(h, "channels", v);
     if (labelled || classes) {
         snprintf(v, sizeof v, "%d", cfg.nclasses);
-        dlt_patch_header_set(&h, "classes", v);
+        dlt_patch_header_set(h, "classes", v);
     }
     snprintf(v, sizeof v, "%d,%d,%d", cfg.patch[0], cfg.patch[1], cfg.patch[2]);
-    dlt_patch_header_set(&h, "patch", v);
-    dlt_patch_header_set(&h, "label", labelled ? "yes" : "no");
-    if (names) dlt_patch_header_set(&h, "class_names", names);
-    if (*pre) dlt_patch_header_set(&h, "preprocessing", pre);
-    dlt_patch_header_set(&h, "sampler", dlt_sampler_name(cfg.sampler));
+    dlt_patch_header_set(h, "patch", v);
+    dlt_patch_header_set(h, "label", labelled ? "yes" : "no");
+    if (names) dlt_patch_header_set(h, "class_names", names);
+    if (*pre) dlt_patch_header_set(h, "preprocessing", pre);
+    dlt_patch_header_set(h, "sampler", dlt_sampler_name(cfg.sampler));
     snprintf(v, sizeof v, "%lld", (long long)seed);
-    dlt_patch_header_set(&h, "seed", v);
-    dlt_patch_header_set(&h, "pad", dlt_pad_name(cfg.pad));
+    dlt_patch_header_set(h, "seed", v);
+    dlt_patch_header_set(h, "pad", dlt_pad_name(cfg.pad));
     snprintf(v, sizeof v, "%lld", (long long)per_volume);
-    dlt_patch_header_set(&h, "per_volume", v);
-    dlt_patch_header_set(&h, "shuffle", cfg.shuffle ? "yes" : "no");
+    dlt_patch_header_set(h, "per_volume", v);
+    dlt_patch_header_set(h, "shuffle", cfg.shuffle ? "yes" : "no");
     {
         int k = 0;
         v[0] = 0;
@@ -443,20 +405,22 @@ int main(int argc, char **argv)
         if (cfg.aug.lowres_p > 0)
             k += snprintf(v + k, sizeof v - (size_t)k, " low-res=%g,%g,%g", cfg.aug.lowres[0], cfg.aug.lowres[1],
                           cfg.aug.lowres_p);
-        dlt_patch_header_set(&h, "augment", k ? v + 1 : "none");
+        dlt_patch_header_set(h, "augment", k ? v + 1 : "none");
     }
-    if (cfg.sampler == DLT_SAMPLER_BALANCED && weights) dlt_patch_header_set(&h, "class_weights", weights);
+    if (cfg.sampler == DLT_SAMPLER_BALANCED && weights) dlt_patch_header_set(h, "class_weights", weights);
     if (cfg.sampler == DLT_SAMPLER_FOREGROUND) {
         snprintf(v, sizeof v, "%g", cfg.fg_fraction);
-        dlt_patch_header_set(&h, "fg_fraction", v);
+        dlt_patch_header_set(h, "fg_fraction", v);
     }
-    dlt_patch_header_set(&h, "source", list ? list : images[0]);
+    dlt_patch_header_set(h, "source", list ? list : images[0]);
 
-    static char obuf[1 << 20];
-    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-    if (dlt_patch_write_header(stdout, &h)) return write_failed();
+}
 
-    /* ---- records ---- */
+/* Records skip.. to the end (endless without --epochs/--count) to stdout,
+ * made by T threads in batches of 2T, written in order; the sampler's
+ * clones are freed here (ts[0] is *s). 0, or 1 (reported). */
+static int write_records(dlt_sampler *s, int nsubj)
+{
     int64_t per_epoch = (int64_t)nsubj * per_volume;
     int64_t end = -1; /* first record index not written; -1 = endless */
     if (epochs > 0) end = epochs * per_epoch;
@@ -473,9 +437,10 @@ int main(int argc, char **argv)
         dlt_error("out of memory");
         return 1;
     }
-    ts[0] = s;
-    for (int t = 1; t < T; t++) dlt_sampler_clone(&ts[t], &s);
+    ts[0] = *s;
+    for (int t = 1; t < T; t++) dlt_sampler_clone(&ts[t], s);
     int showprog = isatty(2) && loglevel > 0;
+    dlt_progress prog;
     if (showprog) dlt_progress_start(&prog, "patches", end >= 0 ? end - skip : 0);
     int status = 0;
     for (int64_t k = skip; end < 0 || k < end; k += B) {
@@ -510,10 +475,75 @@ int main(int argc, char **argv)
     if (!status && end >= 0) dlt_log(2, "wrote %lld records", (long long)(end > skip ? end - skip : 0));
     for (int i = 0; i < B; i++) dlt_patch_free(&batch[i]);
     for (int t = 0; t < T; t++) dlt_sampler_free(&ts[t]);
-    free(ts);
-    free(batch);
-    free(brc);
-    free(bmsg);
+    free(ts), free(batch), free(brc), free(bmsg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    dlt_log_init("dlt-sample");
+    dlt_stdout_check_at_exit();
+    signal(SIGPIPE, SIG_DFL); /* an early-exiting consumer ends us quietly */
+    cfg.patch[0] = cfg.patch[1] = cfg.patch[2] = 64;
+    cfg.fg_fraction = 0.33;
+    loglevel = dlt_log_level();
+    char flipdesc[8] = ""; /* e.g. "x,y,z" */
+    const int first = dlt_cli_parse(&cli, argc, argv);
+    if (first < 0) return first == DLT_CLI_EXIT_OK ? 0 : 2;
+    dlt_log_set_level(loglevel);
+    if (first < argc) return dlt_usage_error("unexpected argument '%s'", argv[first]);
+    if (!list == !nimages) return dlt_usage_error("%s", "give either --list FILE or --image FILE [--label FILE]");
+    if (list && labelpath) return dlt_usage_error("%s", "--label goes with --image, not with --list");
+    if (cfg.aug.rot90 && cfg.patch[0] != cfg.patch[1])
+        return dlt_usage_error("--rot90 needs a patch with X == Y (%s)", "rotations are in the x-y plane");
+    if (dlt_stdout_is_tty()) {
+        dlt_error("refusing to write a binary patch stream to a terminal; redirect stdout or pipe it (e.g. | dlt-train)");
+        return 2;
+    }
+    for (int a = 0; a < 3; a++)
+        if (cfg.aug.flip[a]) {
+            if (*flipdesc) strcat(flipdesc, ",");
+            strcat(flipdesc, a == 0 ? "x" : a == 1 ? "y" : "z");
+        }
+    cfg.per_volume = (int)per_volume;
+    cfg.seed = (uint64_t)seed;
+
+    dlt_subject *subj = NULL;
+    int nsubj = 0, maxlabel, labelled, rc;
+    if (load_subjects(&subj, &nsubj, &maxlabel, &labelled)) return 1;
+    cfg.nclasses = classes ? (int)classes : maxlabel >= 0 ? maxlabel + 1 : 1;
+    double *w = NULL;
+    if (weights) {
+        w = calloc((size_t)cfg.nclasses, sizeof(double));
+        int n = 0;
+        if (!w || dlt_parse_doubles(weights, cfg.nclasses, w, &n) || n != cfg.nclasses) {
+            dlt_error("--class-weights %s: want %d comma-separated weights, one per class", weights, cfg.nclasses);
+            dlt_subjects_free(subj, nsubj);
+            return 2;
+        }
+        cfg.class_weights = w;
+    }
+    char *names = NULL;
+    if (namesfile && (rc = read_class_names(namesfile, cfg.nclasses, &names))) {
+        dlt_error("%s", dlt_errmsg());
+        dlt_subjects_free(subj, nsubj);
+        return 1;
+    }
+
+    dlt_sampler s;
+    if ((rc = dlt_sampler_init(&s, &cfg, subj, nsubj))) {
+        dlt_error("%s", dlt_errmsg());
+        dlt_subjects_free(subj, nsubj);
+        return rc == DLT_EINVAL && strstr(dlt_errmsg(), "--rot90") ? 2 : 1;
+    }
+    tell_about(&s, subj, nsubj, names);
+    dlt_patch_header h;
+    make_header(&h, &s, labelled, names, subj[0].preprocessing, flipdesc);
+    static char obuf[1 << 20];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+    if (dlt_patch_write_header(stdout, &h)) return write_failed();
+
+    const int status = write_records(&s, nsubj);
     free(w);
     free(names);
     dlt_patch_header_free(&h);
