@@ -245,6 +245,114 @@ static const dlt_cli cli = {
     "With --list (TSV id, image..., as dlt-sample reads), DIR/ID.nii.gz per entry.",
     opts, "See dlt-infer(1).", NULL};
 
+/* --plan: the steps to apply before predicting, and the one spacing step
+ * to undo after. 0, or 2 (a usage error, reported). */
+static int read_plan(ctx *cx)
+{
+    if (dlt_plan_normalize(plan, &cx->plan)) return dlt_usage_error("--plan: %s", dlt_errmsg());
+    for (int i = 0; i < cx->plan.n; i++) {
+        const dlt_norm_step *s = &cx->plan.step[i];
+        if (s->kind == DLT_NORM_SPACING && !cx->target) cx->target = s->a;
+        else if (s->kind >= DLT_NORM_SPACING)
+            return dlt_usage_error("--plan: %s: only intensity steps and one spacing step can be undone here",
+                                   dlt_norm_step_name(s->kind));
+        else if (s->kind == DLT_NORM_WHITEN && s->mode == DLT_WHITEN_MASK)
+            return dlt_usage_error("--plan: %s", "whiten=mask needs a mask, which dlt-infer does not take");
+    }
+    cx->have_plan = 1;
+    return 0;
+}
+
+/* Every model takes the window; the volume is padded to the least common
+ * multiple of their size multiples. 0, or 2 (a usage error, reported). */
+static int check_window(ctx *cx, const dlt_net_config *nc, const int wv[3], int whole)
+{
+    cx->mult[0] = cx->mult[1] = cx->mult[2] = 1;
+    for (int i = 0; i < nmodels; i++) {
+        if (!whole && dlt_net_check_size(&nc[i], wv[0], wv[1], wv[2])) {
+            if (nmodels > 1) dlt_err_prefix(DLT_ESHAPE, "%s", models[i]);
+            return dlt_usage_error("--window: %s", dlt_errmsg());
+        }
+        int64_t mi[3];
+        dlt_net_size_multiple(&nc[i], mi);
+        for (int a = 0; a < 3; a++) /* least common multiple */
+            for (int64_t l = cx->mult[a];; l += cx->mult[a])
+                if (l % mi[a] == 0) {
+                    cx->mult[a] = l;
+                    break;
+                }
+    }
+    return 0;
+}
+
+/* --largest-component=CLASSES: the classes it applies to, checked against
+ * the model. 0, or 2 (a usage error, reported). */
+static int lcc_classes(ctx *cx, int classes)
+{
+    cx->lcc_only = calloc((size_t)classes, 1);
+    for (int i = 0; i < n_lcc_cls; i++) {
+        if (lcc_cls[i] < 1 || lcc_cls[i] >= classes) {
+            char cl[16];
+            snprintf(cl, sizeof cl, "%d", lcc_cls[i]);
+            dlt_err(DLT_EINVAL, "--largest-component: class %s is not one of the model's 1..%d", cl,
+                    classes - 1);
+            return dlt_usage_error("%s", dlt_errmsg());
+        }
+        cx->lcc_only[lcc_cls[i]] = 1;
+    }
+    return 0;
+}
+
+/* --list: DIR/ID.nii.gz per entry. 0, or 1 (reported). */
+static int run_list(ctx *cx)
+{
+    int status = 0;
+    dlt_vlist l;
+    if (dlt_vlist_read(list, &l)) {
+        dlt_error("%s", dlt_errmsg());
+        return 1;
+    }
+    if (mkdir(out, 0777) && errno != EEXIST) {
+        dlt_error("%s: %s", out, strerror(errno));
+        return 1;
+    }
+    dlt_progress lp;
+    dlt_progress_start(&lp, "volumes", l.n);
+    for (int i = 0; i < l.n && !status; i++) {
+        dlt_volume img;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.nii.gz", out, l.e[i].id);
+        if (dlt_vlist_load_images(&l, i, &img) || segment(cx, &img, l.e[i].image[0], path, NULL)) {
+            dlt_error("%s", dlt_errmsg());
+            status = 1;
+        }
+        if (!status) dlt_volume_free(&img);
+        dlt_progress_update(&lp, i + 1, l.e[i].id);
+    }
+    if (!status) dlt_log(DLT_LOG_INFO, "%d volume%s segmented into %s", l.n, l.n == 1 ? "" : "s", out);
+    dlt_vlist_free(&l);
+    return status;
+}
+
+/* IN [IN2...] (channels) to OUT or stdout. 0, or 1 (reported). */
+static int run_one(ctx *cx, const char *const *in, int nin)
+{
+    int status = 0;
+    dlt_volume img;
+    if (dlt_load_channels(in, nin, &img)) {
+        dlt_error("%s", dlt_errmsg());
+        status = 1;
+    } else {
+        const char *name = strcmp(in[0], "-") ? in[0] : "stdin";
+        if (segment(cx, &img, name, out ? out : "-", probs)) {
+            dlt_error("%s", dlt_errmsg());
+            status = 1;
+        }
+        dlt_volume_free(&img);
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-infer");
@@ -278,19 +386,7 @@ int main(int argc, char **argv)
 
     ctx cx;
     memset(&cx, 0, sizeof cx);
-    if (plan) {
-        if (dlt_plan_normalize(plan, &cx.plan)) return dlt_usage_error("--plan: %s", dlt_errmsg());
-        for (int i = 0; i < cx.plan.n; i++) {
-            const dlt_norm_step *s = &cx.plan.step[i];
-            if (s->kind == DLT_NORM_SPACING && !cx.target) cx.target = s->a;
-            else if (s->kind >= DLT_NORM_SPACING)
-                return dlt_usage_error("--plan: %s: only intensity steps and one spacing step can be undone here",
-                                   dlt_norm_step_name(s->kind));
-            else if (s->kind == DLT_NORM_WHITEN && s->mode == DLT_WHITEN_MASK)
-                return dlt_usage_error("--plan: %s", "whiten=mask needs a mask, which dlt-infer does not take");
-        }
-        cx.have_plan = 1;
-    }
+    if (plan && read_plan(&cx)) return 2;
     cx.nmodels = nmodels;
     memcpy(cx.model_path, models, sizeof models[0] * (size_t)nmodels);
     for (int i = 0; i < nmodels; i++) dlt_model_init(&cx.m[i]);
@@ -306,21 +402,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    cx.mult[0] = cx.mult[1] = cx.mult[2] = 1;
-    for (int i = 0; i < nmodels; i++) {
-        if (!whole && dlt_net_check_size(&nc[i], wv[0], wv[1], wv[2])) {
-            if (nmodels > 1) dlt_err_prefix(DLT_ESHAPE, "%s", models[i]);
-            return dlt_usage_error("--window: %s", dlt_errmsg());
-        }
-        int64_t mi[3];
-        dlt_net_size_multiple(&nc[i], mi);
-        for (int a = 0; a < 3; a++) /* least common multiple */
-            for (int64_t l = cx.mult[a];; l += cx.mult[a])
-                if (l % mi[a] == 0) {
-                    cx.mult[a] = l;
-                    break;
-                }
-    }
+    if (check_window(&cx, nc, wv, whole)) return 2;
     if (!pad) pad = dlt_model_get_meta(&cx.m[0], "pad");
     int padmode = pad && pad_parse(pad) >= 0 ? pad_parse(pad) : DLT_INFER_PAD_ZERO;
 
@@ -342,19 +424,7 @@ int main(int argc, char **argv)
     cx.window_whole = whole;
     memcpy(cx.window, wv, sizeof wv);
     cx.lcc = lcc, cx.conn = conn;
-    if (n_lcc_cls) {
-        cx.lcc_only = calloc((size_t)nc[0].classes, 1);
-        for (int i = 0; i < n_lcc_cls; i++) {
-            if (lcc_cls[i] < 1 || lcc_cls[i] >= nc[0].classes) {
-                char cl[16];
-                snprintf(cl, sizeof cl, "%d", lcc_cls[i]);
-                dlt_err(DLT_EINVAL, "--largest-component: class %s is not one of the model's 1..%d", cl,
-                        nc[0].classes - 1);
-                return dlt_usage_error("%s", dlt_errmsg());
-            }
-            cx.lcc_only[lcc_cls[i]] = 1;
-        }
-    }
+    if (n_lcc_cls && lcc_classes(&cx, nc[0].classes)) return 2;
     dlt_infer_config_default(&cx.ic);
     cx.ic.overlap = overlap;
     cx.ic.blend = blend;
@@ -368,46 +438,7 @@ int main(int argc, char **argv)
     cx.ic.predict = dlt_infer_predict_ensemble;
     cx.ic.predict_ctx = &cx.ens;
 
-    int status = 0;
-    if (list) {
-        dlt_vlist l;
-        if (dlt_vlist_read(list, &l)) {
-            dlt_error("%s", dlt_errmsg());
-            return 1;
-        }
-        if (mkdir(out, 0777) && errno != EEXIST) {
-            dlt_error("%s: %s", out, strerror(errno));
-            return 1;
-        }
-        dlt_progress lp;
-        dlt_progress_start(&lp, "volumes", l.n);
-        for (int i = 0; i < l.n && !status; i++) {
-            dlt_volume img;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s.nii.gz", out, l.e[i].id);
-            if (dlt_vlist_load_images(&l, i, &img) || segment(&cx, &img, l.e[i].image[0], path, NULL)) {
-                dlt_error("%s", dlt_errmsg());
-                status = 1;
-            }
-            if (!status) dlt_volume_free(&img);
-            dlt_progress_update(&lp, i + 1, l.e[i].id);
-        }
-        if (!status) dlt_log(DLT_LOG_INFO, "%d volume%s segmented into %s", l.n, l.n == 1 ? "" : "s", out);
-        dlt_vlist_free(&l);
-    } else {
-        dlt_volume img;
-        if (dlt_load_channels((const char *const *)argv + first, argc - first, &img)) {
-            dlt_error("%s", dlt_errmsg());
-            status = 1;
-        } else {
-            const char *name = strcmp(argv[first], "-") ? argv[first] : "stdin";
-            if (segment(&cx, &img, name, out ? out : "-", probs)) {
-                dlt_error("%s", dlt_errmsg());
-                status = 1;
-            }
-            dlt_volume_free(&img);
-        }
-    }
+    const int status = list ? run_list(&cx) : run_one(&cx, (const char *const *)argv + first, argc - first);
     dlt_infer_ensemble_free(&cx.ens);
     free(cx.lcc_only);
     for (int i = 0; i < nmodels; i++) {
