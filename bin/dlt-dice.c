@@ -260,6 +260,96 @@ static const dlt_cli cli = {
     "See dlt-dice(1).",
     NULL};
 
+/* Class names from --classes (whose foreground ids become the classes
+ * reported unless --labels gave them) or from --model. 0 or an error. */
+static int read_names(dlt_class_names *names, int *want, int *nwant, int **wantp)
+{
+    int rc = 0;
+    if (classes) {
+        if ((rc = dlt_class_names_read(classes, names)) != 0) return rc;
+        if (!*wantp) {
+            for (int i = 0; i < names->n && *nwant < 1024; i++)
+                if (names->id[i] > 0) want[(*nwant)++] = names->id[i];
+            if (*nwant == 0) return dlt_err(DLT_EFORMAT, "%s: names no foreground class (ids > 0)", classes);
+            *wantp = want;
+        }
+    } else if (model) {
+        dlt_model mod;
+        dlt_model_init(&mod);
+        if ((rc = dlt_model_read(model, &mod)) != 0) return rc;
+        const char *cn = dlt_model_get_meta(&mod, "class_names");
+        if (cn) rc = dlt_class_names_parse(cn, names);
+        else dlt_warn("%s: no class_names in the model metadata", model);
+        dlt_model_free(&mod);
+        if (rc) return dlt_err_prefix(rc, "%s", model);
+    }
+    return rc;
+}
+
+/* The TSV: a row per case and class, then with --summary the statistics
+ * per class over the cases and the mean over foreground classes. */
+static void write_table(FILE *o, const pair *pairs, const case_result *res, int np, const int *cls, int ncls,
+                        const dlt_class_names *names, const int NV)
+{
+    fprintf(o, "case\tclass\tname\tdice\tprecision\trecall\tvol_pred_ml\tvol_ref_ml\thd95\tassd%s\n",
+            ns ? "\tnsd" : "");
+    double *col = malloc(sizeof(double) * (size_t)(np ? np : 1) * NV);
+    double *fg = malloc(sizeof(double) * (size_t)(ncls ? ncls : 1) * NV);
+    int nfg = 0;
+    dlt_stats *st = malloc(sizeof(dlt_stats) * NV * (size_t)(ncls ? ncls : 1));
+    for (int i = 0; i < np; i++)
+        for (int k = 0; k < ncls; k++) {
+            char id[16];
+            snprintf(id, sizeof id, "%d", cls[k]);
+            const char *nm = dlt_class_names_get(names, cls[k]);
+            dlt_class_metrics m = class_of(&res[i], cls[k], distances);
+            double v[NV_MAX];
+            values(&m, v);
+            row(o, pairs[i].name, id, nm ? nm : "-", v, NV);
+        }
+    if (summary) {
+        static const char *sname[5] = {"mean", "std", "median", "min", "max"};
+        for (int k = 0; k < ncls; k++) {
+            for (int i = 0; i < np; i++) {
+                dlt_class_metrics m = class_of(&res[i], cls[k], distances);
+                double v[NV_MAX];
+                values(&m, v);
+                for (int j = 0; j < NV; j++) col[j * np + i] = v[j];
+            }
+            for (int j = 0; j < NV; j++) dlt_stats_compute(col + j * np, np, &st[k * NV + j]);
+        }
+        for (int s = 0; s < 5; s++)
+            for (int k = 0; k < ncls; k++) {
+                char id[16];
+                snprintf(id, sizeof id, "%d", cls[k]);
+                const char *nm = dlt_class_names_get(names, cls[k]);
+                double v[NV_MAX];
+                for (int j = 0; j < NV; j++) {
+                    const dlt_stats *t = &st[k * NV + j];
+                    v[j] = s == 0 ? t->mean : s == 1 ? t->std : s == 2 ? t->median : s == 3 ? t->min : t->max;
+                }
+                row(o, sname[s], id, nm ? nm : "-", v, NV);
+            }
+        /* Mean over foreground classes of the per-class means (classes
+         * absent from every case, and class 0, left out). */
+        for (int k = 0; k < ncls; k++)
+            if (cls[k] > 0 && st[k * NV].n > 0) {
+                for (int j = 0; j < NV; j++) fg[j * ncls + nfg] = st[k * NV + j].mean;
+                nfg++;
+            }
+        double v[NV_MAX];
+        for (int j = 0; j < NV; j++) {
+            dlt_stats t;
+            dlt_stats_compute(fg + j * ncls, nfg, &t);
+            v[j] = t.mean;
+        }
+        row(o, "mean", "fg", "foreground", v, NV);
+    }
+    free(col);
+    free(fg);
+    free(st);
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init("dlt-dice");
@@ -299,30 +389,7 @@ int main(int argc, char **argv)
     dlt_class_names names;
     memset(&names, 0, sizeof names);
     int rc = 0;
-    if (classes) {
-        if ((rc = dlt_class_names_read(classes, &names)) != 0) goto fail;
-        if (!wantp) {
-            for (int i = 0; i < names.n && nwant < 1024; i++)
-                if (names.id[i] > 0) want[nwant++] = names.id[i];
-            if (nwant == 0) {
-                rc = dlt_err(DLT_EFORMAT, "%s: names no foreground class (ids > 0)", classes);
-                goto fail;
-            }
-            wantp = want;
-        }
-    } else if (model) {
-        dlt_model mod;
-        dlt_model_init(&mod);
-        if ((rc = dlt_model_read(model, &mod)) != 0) goto fail;
-        const char *cn = dlt_model_get_meta(&mod, "class_names");
-        if (cn) rc = dlt_class_names_parse(cn, &names);
-        else dlt_warn("%s: no class_names in the model metadata", model);
-        dlt_model_free(&mod);
-        if (rc) {
-            dlt_err_prefix(rc, "%s", model);
-            goto fail;
-        }
-    }
+    if ((rc = read_names(&names, want, &nwant, &wantp))) goto fail;
 
     pair *pairs = NULL;
     int np = 0;
@@ -355,63 +422,7 @@ int main(int argc, char **argv)
         int *cls = malloc(sizeof(int) * (size_t)(ncls ? ncls : 1));
         for (int k = 0; k < ncls; k++) cls[k] = wantp ? wantp[k] : k + 1;
         FILE *o = stdout;
-        fprintf(o, "case\tclass\tname\tdice\tprecision\trecall\tvol_pred_ml\tvol_ref_ml\thd95\tassd%s\n",
-                ns ? "\tnsd" : "");
-        double *col = malloc(sizeof(double) * (size_t)(np ? np : 1) * NV);
-        double *fg = malloc(sizeof(double) * (size_t)(ncls ? ncls : 1) * NV);
-        int nfg = 0;
-        dlt_stats *st = malloc(sizeof(dlt_stats) * NV * (size_t)(ncls ? ncls : 1));
-        for (int i = 0; i < np; i++)
-            for (int k = 0; k < ncls; k++) {
-                char id[16];
-                snprintf(id, sizeof id, "%d", cls[k]);
-                const char *nm = dlt_class_names_get(&names, cls[k]);
-                dlt_class_metrics m = class_of(&res[i], cls[k], distances);
-                double v[NV_MAX];
-                values(&m, v);
-                row(o, pairs[i].name, id, nm ? nm : "-", v, NV);
-            }
-        if (summary) {
-            static const char *sname[5] = {"mean", "std", "median", "min", "max"};
-            for (int k = 0; k < ncls; k++) {
-                for (int i = 0; i < np; i++) {
-                    dlt_class_metrics m = class_of(&res[i], cls[k], distances);
-                    double v[NV_MAX];
-                    values(&m, v);
-                    for (int j = 0; j < NV; j++) col[j * np + i] = v[j];
-                }
-                for (int j = 0; j < NV; j++) dlt_stats_compute(col + j * np, np, &st[k * NV + j]);
-            }
-            for (int s = 0; s < 5; s++)
-                for (int k = 0; k < ncls; k++) {
-                    char id[16];
-                    snprintf(id, sizeof id, "%d", cls[k]);
-                    const char *nm = dlt_class_names_get(&names, cls[k]);
-                    double v[NV_MAX];
-                    for (int j = 0; j < NV; j++) {
-                        const dlt_stats *t = &st[k * NV + j];
-                        v[j] = s == 0 ? t->mean : s == 1 ? t->std : s == 2 ? t->median : s == 3 ? t->min : t->max;
-                    }
-                    row(o, sname[s], id, nm ? nm : "-", v, NV);
-                }
-            /* Mean over foreground classes of the per-class means (classes
-             * absent from every case, and class 0, left out). */
-            for (int k = 0; k < ncls; k++)
-                if (cls[k] > 0 && st[k * NV].n > 0) {
-                    for (int j = 0; j < NV; j++) fg[j * ncls + nfg] = st[k * NV + j].mean;
-                    nfg++;
-                }
-            double v[NV_MAX];
-            for (int j = 0; j < NV; j++) {
-                dlt_stats t;
-                dlt_stats_compute(fg + j * ncls, nfg, &t);
-                v[j] = t.mean;
-            }
-            row(o, "mean", "fg", "foreground", v, NV);
-        }
-        free(col);
-        free(fg);
-        free(st);
+        write_table(o, pairs, res, np, cls, ncls, &names, NV);
         free(cls);
         if (fflush(o) != 0 || ferror(o)) rc = dlt_err(DLT_EIO, "stdout: write failed: %s", strerror(errno));
     }
