@@ -240,6 +240,34 @@ static const dlt_cli cli = {"dlt-render", "IMAGE [-l LABEL]... -o OUT.png [optio
                             "Write a PNG of IMAGE's slices with each LABEL overlaid (one column per label).", opts,
                             "See dlt-render(1).", NULL};
 
+/* present[k] = 1 for every class k in any of the label volumes; returns
+ * how many foreground classes that is. */
+static int classes_present(const dlt_volume *lab, int nlab, unsigned char *present)
+{
+    int n = 0;
+    for (int i = 0; i < nlab; i++)
+        for (int64_t k = 0; k < lab[i].nx * lab[i].ny * lab[i].nz; k++) present[lab[i].label[k]] = 1;
+    for (int k = 1; k < MAXCLASS; k++) n += present[k];
+    return n;
+}
+
+/* A colour box and "id name" per present class, `cols` to a row from (x0, y0). */
+static void draw_legend(dlt_picture *p, int x0, int y0, int cols, const unsigned char *present, char *const *names)
+{
+    static const uint8_t white[3] = {235, 235, 235};
+    for (int k = 1, li = 0; k < MAXCLASS; k++) {
+        if (!present[k]) continue;
+        int lx = x0 + (li % cols) * 200, yy = y0 + (li / cols) * 16;
+        uint8_t col[3];
+        dlt_label_colour(k, col);
+        dlt_picture_fill(p, lx, yy + 1, 12, 12, col);
+        char name[64];
+        snprintf(name, sizeof name, "%d %.20s", k, names[k] ? names[k] : "");
+        dlt_picture_text(p, lx + 16, yy, name, white);
+        li++;
+    }
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init(argv[0]);
@@ -331,10 +359,7 @@ int main(int argc, char **argv)
     }
     /* Legend: the classes present in any label volume. */
     static unsigned char present[MAXCLASS];
-    int npresent = 0;
-    for (int i = 0; i < nlab; i++)
-        for (int64_t k = 0; k < img.nx * img.ny * img.nz; k++) present[lab[i].label[k]] = 1;
-    for (int k = 1; k < MAXCLASS; k++) npresent += present[k];
+    const int npresent = classes_present(lab, nlab, present);
     int block_w = grid_c * (maxw + gap), W = ncol * block_w + gap;
     if (W < 420) W = 420;
     int legend_cols = W / 200 > 0 ? W / 200 : 1;
@@ -361,18 +386,7 @@ int main(int argc, char **argv)
             dlt_picture_text(&p, x0 + 2, y0 + 2, lbl, grey);
         }
     }
-    int ly = title_h + grid_h + gap, li = 0;
-    for (int k = 1; k < MAXCLASS; k++) {
-        if (!present[k]) continue;
-        int lx = gap + (li % legend_cols) * 200, yy = ly + (li / legend_cols) * 16;
-        uint8_t col[3];
-        dlt_label_colour(k, col);
-        dlt_picture_fill(&p, lx, yy + 1, 12, 12, col);
-        char name[64];
-        snprintf(name, sizeof name, "%d %.20s", k, names[k] ? names[k] : "");
-        dlt_picture_text(&p, lx + 16, yy, name, white);
-        li++;
-    }
+    draw_legend(&p, gap, title_h + grid_h + gap, legend_cols, present, names);
     snprintf(tbuf, sizeof tbuf, "window %.4g..%.4g, patient right on the left", s.lo, s.hi);
     dlt_picture_text(&p, gap, H - 15, tbuf, grey);
     int rc = dlt_picture_write_png(&p, out);
