@@ -291,6 +291,7 @@ static int save_model(run *r, const char *path, double val)
     if ((v = dlt_patch_header_get(r->hdr, "pad"))) SET("pad", "%s", v);
     if ((v = dlt_patch_header_get(r->hdr, "sampler"))) SET("stream_sampler", "%s", v);
     if ((v = dlt_patch_header_get(r->hdr, "seed"))) SET("stream_seed", "%s", v);
+    if ((v = dlt_patch_header_get(r->hdr, "augment"))) SET("stream_augment", "%s", v); /* dlt-infer --tta's axes */
     if (r->intensity[0]) SET("intensity", "%s", r->intensity);
     if (!isnan(r->best_val)) {
         SET("best_val_dice", "%.9g", r->best_val);

@@ -1,5 +1,6 @@
 /* backend.c - choosing a backend by name, tensor helpers, and TF 'same'
  * padding (see dlt/backend.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,35 +30,62 @@ static int create_cpu(dlt_backend **be)
     return dlt_cpu_ref_create(be);
 }
 
-#ifdef DLT_HAVE_CUDA
 /* lib/cuda defines the constructor whenever the Makefile found nvcc and
  * cuDNN (DLT_HAVE_CUDA); a plain reference pulls its object out of the
  * static libdlt.a. */
-static int create_cuda(dlt_backend **be) { return dlt_cuda_create(be); }
+static int create_cuda(dlt_backend **be)
+{
+#ifdef DLT_HAVE_CUDA
+    return dlt_cuda_create(be);
+#else
+    (void)be;
+    return dlt_err(DLT_EUNSUP, "cuda: this build has no CUDA backend (nvcc and cuDNN were not found at build time)");
 #endif
+}
+
+static int create_auto(dlt_backend **be)
+{
+#ifdef DLT_HAVE_CUDA
+    if (create_cuda(be) == 0) return 0;
+    dlt_warn("device auto: no usable GPU (%s); using the cpu", dlt_errmsg());
+#else
+    dlt_log(DLT_LOG_VERBOSE, "device auto: this build has no CUDA backend; using the cpu");
+#endif
+    return create_cpu(be);
+}
+
+/* The registry: what --device names, in the order help and errors list
+ * them. A new backend is a row here and its constructor. */
+static const dlt_device devices[] = {
+    {"cpu", "the fast path: oneDNN's convolutions and dlt's own SIMD loops", create_cpu},
+    {"cpu-ref", "plain C loops with double sums: the oracle the others are tested against", dlt_cpu_ref_create},
+    {"cuda", "an NVIDIA GPU through cuDNN", create_cuda},
+    {"auto", "cuda where a GPU is usable, else cpu", create_auto},
+};
+enum { NDEVICES = sizeof devices / sizeof devices[0] };
+
+int dlt_device_count(void) { return NDEVICES; }
+const dlt_device *dlt_device_at(int i) { return i >= 0 && i < NDEVICES ? &devices[i] : NULL; }
+
+const char *dlt_device_names(void)
+{
+    static char buf[256];
+    if (!buf[0]) {
+        size_t k = 0;
+        for (int i = 0; i < NDEVICES; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i == 0 ? "" : i == NDEVICES - 1 ? " or " : ", ",
+                                  devices[i].name);
+    }
+    return buf;
+}
 
 int dlt_backend_create(const char *name, dlt_backend **be)
 {
     *be = NULL;
-    if (!name || !strcmp(name, "cpu")) return create_cpu(be);
-    if (!strcmp(name, "cpu-ref")) return dlt_cpu_ref_create(be);
-    if (!strcmp(name, "cuda")) {
-#ifdef DLT_HAVE_CUDA
-        return create_cuda(be);
-#else
-        return dlt_err(DLT_EUNSUP, "cuda: this build has no CUDA backend (nvcc and cuDNN were not found at build time)");
-#endif
-    }
-    if (!strcmp(name, "auto")) {
-#ifdef DLT_HAVE_CUDA
-        if (create_cuda(be) == 0) return 0;
-        dlt_warn("device auto: no usable GPU (%s); using the cpu", dlt_errmsg());
-#else
-        dlt_log(DLT_LOG_VERBOSE, "device auto: this build has no CUDA backend; using the cpu");
-#endif
-        return create_cpu(be);
-    }
-    return dlt_err(DLT_EINVAL, "%s: unknown device (expected cpu, cpu-ref, cuda or auto)", name);
+    if (!name) name = "cpu";
+    for (int i = 0; i < NDEVICES; i++)
+        if (!strcmp(name, devices[i].name)) return devices[i].create(be);
+    return dlt_err(DLT_EINVAL, "%s: unknown device (expected %s)", name, dlt_device_names());
 }
 
 void dlt_backend_free(dlt_backend *be)

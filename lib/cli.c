@@ -126,7 +126,7 @@ int dlt_cli_parse(const dlt_cli *cli, int argc, char **argv)
     }
     so[k] = 0;
     int rc = 0, c;
-    optind = 1;
+    optind = 0; /* 0: glibc starts afresh (no state left from an earlier parse) */
     opterr = 0;
     while (!rc && (c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
         dlt_option *o = NULL;

@@ -284,3 +284,27 @@ EOF
     [[ "$stderr" == *"nope.nii.gz"* ]]
     [ ! -e "$T/p.nii.gz" ]
 }
+
+@test "--tta mirrors along the axes the model was trained flipped along; none: refused; others: warned" {
+    command -v dlt-phantom >/dev/null || skip "dlt-phantom not built"
+    dlt-phantom -q -n 1 --size 16,16,16 --spacing 8 -o "$T/ph"
+    TR="--filters 4,8 --strides 1,2 --batch 2 --steps 2 -q --device cpu-ref"
+    dlt-sample -q --list "$T/ph/list.tsv" --patch 8 --count 8 --flip x > "$T/sx"
+    dlt-train $TR -o "$T/fx.dltm" "$T/sx"
+    dlt-info "$T/fx.dltm" | grep -q "stream_augment *flip=x"
+    run --separate-stderr dlt-infer -v -m "$T/fx.dltm" --tta "$T/ph/img0001.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"trained flipped along (flip=x)"* ]]
+    run --separate-stderr dlt-infer -m "$T/fx.dltm" --tta=x,y "$T/ph/img0001.nii.gz" -o "$T/p.nii.gz"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"warning: --tta=x,y mirrors along axes"* ]]
+    dlt-sample -q --list "$T/ph/list.tsv" --patch 8 --count 8 > "$T/s0"
+    dlt-train $TR -o "$T/f0.dltm" "$T/s0"
+    run --separate-stderr dlt-infer -m "$T/f0.dltm" --tta "$T/ph/img0001.nii.gz" -o "$T/p0.nii.gz"
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    [[ "$stderr" == *"trained without flips"* ]]
+    [ ! -e "$T/p0.nii.gz" ]
+    run --separate-stderr dlt-infer -m "$T/f0.dltm" --tta=z "$T/ph/img0001.nii.gz" -o "$T/p0.nii.gz"
+    [ "$status" -eq 0 ]
+}

@@ -272,6 +272,19 @@ static inline int dlt_backend_set_precision(dlt_backend *be, const char *precisi
  * line), "cuda" (error without a usable GPU), "auto" (cuda if usable, else
  * cpu, saying so on stderr). *be is freed by dlt_backend_free. */
 int dlt_backend_create(const char *name, dlt_backend **be);
+
+/* The registry behind dlt_backend_create: every device name with a line
+ * about it and its constructor (which may fail: cuda without a GPU or
+ * without CUDA in the build). dlt_device_names(): "cpu, cpu-ref, cuda or
+ * auto", for help and errors. */
+typedef struct dlt_device {
+    const char *name;
+    const char *about;
+    int (*create)(dlt_backend **be);
+} dlt_device;
+int dlt_device_count(void);
+const dlt_device *dlt_device_at(int i);
+const char *dlt_device_names(void);
 void dlt_backend_free(dlt_backend *be);
 
 /* Convenience: allocate + upload / download into a new host buffer. */

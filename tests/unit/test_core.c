@@ -1,6 +1,7 @@
 /* test_core.c - errors, checked allocation, Philox known answers, RNG
  * determinism, CRC32, option parsers. */
 #include "check.h"
+#include "dlt/backend.h"
 #include "dlt/core.h"
 #include "dlt/io.h"
 
@@ -67,5 +68,22 @@ int main(void)
     int l[8], nl;
     CHECK(dlt_parse_ints("16,32,64,128", 8, l, &nl) == 0 && nl == 4 && l[3] == 128, "int list");
     CHECK(dlt_parse_ints("16,,3", 8, l, &nl) != 0 && dlt_parse_ints("16,", 8, l, &nl) != 0, "bad int lists");
+
+    /* the device registry: every row named, described and creatable by its
+     * name (cuda may fail here, but not as an unknown device) */
+    int ok = dlt_device_count() >= 3;
+    for (int i = 0; i < dlt_device_count(); i++) {
+        const dlt_device *d = dlt_device_at(i);
+        dlt_backend *be = NULL;
+        int rc = dlt_backend_create(d->name, &be);
+        if (!d->about || !*d->about || !strstr(dlt_device_names(), d->name) || (rc && rc != DLT_EUNSUP && rc != DLT_EDEVICE))
+            ok = 0;
+        if (!rc && (!be || (strcmp(d->name, "auto") && strncmp(be->name, d->name, 3)))) ok = 0;
+        dlt_backend_free(be);
+    }
+    CHECK(ok && dlt_device_at(dlt_device_count()) == NULL, "device registry: %s", dlt_device_names());
+    dlt_backend *be = NULL;
+    CHECK(dlt_backend_create("tpu", &be) == DLT_EINVAL && be == NULL && strstr(dlt_errmsg(), dlt_device_names()),
+          "an unknown device is refused naming the known ones (%s)", dlt_errmsg());
     return check_done();
 }
