@@ -21,7 +21,6 @@ struct dlt_trainer {
     int on_device;    /* the backend averages the gradients itself (NCCL) */
     dlt_tensor **gptr; /* the trainable gradients, for it */
     float *gbuf;      /* every trainable gradient, packed, and the loss (dist only) */
-    int64_t gbuf_n;
 };
 
 void dlt_train_config_default(dlt_train_config *c)
@@ -178,10 +177,7 @@ static int average_grads(dlt_trainer *t, double *loss)
         dlt_param *p = dlt_net_param(net, i);
         if (p->trainable) n += dlt_tensor_numel(&p->grad);
     }
-    if (!t->gbuf) {
-        if (!(t->gbuf = dlt_alloc(n, sizeof(float), "gradient buffer"))) return DLT_ENOMEM;
-        t->gbuf_n = n;
-    }
+    if (!t->gbuf && !(t->gbuf = dlt_alloc(n, sizeof(float), "gradient buffer"))) return DLT_ENOMEM;
     int rc = 0;
     int64_t o = 0;
     for (int i = 0; !rc && i < t->np; i++) {
