@@ -273,16 +273,16 @@ int main(int argc, char **argv)
         rc = rc ? rc : dlt_tensor_alloc(be, &dw, DLT_T_WEIGHT, channels, channels, 3, 3, 3);
         float *h = malloc(4 * (size_t)(batch * channels * nvox));
         for (int64_t i = 0; i < batch * channels * nvox; i++) h[i] = (float)((i * 2654435761u) % 1000) / 1000.f - .5f;
-        rc = rc ? rc : be->upload(be, &x, h);
-        rc = rc ? rc : be->upload(be, &w, h);
+        rc = rc ? rc : dlt_tensor_upload(&x, h);
+        rc = rc ? rc : dlt_tensor_upload(&w, h);
         const double gf = 2.0 * batch * channels * channels * 27.0 * nvox / 1e9;
         const char *names[3] = {"fwd", "bwd_data", "bwd_weights"};
         for (int k = 0; k < 3 && !rc; k++) {
             for (int s = -warmup; s < steps && !rc; s++) {
                 double t0 = dlt_now();
-                rc = k == 0   ? be->conv_fwd(be, &cd, &x, &w, NULL, &y)
-                     : k == 1 ? be->conv_bwd_data(be, &cd, &y, &w, &dx, 0)
-                              : be->conv_bwd_weights(be, &cd, &x, &y, &dw, NULL);
+                rc = k == 0   ? dlt_op_conv_fwd(be, &cd, &x, &w, NULL, &y)
+                     : k == 1 ? dlt_op_conv_bwd_data(be, &cd, &y, &w, &dx, 0)
+                              : dlt_op_conv_bwd_weights(be, &cd, &x, &y, &dw, NULL);
                 if (s >= 0) ts[s] = dlt_now() - t0;
             }
             if (rc) break;

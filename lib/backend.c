@@ -88,22 +88,6 @@ int dlt_backend_create(const char *name, dlt_backend **be)
     return dlt_err(DLT_EINVAL, "%s: unknown device (expected %s)", name, dlt_device_names());
 }
 
-void dlt_backend_free(dlt_backend *be)
-{
-    if (be && be->destroy) be->destroy(be);
-}
-
-int dlt_tensor_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w)
-{
-    return be->alloc(be, t, role, n, c, d, h, w);
-}
-
-void dlt_tensor_release(dlt_tensor *t)
-{
-    if (t && t->be && t->data) t->be->release(t->be, t);
-    if (t) t->data = NULL, t->priv = NULL;
-}
-
 int dlt_reduce_sum(const dlt_reduce *r, double *v, int64_t n)
 {
     if (!r || !r->sum || n <= 0) return 0;

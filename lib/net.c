@@ -382,8 +382,7 @@ static int linear_up(builder *b, int x, const int s[3], const char *name)
             for (int j = 0; j < k[1]; j++)
                 for (int l = 0; l < k[2]; l++)
                     host[ch * per + (i * k[1] + j) * k[2] + l] = (float)(f[0][i] * f[1][j] * f[2][l]);
-    dlt_backend *be = b->net->be;
-    int rc = be->upload(be, &b->net->params[w].value, host);
+    int rc = dlt_tensor_upload(&b->net->params[w].value, host);
     free(host);
     if (rc) return b->err = rc, 0;
     net_node *nd = add_node(b, NODE_CONVT, x, -1, c);
@@ -477,7 +476,6 @@ static void sort_params(dlt_net *net, int *perm_out)
 
 static int init_params(dlt_net *net, uint64_t seed)
 {
-    dlt_backend *be = net->be;
     for (int i = 0; i < net->nparams; i++) {
         dlt_param *p = &net->params[i];
         const char *leaf = strrchr(p->name, '.') + 1;
@@ -497,7 +495,7 @@ static int init_params(dlt_net *net, uint64_t seed)
             else if (!strcmp(leaf, "weight")) v = strstr(p->name, "_prelu.") ? 0.25f : 1;
             for (int64_t j = 0; j < n; j++) h[j] = v;
         }
-        int rc = be->upload(be, &p->value, h);
+        int rc = dlt_tensor_upload(&p->value, h);
         free(h);
         if (rc) return rc;
     }

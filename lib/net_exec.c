@@ -408,17 +408,17 @@ static int run_forward(dlt_net *net, int training, const dlt_tensor **logits)
             }
         }
         switch (nd->op) {
-        case NODE_CONV: rc = be->conv_fwd(be, &nd->cd, x, P(net, nd->w), NULL, y); break;
-        case NODE_CONVT: rc = be->convt_fwd(be, &nd->cd, x, P(net, nd->w), NULL, y); break;
+        case NODE_CONV: rc = dlt_op_conv_fwd(be, &nd->cd, x, P(net, nd->w), NULL, y); break;
+        case NODE_CONVT: rc = dlt_op_convt_fwd(be, &nd->cd, x, P(net, nd->w), NULL, y); break;
         case NODE_NORM:
-            rc = be->norm_fwd(be, &nd->nd, training, x, P(net, nd->gamma), P(net, nd->beta), PM(net, nd->rm),
+            rc = dlt_op_norm_fwd(be, &nd->nd, training, x, P(net, nd->gamma), P(net, nd->beta), PM(net, nd->rm),
                               PM(net, nd->rv), training ? &nd->smean : NULL, training ? &nd->srstd : NULL, y);
             break;
-        case NODE_ACT: rc = be->act_fwd(be, nd->act, nd->alpha, P(net, nd->w), x, y); break;
-        case NODE_POOL: rc = be->maxpool_fwd(be, nd->k, x, y); break;
-        case NODE_PADC: rc = be->padc_fwd(be, nd->lo, nd->hi, x, y); break;
-        case NODE_CONCAT: rc = be->concat_fwd(be, x, x1, y); break;
-        case NODE_ADD: rc = be->add_fwd(be, x, x1, y); break;
+        case NODE_ACT: rc = dlt_op_act_fwd(be, nd->act, nd->alpha, P(net, nd->w), x, y); break;
+        case NODE_POOL: rc = dlt_op_maxpool_fwd(be, nd->k, x, y); break;
+        case NODE_PADC: rc = dlt_op_padc_fwd(be, nd->lo, nd->hi, x, y); break;
+        case NODE_CONCAT: rc = dlt_op_concat_fwd(be, x, x1, y); break;
+        case NODE_ADD: rc = dlt_op_add_fwd(be, x, x1, y); break;
         }
         if (rc) {
             if (p->dynamic) dyn_release(net);
@@ -445,7 +445,7 @@ int dlt_net_forward(dlt_net *net, const float *x, int64_t n, int64_t d, int64_t 
     int rc = plan(net, m, n, d, h, w);
     if (!rc) rc = prepare(net, m);
     if (rc) return rc;
-    if ((rc = net->be->upload(net->be, ACT(net, m, 0), x))) return rc;
+    if ((rc = dlt_tensor_upload(ACT(net, m, 0), x))) return rc;
     return run_forward(net, training, logits);
 }
 
@@ -460,7 +460,7 @@ int dlt_net_forward_tensor(dlt_net *net, const dlt_tensor *x, int training, cons
     int rc = plan(net, m, x->n, x->d, x->h, x->w);
     if (!rc) rc = prepare(net, m);
     if (rc) return rc;
-    if ((rc = net->be->copy(net->be, x, ACT(net, m, 0), 0))) return rc;
+    if ((rc = dlt_op_copy(net->be, x, ACT(net, m, 0), 0))) return rc;
     return run_forward(net, training, logits);
 }
 
@@ -480,7 +480,7 @@ int dlt_net_zero_grad(dlt_net *net)
 {
     int rc = ensure_param_grads(net);
     for (int i = 0; !rc && i < net->nparams; i++)
-        if (net->params[i].trainable) rc = net->be->zero(net->be, &net->params[i].grad);
+        if (net->params[i].trainable) rc = dlt_tensor_zero(&net->params[i].grad);
     return rc;
 }
 
@@ -512,32 +512,32 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
         dlt_tensor *dx = ga ? GRAD(net, nd->in[0]) : NULL, *dx1 = gb ? GRAD(net, nd->in[1]) : NULL;
         switch (nd->op) {
         case NODE_CONV:
-            if (ga) rc = be->conv_bwd_data(be, &nd->cd, dy, P(net, nd->w), dx, a->written);
-            if (!rc) rc = be->conv_bwd_weights(be, &nd->cd, x, dy, G(net, nd->w), NULL);
+            if (ga) rc = dlt_op_conv_bwd_data(be, &nd->cd, dy, P(net, nd->w), dx, a->written);
+            if (!rc) rc = dlt_op_conv_bwd_weights(be, &nd->cd, x, dy, G(net, nd->w), NULL);
             break;
         case NODE_CONVT:
-            if (ga) rc = be->convt_bwd_data(be, &nd->cd, dy, P(net, nd->w), dx, a->written);
+            if (ga) rc = dlt_op_convt_bwd_data(be, &nd->cd, dy, P(net, nd->w), dx, a->written);
             break;
         case NODE_NORM:
             if (ga)
-                rc = be->norm_bwd(be, &nd->nd, x, ACT(net, 1, nd->out), dy, P(net, nd->gamma), &nd->smean,
+                rc = dlt_op_norm_bwd(be, &nd->nd, x, ACT(net, 1, nd->out), dy, P(net, nd->gamma), &nd->smean,
                                   &nd->srstd, dx, a->written, G(net, nd->gamma), G(net, nd->beta));
             break;
         case NODE_ACT:
-            if (ga) rc = be->act_bwd(be, nd->act, nd->alpha, P(net, nd->w), x, dy, dx, a->written, G(net, nd->w));
+            if (ga) rc = dlt_op_act_bwd(be, nd->act, nd->alpha, P(net, nd->w), x, dy, dx, a->written, G(net, nd->w));
             break;
         case NODE_POOL:
-            if (ga) rc = be->maxpool_bwd(be, nd->k, x, ACT(net, 1, nd->out), dy, dx, a->written);
+            if (ga) rc = dlt_op_maxpool_bwd(be, nd->k, x, ACT(net, 1, nd->out), dy, dx, a->written);
             break;
         case NODE_PADC:
-            if (ga) rc = be->padc_bwd(be, nd->lo, nd->hi, dy, dx, a->written);
+            if (ga) rc = dlt_op_padc_bwd(be, nd->lo, nd->hi, dy, dx, a->written);
             break;
         case NODE_CONCAT:
-            if (ga && gb) rc = be->concat_bwd(be, dy, dx, a->written, dx1, b->written);
+            if (ga && gb) rc = dlt_op_concat_bwd(be, dy, dx, a->written, dx1, b->written);
             break;
         case NODE_ADD: /* dx may be dy's own buffer (plan_make's takeover) */
-            if (ga && dx != dy) rc = be->copy(be, dy, dx, a->written);
-            if (!rc && gb) rc = be->copy(be, dy, dx1, b->written);
+            if (ga && dx != dy) rc = dlt_op_copy(be, dy, dx, a->written);
+            if (!rc && gb) rc = dlt_op_copy(be, dy, dx1, b->written);
             break;
         }
         if (rc) return dlt_err_prefix(rc, "net: backward node %d", i);
@@ -554,6 +554,6 @@ int dlt_net_predict(dlt_net *net, const float *x, int64_t n, int64_t d, int64_t 
     if (rc) return rc;
     dlt_tensor *pr = &net->plans[0].probs;
     if (!pr->data && (rc = dlt_tensor_alloc(net->be, pr, DLT_T_ACT, lg->n, lg->c, lg->d, lg->h, lg->w))) return rc;
-    if ((rc = net->be->softmax_fwd(net->be, lg, pr))) return rc;
-    return net->be->download(net->be, pr, probs);
+    if ((rc = dlt_op_softmax_fwd(net->be, lg, pr))) return rc;
+    return dlt_tensor_download(pr, probs);
 }

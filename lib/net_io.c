@@ -39,14 +39,13 @@ int dlt_net_save(dlt_net *net, dlt_model *m)
     META("dlt_version", "%s", DLT_VERSION);
 #undef META
     if (rc) return rc;
-    dlt_backend *be = net->be;
     for (int i = 0; i < net->nparams; i++) {
         dlt_param *p = &net->params[i];
         int64_t n = dlt_tensor_numel(&p->value);
         float *h = dlt_alloc(n, 4, p->name);
         if (!h) return DLT_ENOMEM;
         int64_t shape[5] = {p->value.n, p->value.c, p->value.d, p->value.h, p->value.w};
-        rc = be->download(be, &p->value, h);
+        rc = dlt_tensor_download(&p->value, h);
         if (!rc) rc = dlt_model_add(m, p->name, DLT_DT_F32, p->role == DLT_T_VEC ? 1 : 5, shape, h);
         dlt_free(h);
         if (rc) return rc;
@@ -102,7 +101,6 @@ int dlt_net_config_from_model(const dlt_model *m, dlt_net_config *c)
 
 int dlt_net_load_weights(dlt_net *net, const dlt_model *m)
 {
-    dlt_backend *be = net->be;
     for (int i = 0; i < net->nparams; i++) {
         dlt_param *p = &net->params[i];
         const dlt_model_tensor *t = dlt_model_find(m, p->name);
@@ -122,7 +120,7 @@ int dlt_net_load_weights(dlt_net *net, const dlt_model *m)
         float *h = dlt_alloc(dlt_tensor_numel(&p->value), 4, p->name);
         if (!h) return DLT_ENOMEM;
         int rc = dlt_model_tensor_to_f32(t, h);
-        if (!rc) rc = be->upload(be, &p->value, h);
+        if (!rc) rc = dlt_tensor_upload(&p->value, h);
         dlt_free(h);
         if (rc) return dlt_err_prefix(rc, "model: tensor %s", p->name);
     }

@@ -97,11 +97,11 @@ int dlt_trainer_create(dlt_net *net, const dlt_train_config *c, uint64_t seed, d
         if (!p->trainable) continue;
         const dlt_tensor *pv = &p->value;
         if ((rc = dlt_tensor_alloc(be, &t->m[i], p->role, pv->n, pv->c, pv->d, pv->h, pv->w)) ||
-            (rc = be->zero(be, &t->m[i])))
+            (rc = dlt_tensor_zero(&t->m[i])))
             break;
         if (c->optim.kind == DLT_OPTIM_ADAM &&
             ((rc = dlt_tensor_alloc(be, &t->v[i], p->role, pv->n, pv->c, pv->d, pv->h, pv->w)) ||
-             (rc = be->zero(be, &t->v[i]))))
+             (rc = dlt_tensor_zero(&t->v[i]))))
             break;
     }
     if (rc) {
@@ -133,8 +133,8 @@ int dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d)
     t->dist = d;
     t->on_device = 0;
     dlt_backend *be = dlt_net_backend(t->net);
-    if (dlt_dist_size(d) < 2 || !be->dist_attach || !be->dist_average) return 0;
-    int rc = be->dist_attach(be, d);
+    if (dlt_dist_size(d) < 2 || !be->ops->dist_attach || !be->ops->dist_average) return 0;
+    int rc = be->ops->dist_attach(be, d);
     if (rc == DLT_EUNSUP) {
         dlt_log(DLT_LOG_VERBOSE, "train: %s; averaging gradients through the host", dlt_errmsg());
         return 0;
@@ -157,7 +157,7 @@ static int average_on_device(dlt_trainer *t, double *loss)
         dlt_param *p = dlt_net_param(net, i);
         if (p->trainable) t->gptr[n++] = &p->grad;
     }
-    int rc = be->dist_average(be, t->gptr, n);
+    int rc = be->ops->dist_average(be, t->gptr, n);
     if (!rc) rc = dlt_dist_sum(t->dist, loss, 1);
     if (rc) return dlt_err_prefix(rc, "train: averaging gradients over the ranks");
     *loss /= dlt_dist_size(t->dist);
@@ -183,7 +183,7 @@ static int average_grads(dlt_trainer *t, double *loss)
     for (int i = 0; !rc && i < t->np; i++) {
         dlt_param *p = dlt_net_param(net, i);
         if (!p->trainable) continue;
-        rc = p->grad.be->download(p->grad.be, &p->grad, t->gbuf + o);
+        rc = dlt_tensor_download(&p->grad, t->gbuf + o);
         o += dlt_tensor_numel(&p->grad);
     }
     t->gbuf[o] = (float)*loss;
@@ -197,7 +197,7 @@ static int average_grads(dlt_trainer *t, double *loss)
     for (int i = 0; !rc && i < t->np; i++) {
         dlt_param *p = dlt_net_param(net, i);
         if (!p->trainable) continue;
-        rc = p->grad.be->upload(p->grad.be, &p->grad, t->gbuf + o);
+        rc = dlt_tensor_upload(&p->grad, t->gbuf + o);
         o += dlt_tensor_numel(&p->grad);
     }
     return rc;
@@ -236,8 +236,8 @@ static int forward_loss(dlt_trainer *t, const float *x, const int32_t *labels, i
             (rc = dlt_tensor_alloc(be, &t->dlogits, DLT_T_ACT, lg->n, lg->c, lg->d, lg->h, lg->w)))
             return rc;
     }
-    if ((rc = be->upload(be, &t->labels, labels))) return rc;
-    return be->loss(be, &t->cfg.loss, lg, &t->labels, loss, &t->dlogits);
+    if ((rc = dlt_tensor_upload(&t->labels, labels))) return rc;
+    return dlt_op_loss(be, &t->cfg.loss, lg, &t->labels, loss, &t->dlogits);
 }
 
 int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
@@ -256,7 +256,7 @@ int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int6
     for (int i = 0; i < t->np; i++) {
         dlt_param *p = dlt_net_param(net, i);
         if (!p->trainable) continue;
-        rc = be->optim_step(be, &od, &p->value, &p->grad, &t->m[i], t->v[i].data ? &t->v[i] : NULL);
+        rc = dlt_op_optim_step(be, &od, &p->value, &p->grad, &t->m[i], t->v[i].data ? &t->v[i] : NULL);
         if (rc) return dlt_err_prefix(rc, "train: %s", p->name);
     }
     t->step++;
@@ -276,7 +276,7 @@ static int add_state(dlt_model *m, const char *prefix, const dlt_param *p, const
     int64_t n = dlt_tensor_numel(s), shape[5] = {s->n, s->c, s->d, s->h, s->w};
     float *h = dlt_alloc(n, 4, name);
     if (!h) return DLT_ENOMEM;
-    int rc = s->be->download(s->be, s, h);
+    int rc = dlt_tensor_download(s, h);
     if (!rc) rc = dlt_model_add(m, name, DLT_DT_F32, p->role == DLT_T_VEC ? 1 : 5, shape, h);
     dlt_free(h);
     return rc;
@@ -342,7 +342,7 @@ static int load_state(const dlt_model *m, const char *prefix, const dlt_param *p
     if (!mt) return 1;
     if (dlt_model_numel(mt) != dlt_tensor_numel(s) || mt->dtype != DLT_DT_F32)
         return dlt_err(DLT_ESHAPE, "checkpoint: %s has the wrong size or type", name);
-    return s->be->upload(s->be, s, mt->data);
+    return dlt_tensor_upload(s, mt->data);
 }
 
 int dlt_trainer_restore(dlt_trainer *t, const dlt_model *m)
@@ -370,8 +370,8 @@ int dlt_trainer_restore(dlt_trainer *t, const dlt_model *m)
     if (have && missing) return dlt_err(DLT_EFORMAT, "checkpoint: optimiser state is incomplete (%d tensors missing)", missing);
     if (!have)
         for (int i = 0; i < t->np; i++) {
-            if (t->m[i].data) t->m[i].be->zero(t->m[i].be, &t->m[i]);
-            if (t->v[i].data) t->v[i].be->zero(t->v[i].be, &t->v[i]);
+            if (t->m[i].data) dlt_tensor_zero(&t->m[i]);
+            if (t->v[i].data) dlt_tensor_zero(&t->v[i]);
         }
     const char *s = dlt_model_get_meta(m, "step");
     t->step = 0;

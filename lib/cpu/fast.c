@@ -1,6 +1,6 @@
 /* cpu/fast.c - the "cpu" fast path's table, memory and plumbing: tensor
  * layouts (see cpu/fast.h), upload/download by oneDNN reorders, the
- * primitive cache, temporaries, and the fallback to the reference backend.
+ * primitive cache, temporaries.
  * Without oneDNN (no DLT_HAVE_DNNL) dlt_cpu_fast_create says so and the
  * caller keeps the reference. */
 #include <stdarg.h>
@@ -234,14 +234,10 @@ int fast_same_md(const dlt_tensor *a, const dlt_tensor *b)
     return dnnl_memory_desc_equal(&FAST_P(a)->md, &FAST_P(b)->md);
 }
 
-static int fast_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w)
+int fast_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w)
 {
-    memset(t, 0, sizeof *t);
-    if (n <= 0 || c <= 0 || d <= 0 || h <= 0 || w <= 0)
-        return dlt_err(DLT_ESHAPE, "tensor shape %lldx%lldx%lldx%lldx%lld is empty", (long long)n, (long long)c,
-                       (long long)d, (long long)h, (long long)w);
-    int64_t numel = dlt_mul_checked(dlt_mul_checked(dlt_mul_checked(n, c), dlt_mul_checked(d, h)), w);
-    if (numel < 0 || numel > ((int64_t)1 << 40)) return dlt_err(DLT_ENOMEM, "tensor shape overflows");
+    const int64_t numel = n * c * d * h * w; /* the front checked the product */
+    if (numel > ((int64_t)1 << 40)) return dlt_err(DLT_ENOMEM, "tensor shape overflows");
     fast_tpriv *p = calloc(1, sizeof *p);
     if (!p) return dlt_err(DLT_ENOMEM, "cpu: out of memory");
     t->n = n, t->c = c, t->d = d, t->h = h, t->w = w;
@@ -278,16 +274,15 @@ static int fast_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64
     return 0;
 }
 
-static void fast_release(dlt_backend *be, dlt_tensor *t)
+void fast_release(dlt_backend *be, dlt_tensor *t)
 {
-    if (!t) return;
     dlt_free(t->data);
     free(t->priv);
     t->data = NULL;
     t->priv = NULL;
 }
 
-static int fast_upload(dlt_backend *be, dlt_tensor *t, const void *host)
+int fast_upload(dlt_backend *be, dlt_tensor *t, const void *host)
 {
     fast_tpriv *p = FAST_P(t);
     if (dnnl_memory_desc_equal(&p->md, &p->plain_md)) {
@@ -297,7 +292,7 @@ static int fast_upload(dlt_backend *be, dlt_tensor *t, const void *host)
     return fast_reorder(FAST_CTX(be), &p->plain_md, host, &p->md, t->data, 0);
 }
 
-static int fast_download(dlt_backend *be, const dlt_tensor *t, void *host)
+int fast_download(dlt_backend *be, const dlt_tensor *t, void *host)
 {
     fast_tpriv *p = FAST_P(t);
     if (dnnl_memory_desc_equal(&p->md, &p->plain_md)) {
@@ -307,13 +302,11 @@ static int fast_download(dlt_backend *be, const dlt_tensor *t, void *host)
     return fast_reorder(FAST_CTX(be), &p->md, t->data, &p->plain_md, host, 0);
 }
 
-static int fast_zero(dlt_backend *be, dlt_tensor *t)
+int fast_zero(dlt_backend *be, dlt_tensor *t)
 {
     memset(t->data, 0, dnnl_memory_desc_get_size(&FAST_P(t)->md));
     return 0;
 }
-
-static int fast_sync(dlt_backend *be) { return 0; }
 
 int fast_migrate(fast_ctx *cx, dlt_tensor *t, const dnnl_memory_desc_t *md)
 {
@@ -335,36 +328,6 @@ int fast_migrate(fast_ctx *cx, dlt_tensor *t, const dnnl_memory_desc_t *md)
     p->md = *md;
     t->fmt = dnnl_memory_desc_equal(md, &p->plain_md) ? FF_PLAIN : FF_OPAQUE;
     return 0;
-}
-
-/* ------------------------------------------------------------ fallback */
-
-void fast_fb_note(fast_ctx *cx, int op, const char *name, const char *why)
-{
-    if (op < 0 || op >= 64 || cx->logged[op]) return;
-    cx->logged[op] = 1;
-    dlt_log(DLT_LOG_DEBUG, "backend cpu: %s runs on the reference backend (%s)", name, why);
-}
-
-int fast_fb_twin(fast_ctx *cx, const dlt_tensor *t, dlt_tensor *r, int copy)
-{
-    memset(r, 0, sizeof *r);
-    if (!t) return 0;
-    dlt_backend *ref = cx->ref;
-    int rc = ref->alloc(ref, r, FAST_P(t)->role, t->n, t->c, t->d, t->h, t->w);
-    if (rc || !copy) return rc;
-    rc = t->be->download(t->be, t, r->data); /* the reference's storage is plain host memory */
-    if (rc) ref->release(ref, r);
-    return rc;
-}
-
-int fast_fb_back(fast_ctx *cx, dlt_tensor *r, dlt_tensor *t, int back)
-{
-    int rc = 0;
-    if (!r->data) return 0;
-    if (back && t) rc = t->be->upload(t->be, t, r->data);
-    cx->ref->release(cx->ref, r);
-    return rc;
 }
 
 /* ------------------------------------------------------------ report */
@@ -399,7 +362,7 @@ void fast_report(fast_ctx *cx, const char *fmt, ...)
 
 /* "precision": "fp32" (default) or "bf16" (convolutions in bfloat16 with f32
  * sums, for CPUs with AMX or AVX512-BF16; see fast_conv.c). */
-static int fast_set_option(dlt_backend *be, const char *key, const char *value)
+int fast_set_option(dlt_backend *be, const char *key, const char *value)
 {
     if (strcmp(key, "precision")) return dlt_err(DLT_EINVAL, "cpu: unknown option '%s'", key);
     if (strcmp(value, "fp32") && strcmp(value, "bf16"))
@@ -420,7 +383,7 @@ static int fast_set_option(dlt_backend *be, const char *key, const char *value)
 /* "isa": the loops' ISA, oneDNN's and the block width; "precision": what
  * the convolutions compute in; "convolutions": one line per convolution
  * primitive made so far (geometry and implementation). */
-static const char *fast_get_info(dlt_backend *be, const char *key)
+const char *fast_get_info(dlt_backend *be, const char *key)
 {
     fast_ctx *cx = FAST_CTX(be);
     if (!strcmp(key, "precision")) return cx->bf16 ? "bf16" : "fp32";
@@ -434,54 +397,44 @@ static const char *fast_get_info(dlt_backend *be, const char *key)
     return NULL;
 }
 
-static void fast_destroy(dlt_backend *be)
+void fast_destroy(dlt_backend *be)
 {
-    if (!be) return;
     fast_ctx *cx = be->ctx;
-    if (cx) {
-        dlt_log(DLT_LOG_DEBUG, "backend cpu: temporaries %.1f + %.1f + %.1f + %.1f MB, oneDNN scratchpad %.1f MB",
-                cx->tmp_cap[0] / 1048576.0, cx->tmp_cap[1] / 1048576.0, cx->tmp_cap[2] / 1048576.0,
-                cx->tmp_cap[3] / 1048576.0, cx->scratch_cap / 1048576.0);
-        for (int i = 0; i < FAST_NBUCKET; i++)
-            for (fast_prim *p = cx->bucket[i], *nx; p; p = nx) {
-                nx = p->next;
-                prim_free(p);
-            }
-        for (fast_reo *r = cx->reo, *nx; r; r = nx) {
-            nx = r->next;
-            prim_free(r->p);
-            free(r);
+    if (!cx) return;
+    dlt_log(DLT_LOG_DEBUG, "backend cpu: temporaries %.1f + %.1f + %.1f + %.1f MB, oneDNN scratchpad %.1f MB",
+            cx->tmp_cap[0] / 1048576.0, cx->tmp_cap[1] / 1048576.0, cx->tmp_cap[2] / 1048576.0,
+            cx->tmp_cap[3] / 1048576.0, cx->scratch_cap / 1048576.0);
+    for (int i = 0; i < FAST_NBUCKET; i++)
+        for (fast_prim *p = cx->bucket[i], *nx; p; p = nx) {
+            nx = p->next;
+            prim_free(p);
         }
-        dlt_free(cx->scratch);
-        free(cx->report);
-        for (int i = 0; i < 4; i++) dlt_free(cx->tmp[i]);
-        if (cx->st) dnnl_stream_destroy(cx->st);
-        if (cx->eng) dnnl_engine_destroy(cx->eng);
-        if (cx->ref) cx->ref->destroy(cx->ref);
-        free(cx);
+    for (fast_reo *r = cx->reo, *nx; r; r = nx) {
+        nx = r->next;
+        prim_free(r->p);
+        free(r);
     }
-    free(be);
+    dlt_free(cx->scratch);
+    free(cx->report);
+    for (int i = 0; i < 4; i++) dlt_free(cx->tmp[i]);
+    if (cx->st) dnnl_stream_destroy(cx->st);
+    if (cx->eng) dnnl_engine_destroy(cx->eng);
+    free(cx);
+    be->ctx = NULL;
 }
 
+/* The ops table is the one of this CPU's ISA (simd/table.c): the loops
+ * differ per ISA, memory and convolutions are shared. */
 int dlt_cpu_fast_create(dlt_backend **out)
 {
     *out = NULL;
-    dlt_backend *be = calloc(1, sizeof *be);
     fast_ctx *cx = calloc(1, sizeof *cx);
-    if (!be || !cx) {
-        free(be), free(cx);
-        return dlt_err(DLT_ENOMEM, "cpu backend: out of memory");
-    }
-    be->ctx = cx;
-    be->destroy = fast_destroy;
-    int rc = dlt_cpu_ref_create(&cx->ref);
-    if (rc) {
-        fast_destroy(be);
-        return rc;
-    }
-    if ((rc = fast_isa_pick(cx))) {
-        fast_destroy(be);
-        return rc;
+    if (!cx) return dlt_err(DLT_ENOMEM, "cpu backend: out of memory");
+    int rc = fast_isa_pick(cx);
+    dlt_backend *be = rc ? NULL : dlt_backend_new(cx->k->ops, cx);
+    if (!be) {
+        free(cx);
+        return rc ? rc : DLT_ENOMEM;
     }
     dlt_log(DLT_LOG_DEBUG, "backend cpu: loops %s, oneDNN %s, %d-channel blocks", fast_isa_name(cx->isa),
             fast_dnnl_isa_name(), cx->blk);
@@ -493,39 +446,9 @@ int dlt_cpu_fast_create(dlt_backend **out)
     if (s == dnnl_success) s = dnnl_stream_create(&cx->st, cx->eng, dnnl_stream_default_flags);
     if (s != dnnl_success) {
         rc = fast_dnnl_err(s, "engine creation");
-        fast_destroy(be);
+        dlt_backend_free(be);
         return rc;
     }
-    be->name = "cpu";
-    be->alloc = fast_alloc;
-    be->release = fast_release;
-    be->upload = fast_upload;
-    be->download = fast_download;
-    be->zero = fast_zero;
-    be->sync = fast_sync;
-    be->conv_fwd = fast_conv_fwd;
-    be->conv_bwd_data = fast_conv_bwd_data;
-    be->conv_bwd_weights = fast_conv_bwd_weights;
-    be->convt_fwd = fast_convt_fwd;
-    be->convt_bwd_data = fast_convt_bwd_data;
-    be->convt_bwd_weights = fast_convt_bwd_weights;
-    be->norm_fwd = cx->k->norm_fwd;
-    be->norm_bwd = cx->k->norm_bwd;
-    be->act_fwd = cx->k->act_fwd;
-    be->act_bwd = cx->k->act_bwd;
-    be->maxpool_fwd = cx->k->maxpool_fwd;
-    be->maxpool_bwd = cx->k->maxpool_bwd;
-    be->padc_fwd = cx->k->padc_fwd;
-    be->padc_bwd = cx->k->padc_bwd;
-    be->concat_fwd = cx->k->concat_fwd;
-    be->concat_bwd = cx->k->concat_bwd;
-    be->add_fwd = cx->k->add_fwd;
-    be->copy = cx->k->copy;
-    be->softmax_fwd = cx->k->softmax_fwd;
-    be->loss = cx->k->loss;
-    be->optim_step = cx->k->optim_step;
-    be->set_option = fast_set_option;
-    be->get_info = fast_get_info;
     *out = be;
     return 0;
 }

@@ -22,8 +22,9 @@
  *
  * Primitives (and their memory objects) are cached per shape in a small
  * hash table keyed by the op and its geometry, so a steady-state step
- * creates nothing. Operations this backend lacks run on the reference
- * backend (fast_fb_*), logged once per op at debug level. A convolution
+ * creates nothing. A case the own loops do not take (an operand in an
+ * opaque layout) returns DLT_EUNSUP before writing, and the front
+ * (lib/backend_front.c) runs it on the reference backend. A convolution
  * whose oneDNN kernels do not read our layout runs oneDNN's kernel on the
  * layouts it picks, operands copied (FAST_PRIM_RELAYOUT), or, for 3-D
  * weight gradients, as 2-D kernels over depth slices (fast_fold.c); only
@@ -86,7 +87,6 @@ enum { FAST_PRIM_REF = 0x100, FAST_PRIM_RELAYOUT = 0x200, FAST_PRIM_NOTED = 0x40
 
 #define FAST_NBUCKET 256
 typedef struct fast_ctx {
-    dlt_backend *ref; /* the oracle, for fallbacks */
     dnnl_engine_t eng;
     dnnl_stream_t st;
     int nthr;
@@ -96,7 +96,6 @@ typedef struct fast_ctx {
     void *tmp[4]; /* temporaries for accumulation and layout changes */
     size_t tmp_cap[4];
     struct fast_reo *reo;     /* cached reorders (fast.c) */
-    unsigned char logged[64]; /* fallback ops already named in the debug log */
     int bf16;                 /* option precision=bf16: convolutions in bf16 (fast_conv.c) */
     int bf16_warned;
     int bf16_avail;           /* fast_bf16_available: 0 not asked yet, 1 yes, -1 no */
@@ -146,7 +145,15 @@ static inline int64_t fast_lay_size(const fast_lay *l) { return l->n * l->cb * l
         }                                                                                                            \
     } while (0)
 
-/* ---- fast.c: memory, layouts, cache, fallback ---- */
+/* ---- fast.c: the memory and option slots of the ops table, layouts, cache ---- */
+int fast_alloc(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
+void fast_release(dlt_backend *be, dlt_tensor *t);
+int fast_upload(dlt_backend *be, dlt_tensor *t, const void *host);
+int fast_download(dlt_backend *be, const dlt_tensor *t, void *host);
+int fast_zero(dlt_backend *be, dlt_tensor *t);
+int fast_set_option(dlt_backend *be, const char *key, const char *value);
+const char *fast_get_info(dlt_backend *be, const char *key);
+void fast_destroy(dlt_backend *be);
 int fast_dnnl_err(dnnl_status_t s, const char *what);
 /* Look up a cached primitive by key bytes; NULL if absent. */
 fast_prim *fast_cache_get(fast_ctx *cx, const void *key, size_t klen);
@@ -191,20 +198,6 @@ const char *fast_isa_name(int level);
 dnnl_primitive_desc_t fast_probe_conv(dnnl_engine_t eng, dnnl_data_type_t in_dt, dnnl_data_type_t out_dt,
                                       dnnl_format_tag_t act_tag);
 const char *fast_dnnl_isa_name(void);
-
-/* Fallback to the reference backend: a twin holding a plain copy of t
- * (copy=0: allocated, zeroed), and the way back (copy the twin into t when
- * `back`, then release the twin). fast_fb_note logs the op once. */
-int fast_fb_twin(fast_ctx *cx, const dlt_tensor *t, dlt_tensor *r, int copy);
-int fast_fb_back(fast_ctx *cx, dlt_tensor *r, dlt_tensor *t, int back);
-void fast_fb_note(fast_ctx *cx, int op, const char *name, const char *why);
-
-/* Op ids for fast_fb_note. */
-enum {
-    FOP_CONV_FWD = 1, FOP_CONV_BWD_DATA, FOP_CONV_BWD_WEIGHTS, FOP_CONVT_FWD, FOP_CONVT_BWD_DATA,
-    FOP_CONVT_BWD_WEIGHTS, FOP_NORM_FWD, FOP_NORM_BWD, FOP_ACT_FWD, FOP_ACT_BWD, FOP_LOSS, FOP_OPTIM,
-    FOP_SOFTMAX, FOP_COPY, FOP_ADD, FOP_POOL, FOP_CHAN,
-};
 
 /* ---- fast_conv.c ---- */
 int fast_conv_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,

@@ -19,33 +19,20 @@
 
 #ifdef DLT_HAVE_DNNL
 
-static int geo_init(cgeo *G, const char *op, int tr, const dlt_conv_desc *c, const dlt_tensor *big,
-                    const dlt_tensor *small, const dlt_tensor *w, int bias)
+/* The geometry of an op whose shapes the front (lib/backend_front.c) has
+ * checked. */
+static void geo_init(cgeo *G, int tr, const dlt_conv_desc *c, const dlt_tensor *big, const dlt_tensor *small,
+                     const dlt_tensor *w, int bias)
 {
     memset(G, 0, sizeof *G);
     G->tr = tr, G->big = big, G->small = small, G->w = w, G->bias = bias;
     G->g = c->groups > 0 ? c->groups : 1;
-    const dlt_tensor *in = tr ? small : big, *out = tr ? big : small; /* the op's channel roles */
-    const int64_t cin = in->c, cout = out->c;
-    if (big->n != small->n) return dlt_err(DLT_ESHAPE, "%s: batch sizes differ", op);
-    if (cin % G->g || cout % G->g) return dlt_err(DLT_ESHAPE, "%s: channels not divisible by groups", op);
-    /* weights: conv [Cout, Cin/g, k], convt [Cin, Cout/g, k] */
-    int64_t wn = tr ? cin : cout, wc = tr ? cout / G->g : cin / G->g;
-    if (w->n != wn || w->c != wc || w->d != c->k[0] || w->h != c->k[1] || w->w != c->k[2])
-        return dlt_err(DLT_ESHAPE, "%s: weight shape does not match the descriptor and channels (tensor %lldx%lldx%lldx%lldx%lld)",
-                       op, (long long)w->n, (long long)w->c, (long long)w->d, (long long)w->h, (long long)w->w);
     const int64_t bs[3] = {big->d, big->h, big->w}, ss[3] = {small->d, small->h, small->w};
     for (int i = 0; i < 3; i++) {
-        if (c->stride[i] < 1 || c->k[i] < 1) return dlt_err(DLT_EINVAL, "%s: kernel and stride must be >= 1", op);
-        int64_t o = bs[i] + c->pad_lo[i] + c->pad_hi[i] - c->k[i];
-        if (o < 0 || o / c->stride[i] + 1 != ss[i])
-            return dlt_err(DLT_ESHAPE, "%s: axis %d: input %lld, kernel %d, stride %d, padding %d+%d does not give %lld",
-                           op, i, (long long)bs[i], c->k[i], c->stride[i], c->pad_lo[i], c->pad_hi[i], (long long)ss[i]);
         G->st[i] = c->stride[i];
         G->pl[i] = c->pad_lo[i];
         G->pr[i] = (ss[i] - 1) * c->stride[i] + c->k[i] - bs[i] - c->pad_lo[i];
     }
-    return 0;
 }
 
 /* Weight dims and plain tag as oneDNN sees them for this op. */
@@ -368,36 +355,17 @@ static int is_dw_convt(const cgeo *G)
            G->big->fmt != FF_OPAQUE && G->w->fmt == FF_PLAIN;
 }
 
-/* ------------------------------------------------------------ fallbacks */
+/* ------------------------------------------------------------ declining */
 
-static int fb_conv(fast_ctx *cx, int op, const char *name, int tr, const dlt_conv_desc *c, const dlt_tensor *a,
-                   const dlt_tensor *b, const dlt_tensor *bias, dlt_tensor *out, dlt_tensor *out2, int accum)
+/* Where oneDNN offers only its reference code for a geometry (or no
+ * primitive at all), the op declines and the front runs it on our
+ * reference loops, which are faster than oneDNN's reference code. */
+static int decline(const char *op, const fast_prim *p)
 {
-    fast_fb_note(cx, op, name, dlt_errmsg());
-    dlt_backend *r = cx->ref;
-    dlt_tensor ra = {0}, rb = {0}, rbias = {0}, ro = {0}, ro2 = {0};
-    int rc = fast_fb_twin(cx, a, &ra, 1);
-    if (!rc) rc = fast_fb_twin(cx, b, &rb, 1);
-    if (!rc) rc = fast_fb_twin(cx, bias, &rbias, 1);
-    if (!rc) rc = fast_fb_twin(cx, out, &ro, op == FOP_CONV_BWD_WEIGHTS || op == FOP_CONVT_BWD_WEIGHTS || accum);
-    if (!rc) rc = fast_fb_twin(cx, out2, &ro2, 1);
-    if (!rc) {
-        switch (op) {
-        case FOP_CONV_FWD: rc = r->conv_fwd(r, c, &ra, &rb, bias ? &rbias : NULL, &ro); break;
-        case FOP_CONV_BWD_DATA: rc = r->conv_bwd_data(r, c, &ra, &rb, &ro, accum); break;
-        case FOP_CONV_BWD_WEIGHTS: rc = r->conv_bwd_weights(r, c, &ra, &rb, &ro, out2 ? &ro2 : NULL); break;
-        case FOP_CONVT_FWD: rc = r->convt_fwd(r, c, &ra, &rb, bias ? &rbias : NULL, &ro); break;
-        case FOP_CONVT_BWD_DATA: rc = r->convt_bwd_data(r, c, &ra, &rb, &ro, accum); break;
-        default: rc = r->convt_bwd_weights(r, c, &ra, &rb, &ro, out2 ? &ro2 : NULL); break;
-        }
-    }
-    (void)tr;
-    int rc2 = fast_fb_back(cx, &ro, out, !rc);
-    int rc3 = fast_fb_back(cx, &ro2, out2, !rc);
-    fast_fb_back(cx, &ra, NULL, 0);
-    fast_fb_back(cx, &rb, NULL, 0);
-    fast_fb_back(cx, &rbias, NULL, 0);
-    return rc ? rc : rc2 ? rc2 : rc3;
+    if (p) return dlt_err(DLT_EUNSUP, "%s: oneDNN has only reference code for this geometry", op);
+    char why[200];
+    snprintf(why, sizeof why, "%s", dlt_errmsg());
+    return dlt_err(DLT_EUNSUP, "%s: no oneDNN primitive (%s)", op, why);
 }
 
 /* ------------------------------------------------------------ the ops */
@@ -408,9 +376,9 @@ static int do_fwd(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_ten
     fast_ctx *cx = FAST_CTX(be);
     const char *op = tr ? "convt_fwd" : "conv_fwd";
     cgeo G;
-    int rc = tr ? geo_init(&G, op, 1, c, y, x, w, b != NULL) : geo_init(&G, op, 0, c, x, y, w, b != NULL);
-    if (rc) return rc;
-    if (b && dlt_tensor_numel(b) != y->c) return dlt_err(DLT_ESHAPE, "%s: bias is not Cout long", op);
+    int rc;
+    if (tr) geo_init(&G, 1, c, y, x, w, b != NULL);
+    else geo_init(&G, 0, c, x, y, w, b != NULL);
     if (is_dw_convt(&G)) {
         dw_note(cx, &G, K_FWD);
         return cx->k->dw_run(cx, c, &G, 1, x, y, 0, b);
@@ -421,7 +389,7 @@ static int do_fwd(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_ten
         if ((rc = fast_bf16_run(cx, K_FWD, &G, x, w, b, y, 0, &done)) || done) return rc;
     }
     fast_prim *p = geo_prim(cx, K_FWD, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
-    if (!p || (p->flags & FAST_PRIM_REF)) return fb_conv(cx, tr ? FOP_CONVT_FWD : FOP_CONV_FWD, op, tr, c, x, w, b, y, NULL, 0);
+    if (!p || (p->flags & FAST_PRIM_REF)) return decline(op, p);
     if ((rc = fast_migrate(cx, (dlt_tensor *)w, &p->wmd))) return rc;
     const int rel = p->flags & FAST_PRIM_RELAYOUT;
     const dnnl_memory_desc_t *ymd = rel ? (tr ? &p->rb : &p->rs) : NULL;
@@ -445,8 +413,9 @@ static int do_bwd_data(dlt_backend *be, int tr, const dlt_conv_desc *c, const dl
     fast_ctx *cx = FAST_CTX(be);
     const char *op = tr ? "convt_bwd_data" : "conv_bwd_data";
     cgeo G;
-    int rc = tr ? geo_init(&G, op, 1, c, dy, dx, w, 0) : geo_init(&G, op, 0, c, dx, dy, w, 0);
-    if (rc) return rc;
+    int rc;
+    if (tr) geo_init(&G, 1, c, dy, dx, w, 0);
+    else geo_init(&G, 0, c, dx, dy, w, 0);
     if (is_dw_convt(&G)) {
         dw_note(cx, &G, K_BWD_DATA);
         return cx->k->dw_run(cx, c, &G, 0, dy, dx, accum, NULL);
@@ -463,7 +432,7 @@ static int do_bwd_data(dlt_backend *be, int tr, const dlt_conv_desc *c, const dl
     const int direct = !accum && dx->fmt == FF_BLK;
     const dnnl_memory_desc_t *bmd = tr ? &FAST_P(dy)->md : &dxmd, *smd = tr ? &dxmd : &FAST_P(dy)->md;
     fast_prim *p = geo_prim(cx, K_BWD_DATA, &G, bmd, smd);
-    if (!p || (p->flags & FAST_PRIM_REF)) return fb_conv(cx, tr ? FOP_CONVT_BWD_DATA : FOP_CONV_BWD_DATA, op, tr, c, dy, w, NULL, dx, NULL, accum);
+    if (!p || (p->flags & FAST_PRIM_REF)) return decline(op, p);
     const void *wp = w->data;
     if (!dnnl_memory_desc_equal(&FAST_P(w)->md, &p->wmd)) {
         void *t = fast_tmp(cx, 1, dnnl_memory_desc_get_size(&p->wmd));
@@ -499,9 +468,9 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
     fast_ctx *cx = FAST_CTX(be);
     const char *op = tr ? "convt_bwd_weights" : "conv_bwd_weights";
     cgeo G;
-    int rc = tr ? geo_init(&G, op, 1, c, dy, x, dw, db != NULL) : geo_init(&G, op, 0, c, x, dy, dw, db != NULL);
-    if (rc) return rc;
-    if (db && dlt_tensor_numel(db) != dy->c) return dlt_err(DLT_ESHAPE, "%s: bias is not Cout long", op);
+    int rc;
+    if (tr) geo_init(&G, 1, c, dy, x, dw, db != NULL);
+    else geo_init(&G, 0, c, x, dy, dw, db != NULL);
     if (is_dw_convt(&G)) {
         dw_note(cx, &G, K_BWD_WEIGHTS);
         return cx->k->dw_bwd_weights(cx, c, &G, x, dy, dw, db);
@@ -520,7 +489,7 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
         }
     }
     if (p && (p->flags & FAST_PRIM_RELAYOUT)) bwd_weights_note(cx, p, &G, NULL);
-    if (!p || (p->flags & FAST_PRIM_REF)) return fb_conv(cx, tr ? FOP_CONVT_BWD_WEIGHTS : FOP_CONV_BWD_WEIGHTS, op, tr, c, x, dy, NULL, dw, db, 0);
+    if (!p || (p->flags & FAST_PRIM_REF)) return decline(op, p);
     if ((rc = fast_migrate(cx, dw, &p->wmd))) return rc;
     size_t wbytes = dnnl_memory_desc_get_size(&p->wmd);
     float *tw = fast_tmp(cx, 1, wbytes), *tb = NULL;

@@ -25,36 +25,10 @@ enum { FAST_ISA_GENERIC = 0, FAST_ISA_SSE2, FAST_ISA_AVX2, FAST_ISA_AVX512, FAST
 
 typedef struct fast_kern {
     const char *isa; /* "avx512", "avx2", "sse2", "generic" */
-    /* simd/norm.c */
-    int (*norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
-                    const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm,
-                    dlt_tensor *sr, dlt_tensor *y);
-    int (*norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
-                    const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *sm, const dlt_tensor *sr,
-                    dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta);
-    int (*act_fwd)(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
-                   dlt_tensor *y);
-    int (*act_bwd)(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
-                   const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope);
-    /* simd/ops.c */
-    int (*maxpool_fwd)(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y);
-    int (*maxpool_bwd)(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
-                       const dlt_tensor *dy, dlt_tensor *dx, int accum);
-    int (*padc_fwd)(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y);
-    int (*padc_bwd)(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum);
-    int (*concat_fwd)(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
-    int (*concat_bwd)(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db,
-                      int accum_b);
-    int (*add_fwd)(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
-    int (*copy)(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
-    int (*softmax_fwd)(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
-    int (*optim_step)(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
-                      dlt_tensor *v);
+    /* the backend's ops table with this copy's loops (simd/table.c) */
+    const dlt_backend_ops *ops;
     /* dst[i] (+)= src[i] over n floats, threaded */
     void (*vcopy)(struct fast_ctx *cx, int64_t n, const float *src, float *dst, int accum);
-    /* simd/loss.c */
-    int (*loss)(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
-                double *value, dlt_tensor *dlogits);
     /* simd/dw.c: the depthwise transposed convolution (DLTK's upsampling):
      * forward (to_big=1: out big from in small) or its adjoint (to_big=0),
      * and its weight gradient (dw, db accumulate) */

@@ -125,16 +125,8 @@ int cuda_scratch(dlt_backend *be, int slot, int64_t bytes, void **p)
     return 0;
 }
 
-/* ---- checks ---- */
-
-int cuda_same_shape(const char *op, const dlt_tensor *a, const dlt_tensor *b)
-{
-    if (a->n != b->n || a->c != b->c || a->d != b->d || a->h != b->h || a->w != b->w)
-        return dlt_err(DLT_ESHAPE, "cuda %s: shapes differ: [%lld,%lld,%lld,%lld,%lld] and [%lld,%lld,%lld,%lld,%lld]",
-                       op, (long long)a->n, (long long)a->c, (long long)a->d, (long long)a->h, (long long)a->w,
-                       (long long)b->n, (long long)b->c, (long long)b->d, (long long)b->h, (long long)b->w);
-    return 0;
-}
+/* ---- checks: shapes and owners are the front's (lib/backend_front.c);
+ * what is left is this backend's layouts ---- */
 
 int cuda_check_fmt(const char *op, const dlt_tensor *t, int fmt)
 {
@@ -266,7 +258,6 @@ static int be_set_option(dlt_backend *be, const char *key, const char *value)
 
 static void be_destroy(dlt_backend *be)
 {
-    if (!be) return;
     cuda_ctx *x = CTX(be);
     if (x) {
         cudaStreamSynchronize(x->stream);
@@ -280,9 +271,48 @@ static void be_destroy(dlt_backend *be)
         if (x->dnn) cudnnDestroy(x->dnn);
         if (x->stream) cudaStreamDestroy(x->stream);
         free(x);
+        be->ctx = NULL;
     }
-    free(be);
 }
+
+/* The table, in dlt_backend_ops order (C++17 takes designated initialisers
+ * in declaration order only). No slot is empty today; one left NULL would
+ * run on the reference backend through the front. */
+static const dlt_backend_ops cuda_ops = {
+    .name = "cuda",
+    .alloc = be_alloc,
+    .release = be_release,
+    .upload = be_upload,
+    .download = be_download,
+    .zero = be_zero,
+    .sync = be_sync,
+    .conv_fwd = cuda_conv_fwd,
+    .conv_bwd_data = cuda_conv_bwd_data,
+    .conv_bwd_weights = cuda_conv_bwd_weights,
+    .convt_fwd = cuda_convt_fwd,
+    .convt_bwd_data = cuda_convt_bwd_data,
+    .convt_bwd_weights = cuda_convt_bwd_weights,
+    .norm_fwd = cuda_norm_fwd,
+    .norm_bwd = cuda_norm_bwd,
+    .act_fwd = cuda_act_fwd,
+    .act_bwd = cuda_act_bwd,
+    .maxpool_fwd = cuda_maxpool_fwd,
+    .maxpool_bwd = cuda_maxpool_bwd,
+    .padc_fwd = cuda_padc_fwd,
+    .padc_bwd = cuda_padc_bwd,
+    .concat_fwd = cuda_concat_fwd,
+    .concat_bwd = cuda_concat_bwd,
+    .add_fwd = cuda_add_fwd,
+    .copy = cuda_copy,
+    .softmax_fwd = cuda_softmax_fwd,
+    .loss = cuda_loss,
+    .optim_step = cuda_optim_step,
+    .destroy = be_destroy,
+    .set_option = be_set_option,
+    .get_info = NULL,
+    .dist_attach = cuda_dist_attach,
+    .dist_average = cuda_dist_average,
+};
 
 /* ---- creation ---- */
 
@@ -323,15 +353,12 @@ extern "C" int dlt_cuda_create(dlt_backend **out)
     e = cudaSetDevice(dev);
     if (e != cudaSuccess) return dlt_err(DLT_EDEVICE, "no usable CUDA device: %s", cudaGetErrorString(e));
 
-    dlt_backend *be = (dlt_backend *)calloc(1, sizeof *be);
     cuda_ctx *x = (cuda_ctx *)calloc(1, sizeof *x);
-    if (!be || !x) {
-        free(be);
+    dlt_backend *be = x ? dlt_backend_new(&cuda_ops, x) : NULL;
+    if (!be) {
         free(x);
         return dlt_err(DLT_ENOMEM, "cuda: backend state");
     }
-    be->ctx = x;
-    be->name = "cuda";
     x->device = dev;
     snprintf(x->devname, sizeof x->devname, "%s", prop.name);
     x->ws_limit = dlt_cuda_ws_limit();
@@ -342,58 +369,27 @@ extern "C" int dlt_cuda_create(dlt_backend **out)
     if (ep && *ep) {
         x->prec = dlt_cuda_parse_precision(ep);
         if (x->prec < 0) {
-            be_destroy(be);
+            dlt_backend_free(be);
             return dlt_err(DLT_EINVAL, "cuda: DLT_PRECISION must be fp32, tf32 or bf16, not '%s'", ep);
         }
     }
     e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
-        be_destroy(be);
+        dlt_backend_free(be);
         return dlt_err(DLT_EDEVICE, "no usable CUDA device: creating a stream: %s", cudaGetErrorString(e));
     }
     cudnnStatus_t s = cudnnCreate(&x->dnn);
     if (s == CUDNN_STATUS_SUCCESS) s = cudnnSetStream(x->dnn, x->stream);
     if (s != CUDNN_STATUS_SUCCESS) {
-        be_destroy(be);
+        dlt_backend_free(be);
         return dlt_err(DLT_EDEVICE, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(s));
     }
     e = cudaMallocHost((void **)&x->h_out, 64 * sizeof(double));
     if (e != cudaSuccess) {
-        be_destroy(be);
+        dlt_backend_free(be);
         return cuda_fail(e, "pinned host buffer");
     }
 
-    be->alloc = be_alloc;
-    be->release = be_release;
-    be->upload = be_upload;
-    be->download = be_download;
-    be->zero = be_zero;
-    be->sync = be_sync;
-    be->conv_fwd = cuda_conv_fwd;
-    be->conv_bwd_data = cuda_conv_bwd_data;
-    be->conv_bwd_weights = cuda_conv_bwd_weights;
-    be->convt_fwd = cuda_convt_fwd;
-    be->convt_bwd_data = cuda_convt_bwd_data;
-    be->convt_bwd_weights = cuda_convt_bwd_weights;
-    be->norm_fwd = cuda_norm_fwd;
-    be->norm_bwd = cuda_norm_bwd;
-    be->act_fwd = cuda_act_fwd;
-    be->act_bwd = cuda_act_bwd;
-    be->maxpool_fwd = cuda_maxpool_fwd;
-    be->maxpool_bwd = cuda_maxpool_bwd;
-    be->padc_fwd = cuda_padc_fwd;
-    be->padc_bwd = cuda_padc_bwd;
-    be->concat_fwd = cuda_concat_fwd;
-    be->concat_bwd = cuda_concat_bwd;
-    be->add_fwd = cuda_add_fwd;
-    be->copy = cuda_copy;
-    be->softmax_fwd = cuda_softmax_fwd;
-    be->loss = cuda_loss;
-    be->optim_step = cuda_optim_step;
-    be->destroy = be_destroy;
-    be->set_option = be_set_option;
-    be->dist_attach = cuda_dist_attach;
-    be->dist_average = cuda_dist_average;
     dlt_log(DLT_LOG_VERBOSE, "cuda: %s (sm_%d%d, %.1f GiB), cuDNN %zu, convolutions in %s, workspace bound %lld MiB",
             x->devname, prop.major, prop.minor, prop.totalGlobalMem / 1073741824.0, cudnnGetVersion(),
             dlt_cuda_precision_name(x->prec), (long long)(x->ws_limit >> 20));

@@ -101,8 +101,8 @@ static inline int cuda_blocks(int64_t n, int threads)
     return b < 1 ? 1 : (int)b;
 }
 
-/* Shape checks shared by the ops (message names the op). */
-int cuda_same_shape(const char *op, const dlt_tensor *a, const dlt_tensor *b);
+/* Layout check shared by the ops (message names the op); shapes are the
+ * front's (lib/backend_front.c). */
 int cuda_check_fmt(const char *op, const dlt_tensor *t, int fmt);
 static inline int64_t spatial(const dlt_tensor *t) { return t->d * t->h * t->w; }
 

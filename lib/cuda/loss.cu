@@ -173,14 +173,7 @@ int cuda_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits
     RET(cuda_check_fmt("loss", logits, FMT_NDHWC));
     RET(cuda_check_fmt("loss", dlogits, FMT_NDHWC));
     RET(cuda_check_fmt("loss", labels, FMT_LABEL));
-    RET(cuda_same_shape("loss", logits, dlogits));
-    if (labels->n != logits->n || labels->c != 1 || labels->d != logits->d || labels->h != logits->h ||
-        labels->w != logits->w)
-        return dlt_err(DLT_ESHAPE, "cuda loss: labels [%lld,%lld,%lld,%lld,%lld] do not match logits",
-                       (long long)labels->n, (long long)labels->c, (long long)labels->d, (long long)labels->h,
-                       (long long)labels->w);
     int kind = ld->kind;
-    if (kind < DLT_LOSS_CE || kind > DLT_LOSS_DICE_CE) return dlt_err(DLT_EINVAL, "cuda loss: unknown kind %d", kind);
     int64_t N = logits->n, C = logits->c, S = spatial(logits);
     if (C > 1024) return dlt_err(DLT_EUNSUP, "cuda loss: %lld classes (at most 1024)", (long long)C);
     if (N * S == 0 || C == 0) return dlt_err(DLT_ESHAPE, "cuda loss: empty logits");

@@ -43,8 +43,6 @@ int cuda_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, co
 {
     cudaStream_t st = CTX(be)->stream;
     int64_t n = dlt_tensor_numel(p);
-    if (dlt_tensor_numel(g) != n || (m && dlt_tensor_numel(m) != n) || (v && dlt_tensor_numel(v) != n))
-        return dlt_err(DLT_ESHAPE, "cuda optim_step: parameter, gradient and state sizes differ");
     if (p->fmt != g->fmt || (m && m->fmt != p->fmt) || (v && v->fmt != p->fmt)) {
         int t = p->fmt == FMT_NDHWC && p->c > 1 && spatial(p) > 1;
         if (t) return dlt_err(DLT_EINVAL, "cuda optim_step: parameter and state have different layouts");

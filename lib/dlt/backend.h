@@ -1,9 +1,12 @@
 /* dlt/backend.h - the operation table of the engine.
  *
- * Every backend (lib/cpu reference, the oneDNN fast path, lib/cuda)
- * implements this one table. The network executor (lib/net.c) only calls
- * through it, so a network runs unchanged on any backend, and the tests run
- * every operation on two backends and compare.
+ * Every backend (the cpu-ref oracle, the oneDNN fast path "cpu", cuda)
+ * fills one constant table of operations (dlt_backend_ops). The engine
+ * (lib/net*.c, lib/train.c) calls only the front functions below
+ * (dlt_op_*, dlt_tensor_*), which check the arguments once for every
+ * backend and run an operation a backend lacks on the reference. So a
+ * network runs unchanged on any backend, and the tests run every operation
+ * on two backends and compare.
  *
  * Shapes: activations are 5-D, logically NCDHW, with W the fastest spatial
  * axis. Volumes are stored x-fastest (NIfTI order), so W = x, H = y, D = z:
@@ -127,9 +130,19 @@ typedef struct dlt_optim_desc {
 } dlt_optim_desc;
 enum { DLT_OPTIM_ADAM = 1, DLT_OPTIM_SGD = 2 };
 
-struct dlt_backend {
+/* A backend's operations: one constant table per backend (lib/cpu/ref.c,
+ * lib/cpu/fast.c, lib/cuda/backend.cu). Callers never use it directly: the
+ * front functions below (lib/backend_front.c) check the shapes once, so a
+ * backend may assume them, and then call the slot.
+ *
+ * Required: name, alloc, release, upload, download, zero, destroy. Every
+ * operation slot is optional: NULL, or a call that returns DLT_EUNSUP
+ * before writing anything (with the reason in dlt_errmsg()), runs the
+ * operation on the reference backend through host copies of its tensors,
+ * logged once per op at debug level. So a new backend starts with memory
+ * alone and gains speed op by op. */
+typedef struct dlt_backend_ops {
     const char *name; /* "cpu-ref", "cpu", "cuda" */
-    void *ctx;        /* backend state (streams, handles, primitive caches) */
 
     /* ---- memory ---- */
     int (*alloc)(dlt_backend *be, dlt_tensor *t, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
@@ -138,7 +151,7 @@ struct dlt_backend {
     int (*upload)(dlt_backend *be, dlt_tensor *t, const void *host);
     int (*download)(dlt_backend *be, const dlt_tensor *t, void *host);
     int (*zero)(dlt_backend *be, dlt_tensor *t);
-    int (*sync)(dlt_backend *be); /* wait for queued work (no-op on CPU) */
+    int (*sync)(dlt_backend *be); /* wait for queued work (NULL: nothing is queued) */
 
     /* ---- convolution ---- y[N,Cout,..] = conv(x[N,Cin,..], w) (+ b) */
     int (*conv_fwd)(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
@@ -193,7 +206,7 @@ struct dlt_backend {
     /* y = softmax over channels */
     int (*softmax_fwd)(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
 
-    /* ---- loss: value (host double) and dlogits ---- */
+    /* ---- loss: value (host double) and dlogits (may be NULL: value only) ---- */
     int (*loss)(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
                 double *value, dlt_tensor *dlogits);
 
@@ -201,11 +214,12 @@ struct dlt_backend {
     int (*optim_step)(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
                       dlt_tensor *v);
 
+    /* Frees what the constructor made (be->ctx); dlt_backend_free frees be. */
     void (*destroy)(dlt_backend *be);
 
-    /* Optional (NULL where a backend has no options): set a named option.
-     * cuda: "precision" = "fp32" (default) | "tf32" | "bf16" (convolutions
-     * only; see lib/cuda/internal.h). Unknown key or value: DLT_EINVAL. */
+    /* Optional: set a named option. "precision" = "fp32" (default) |
+     * "tf32" (cuda) | "bf16" (convolutions only; see lib/cuda/internal.h and
+     * lib/cpu/fast.c). Unknown key or value: DLT_EINVAL. */
     int (*set_option)(dlt_backend *be, const char *key, const char *value);
     /* Optional: what the backend says about itself for a key, or NULL.
      * cpu: "isa" (its loops' ISA, oneDNN's, the channel block), "precision"
@@ -215,11 +229,6 @@ struct dlt_backend {
      * belongs to the backend (valid until its next call). */
     const char *(*get_info)(dlt_backend *be, const char *key);
 
-    /* Cross-process sums for synchronised batch norm (zeroed: none). Every
-     * process calls norm_fwd/norm_bwd in training mode on the same layers in
-     * the same order, so their sums meet. */
-    dlt_reduce reduce;
-
     /* Optional: data-parallel averaging on the device itself (cuda: NCCL).
      * dist_attach joins the ranks of d (every rank calls it, after
      * creating its backend); dist_average then replaces each of n tensors
@@ -227,7 +236,68 @@ struct dlt_backend {
      * fails with DLT_EUNSUP: the trainer averages through the host (MPI). */
     int (*dist_attach)(dlt_backend *be, dlt_dist *d);
     int (*dist_average)(dlt_backend *be, dlt_tensor *const *t, int n);
+} dlt_backend_ops;
+
+/* One backend instance: its constant table and its state. */
+struct dlt_backend {
+    const dlt_backend_ops *ops;
+    const char *name; /* ops->name */
+    void *ctx;        /* backend state (streams, handles, primitive caches) */
+    /* Cross-process sums for synchronised batch norm (zeroed: none). Every
+     * process calls norm_fwd/norm_bwd in training mode on the same layers in
+     * the same order, so their sums meet. */
+    dlt_reduce reduce;
+    dlt_backend *fallback; /* the reference backend that runs missing ops (made on first use) */
+    uint64_t fell_back;    /* ops whose fallback was logged */
 };
+
+/* For constructors: a backend of these ops with state ctx (NULL and
+ * DLT_ENOMEM when out of memory; ctx is then the caller's to free). */
+dlt_backend *dlt_backend_new(const dlt_backend_ops *ops, void *ctx);
+
+/* ---- the front: what the engine calls. Each checks its arguments'
+ * shapes (DLT_ESHAPE / DLT_EINVAL naming the op), then runs the backend's
+ * slot or the fallback. Signatures and meaning as the slots above. ---- */
+int dlt_tensor_upload(dlt_tensor *t, const void *host);
+int dlt_tensor_download(const dlt_tensor *t, void *host);
+int dlt_tensor_zero(dlt_tensor *t);
+int dlt_backend_sync(dlt_backend *be);
+int dlt_op_conv_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                    const dlt_tensor *b, dlt_tensor *y);
+int dlt_op_conv_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                         dlt_tensor *dx, int accum);
+int dlt_op_conv_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                            dlt_tensor *dw, dlt_tensor *db);
+int dlt_op_convt_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,
+                     const dlt_tensor *b, dlt_tensor *y);
+int dlt_op_convt_bwd_data(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *dy, const dlt_tensor *w,
+                          dlt_tensor *dx, int accum);
+int dlt_op_convt_bwd_weights(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *dy,
+                             dlt_tensor *dw, dlt_tensor *db);
+int dlt_op_norm_fwd(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
+                    const dlt_tensor *gamma, const dlt_tensor *beta, dlt_tensor *running_mean, dlt_tensor *running_var,
+                    dlt_tensor *save_mean, dlt_tensor *save_rstd, dlt_tensor *y);
+int dlt_op_norm_bwd(dlt_backend *be, const dlt_norm_desc *nd, const dlt_tensor *x, const dlt_tensor *y,
+                    const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *save_mean,
+                    const dlt_tensor *save_rstd, dlt_tensor *dx, int accum, dlt_tensor *dgamma, dlt_tensor *dbeta);
+int dlt_op_act_fwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y);
+int dlt_op_act_bwd(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
+                   const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope);
+int dlt_op_maxpool_fwd(dlt_backend *be, const int k[3], const dlt_tensor *x, dlt_tensor *y);
+int dlt_op_maxpool_bwd(dlt_backend *be, const int k[3], const dlt_tensor *x, const dlt_tensor *y,
+                       const dlt_tensor *dy, dlt_tensor *dx, int accum);
+int dlt_op_padc_fwd(dlt_backend *be, int lo, int hi, const dlt_tensor *x, dlt_tensor *y);
+int dlt_op_padc_bwd(dlt_backend *be, int lo, int hi, const dlt_tensor *dy, dlt_tensor *dx, int accum);
+int dlt_op_concat_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
+int dlt_op_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int accum_a, dlt_tensor *db,
+                      int accum_b);
+int dlt_op_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
+int dlt_op_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
+int dlt_op_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
+int dlt_op_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
+                double *value, dlt_tensor *dlogits);
+int dlt_op_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
+                      dlt_tensor *v);
 
 /* Synchronise training-mode batch norm across processes (NULL: stop). */
 static inline void dlt_backend_set_reduce(dlt_backend *be, const dlt_reduce *r)
@@ -245,17 +315,17 @@ int dlt_reduce_moments(const dlt_reduce *r, int64_t ng, double *count, double *m
 /* v[0..n) summed over all processes in place (no-op without a reduce). */
 int dlt_reduce_sum(const dlt_reduce *r, double *v, int64_t n);
 
-/* be->get_info(key), or NULL where the backend has none. */
+/* be's get_info(key), or NULL where the backend has none. */
 static inline const char *dlt_backend_info(dlt_backend *be, const char *key)
 {
-    return be->get_info ? be->get_info(be, key) : NULL;
+    return be->ops->get_info ? be->ops->get_info(be, key) : NULL;
 }
 
-/* be->set_option, or DLT_EUNSUP naming the backend when it has none. */
+/* be's set_option, or DLT_EUNSUP naming the backend when it has none. */
 static inline int dlt_backend_set_option(dlt_backend *be, const char *key, const char *value)
 {
-    if (!be->set_option) return dlt_err(DLT_EUNSUP, "backend %s has no option %s", be->name, key);
-    return be->set_option(be, key, value);
+    if (!be->ops->set_option) return dlt_err(DLT_EUNSUP, "backend %s has no option %s", be->name, key);
+    return be->ops->set_option(be, key, value);
 }
 
 /* The "precision" option (fp32, bf16, tf32 where the backend has them);
@@ -263,13 +333,12 @@ static inline int dlt_backend_set_option(dlt_backend *be, const char *key, const
  * fp32 anyway (cpu-ref). */
 static inline int dlt_backend_set_precision(dlt_backend *be, const char *precision)
 {
-    if (!be->set_option && !strcmp(precision, "fp32")) return 0;
+    if (!be->ops->set_option && !strcmp(precision, "fp32")) return 0;
     return dlt_backend_set_option(be, "precision", precision);
 }
 
 /* Create a backend by name: "cpu-ref" (plain C loops, the oracle), "cpu"
- * (the fast path; operations it lacks fall back to cpu-ref with a debug log
- * line), "cuda" (error without a usable GPU), "auto" (cuda if usable, else
+ * (the fast path), "cuda" (error without a usable GPU), "auto" (cuda if usable, else
  * cpu, saying so on stderr). *be is freed by dlt_backend_free. */
 int dlt_backend_create(const char *name, dlt_backend **be);
 

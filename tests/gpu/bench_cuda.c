@@ -77,7 +77,7 @@ int main(int argc, char **argv)
             for (int s = 0; s < warm + steps && !rc; s++) {
                 double loss, t0 = dlt_now();
                 rc = dlt_trainer_step(t, x, lab, batch, P, P, P, &loss);
-                if (!rc) rc = be->sync(be);
+                if (!rc) rc = dlt_backend_sync(be);
                 if (s >= warm) ts[s - warm] = dlt_now() - t0;
             }
             dlt_trainer_free(t);
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
         for (int s = 0; s < warm + steps && !rc; s++) {
             double t0 = dlt_now();
             rc = dlt_net_forward(net, x, batch, P, P, P, 0, NULL);
-            if (!rc) rc = be->sync(be);
+            if (!rc) rc = dlt_backend_sync(be);
             if (s >= warm) ts[s - warm] = dlt_now() - t0;
         }
         if (!rc) {
@@ -114,9 +114,9 @@ int main(int argc, char **argv)
                     dlt_tensor_release(&probs);
                     rc = dlt_tensor_alloc(be, &probs, DLT_T_ACT, lg->n, lg->c, lg->d, lg->h, lg->w);
                 }
-                if (!rc) rc = be->softmax_fwd(be, lg, &probs);
+                if (!rc) rc = dlt_op_softmax_fwd(be, lg, &probs);
             }
-            if (!rc) rc = be->sync(be);
+            if (!rc) rc = dlt_backend_sync(be);
             if (s >= warm) ts[s - warm] = dlt_now() - t0;
         }
         dlt_tensor_release(&probs);

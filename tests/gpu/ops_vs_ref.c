@@ -66,7 +66,7 @@ static int t2(T2 *x, int role, int64_t n, int64_t c, int64_t d, int64_t h, int64
     int r = 0;
     for (int b = 0; b < 2 && !r; b++) {
         r = dlt_tensor_alloc(BE[b], &x->t[b], role, n, c, d, h, w);
-        if (!r) r = BE[b]->upload(BE[b], &x->t[b], host);
+        if (!r) r = dlt_tensor_upload(&x->t[b], host);
     }
     free(host);
     return r;
@@ -87,8 +87,8 @@ static void cmp(T2 *x, double tol, const char *fmt, ...)
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     float *a = malloc((size_t)x->numel * 4 + 4), *g = malloc((size_t)x->numel * 4 + 4);
-    int r = BE[0]->download(BE[0], &x->t[0], a);
-    if (!r) r = BE[1]->download(BE[1], &x->t[1], g);
+    int r = dlt_tensor_download(&x->t[0], a);
+    if (!r) r = dlt_tensor_download(&x->t[1], g);
     if (r) {
         printf("not ok - %s: download: %s\n", name, dlt_errmsg());
         nfail++;
@@ -140,13 +140,13 @@ static void conv_case(const char *tag, int n, int cin, int cout, const int64_t i
     CK(t2(&dx, DLT_T_ACT, n, cin, in[0], in[1], in[2], FILL_RAND, 0));
     CK(t2(&dw, DLT_T_WEIGHT, cout, cin / groups, k0, k1, k2, FILL_RAND, 0));
     CK(t2(&db, DLT_T_VEC, cout, 1, 1, 1, 1, FILL_RAND, 0));
-    BOTH(be->conv_fwd(be, &c, &x.t[i], &w.t[i], bias ? &b.t[i] : NULL, &y.t[i]));
+    BOTH(dlt_op_conv_fwd(be, &c, &x.t[i], &w.t[i], bias ? &b.t[i] : NULL, &y.t[i]));
     cmp(&y, conv_tol, "conv_fwd %s", tag);
-    BOTH(be->conv_bwd_data(be, &c, &dy.t[i], &w.t[i], &dx.t[i], 1));
+    BOTH(dlt_op_conv_bwd_data(be, &c, &dy.t[i], &w.t[i], &dx.t[i], 1));
     cmp(&dx, conv_tol, "conv_bwd_data accum %s", tag);
-    BOTH(be->conv_bwd_data(be, &c, &dy.t[i], &w.t[i], &dx.t[i], 0));
+    BOTH(dlt_op_conv_bwd_data(be, &c, &dy.t[i], &w.t[i], &dx.t[i], 0));
     cmp(&dx, conv_tol, "conv_bwd_data %s", tag);
-    BOTH(be->conv_bwd_weights(be, &c, &x.t[i], &dy.t[i], &dw.t[i], bias ? &db.t[i] : NULL));
+    BOTH(dlt_op_conv_bwd_weights(be, &c, &x.t[i], &dy.t[i], &dw.t[i], bias ? &db.t[i] : NULL));
     cmp(&dw, conv_tol, "conv_bwd_weights %s", tag);
     if (bias) cmp(&db, TOL, "conv_bwd_weights bias %s", tag);
     /* transposed: x' has y's shape (small), y' has x's shape (large); weights [small C, large C/g, k] */
@@ -155,11 +155,11 @@ static void conv_case(const char *tag, int n, int cin, int cout, const int64_t i
     CK(t2(&ty, DLT_T_ACT, n, cin, in[0], in[1], in[2], FILL_RAND, 0));
     T2 tb;
     CK(t2(&tb, DLT_T_VEC, cin, 1, 1, 1, 1, FILL_RAND, 0));
-    BOTH(be->convt_fwd(be, &c, &dy.t[i], &tw.t[i], bias ? &tb.t[i] : NULL, &ty.t[i]));
+    BOTH(dlt_op_convt_fwd(be, &c, &dy.t[i], &tw.t[i], bias ? &tb.t[i] : NULL, &ty.t[i]));
     cmp(&ty, conv_tol, "convt_fwd %s", tag);
-    BOTH(be->convt_bwd_data(be, &c, &x.t[i], &tw.t[i], &y.t[i], 1));
+    BOTH(dlt_op_convt_bwd_data(be, &c, &x.t[i], &tw.t[i], &y.t[i], 1));
     cmp(&y, conv_tol, "convt_bwd_data accum %s", tag);
-    BOTH(be->convt_bwd_weights(be, &c, &dy.t[i], &x.t[i], &tw.t[i], bias ? &tb.t[i] : NULL));
+    BOTH(dlt_op_convt_bwd_weights(be, &c, &dy.t[i], &x.t[i], &tw.t[i], bias ? &tb.t[i] : NULL));
     cmp(&tw, conv_tol, "convt_bwd_weights %s", tag);
     if (bias) cmp(&tb, TOL, "convt_bwd_weights bias %s", tag);
     T2 *all[] = {&x, &w, &b, &y, &dy, &dx, &dw, &db, &tw, &ty, &tb};
@@ -207,10 +207,10 @@ static void test_norms(void)
             CK(t2(&dg, DLT_T_VEC, C, 1, 1, 1, 1, FILL_RAND, 0));
             CK(t2(&db, DLT_T_VEC, C, 1, 1, 1, 1, FILL_RAND, 0));
             if (kind == DLT_NORM_BATCH) {
-                BOTH(be->norm_fwd(be, &nd, 0, &x.t[i], &g.t[i], &bt.t[i], &rm.t[i], &rv.t[i], NULL, NULL, &y.t[i]));
+                BOTH(dlt_op_norm_fwd(be, &nd, 0, &x.t[i], &g.t[i], &bt.t[i], &rm.t[i], &rv.t[i], NULL, NULL, &y.t[i]));
                 cmp(&y, TOL, "norm_fwd %s %s inference", kn, acts[a]);
             }
-            BOTH(be->norm_fwd(be, &nd, 1, &x.t[i], &g.t[i], &bt.t[i], kind == DLT_NORM_BATCH ? &rm.t[i] : NULL,
+            BOTH(dlt_op_norm_fwd(be, &nd, 1, &x.t[i], &g.t[i], &bt.t[i], kind == DLT_NORM_BATCH ? &rm.t[i] : NULL,
                               kind == DLT_NORM_BATCH ? &rv.t[i] : NULL, &sm.t[i], &sr.t[i], &y.t[i]));
             cmp(&y, TOL, "norm_fwd %s %s training", kn, acts[a]);
             cmp(&sm, TOL, "norm_fwd %s %s saved mean", kn, acts[a]);
@@ -219,7 +219,7 @@ static void test_norms(void)
                 cmp(&rm, TOL, "norm_fwd batch %s running mean", acts[a]);
                 cmp(&rv, TOL, "norm_fwd batch %s running var", acts[a]);
             }
-            BOTH(be->norm_bwd(be, &nd, &x.t[i], &y.t[i], &dy.t[i], &g.t[i], &sm.t[i], &sr.t[i], &dx.t[i], a & 1,
+            BOTH(dlt_op_norm_bwd(be, &nd, &x.t[i], &y.t[i], &dy.t[i], &g.t[i], &sm.t[i], &sr.t[i], &dx.t[i], a & 1,
                               &dg.t[i], &db.t[i]));
             cmp(&dx, TOL, "norm_bwd %s %s dx%s", kn, acts[a], a & 1 ? " accum" : "");
             cmp(&dg, TOL, "norm_bwd %s %s dgamma", kn, acts[a]);
@@ -242,9 +242,9 @@ static void test_eltwise(void)
         CK(t2(&dy, DLT_T_ACT, 2, 5, 6, 7, 8, FILL_RAND, 0));
         CK(t2(&dx, DLT_T_ACT, 2, 5, 6, 7, 8, FILL_RAND, 0));
         CK(t2(&ds, DLT_T_VEC, 5, 1, 1, 1, 1, FILL_RAND, 0));
-        BOTH(be->act_fwd(be, a, 0.1f, &sl.t[i], &x.t[i], &y.t[i]));
+        BOTH(dlt_op_act_fwd(be, a, 0.1f, &sl.t[i], &x.t[i], &y.t[i]));
         cmp(&y, TOL, "act_fwd %s", names[a]);
-        BOTH(be->act_bwd(be, a, 0.1f, &sl.t[i], &x.t[i], &dy.t[i], &dx.t[i], 1, a == DLT_ACT_PRELU ? &ds.t[i] : NULL));
+        BOTH(dlt_op_act_bwd(be, a, 0.1f, &sl.t[i], &x.t[i], &dy.t[i], &dx.t[i], 1, a == DLT_ACT_PRELU ? &ds.t[i] : NULL));
         cmp(&dx, TOL, "act_bwd %s accum", names[a]);
         if (a == DLT_ACT_PRELU) cmp(&ds, TOL, "act_bwd prelu dslope");
         T2 *all[] = {&x, &sl, &y, &dy, &dx, &ds};
@@ -258,9 +258,9 @@ static void test_eltwise(void)
         CK(t2(&y, DLT_T_ACT, 2, 6, 8 / k[0], 8 / k[1], 12 / k[2], FILL_RAND, 0));
         CK(t2(&dy, DLT_T_ACT, 2, 6, 8 / k[0], 8 / k[1], 12 / k[2], FILL_RAND, 0));
         CK(t2(&dx, DLT_T_ACT, 2, 6, 8, 8, 12, FILL_RAND, 0));
-        BOTH(be->maxpool_fwd(be, k, &x.t[i], &y.t[i]));
+        BOTH(dlt_op_maxpool_fwd(be, k, &x.t[i], &y.t[i]));
         cmp(&y, TOL, "maxpool_fwd %dx%dx%d", k[0], k[1], k[2]);
-        BOTH(be->maxpool_bwd(be, k, &x.t[i], &y.t[i], &dy.t[i], &dx.t[i], q));
+        BOTH(dlt_op_maxpool_bwd(be, k, &x.t[i], &y.t[i], &dy.t[i], &dx.t[i], q));
         cmp(&dx, TOL, "maxpool_bwd %dx%dx%d%s", k[0], k[1], k[2], q ? " accum" : "");
         t2_free(&x), t2_free(&y), t2_free(&dy), t2_free(&dx);
     }
@@ -269,29 +269,29 @@ static void test_eltwise(void)
         CK(t2(&x, DLT_T_ACT, 2, 5, 4, 6, 8, FILL_RAND, 0));
         CK(t2(&y, DLT_T_ACT, 2, 12, 4, 6, 8, FILL_RAND, 0));
         CK(t2(&dx, DLT_T_ACT, 2, 5, 4, 6, 8, FILL_RAND, 0));
-        BOTH(be->padc_fwd(be, 3, 4, &x.t[i], &y.t[i]));
+        BOTH(dlt_op_padc_fwd(be, 3, 4, &x.t[i], &y.t[i]));
         cmp(&y, TOL, "padc_fwd 3+5+4");
-        BOTH(be->padc_bwd(be, 3, 4, &y.t[i], &dx.t[i], 1));
+        BOTH(dlt_op_padc_bwd(be, 3, 4, &y.t[i], &dx.t[i], 1));
         cmp(&dx, TOL, "padc_bwd accum");
         CK(t2(&a, DLT_T_ACT, 2, 7, 4, 6, 8, FILL_RAND, 0));
         CK(t2(&cy, DLT_T_ACT, 2, 12, 4, 6, 8, FILL_RAND, 0));
         CK(t2(&da, DLT_T_ACT, 2, 7, 4, 6, 8, FILL_RAND, 0));
         CK(t2(&db, DLT_T_ACT, 2, 5, 4, 6, 8, FILL_RAND, 0));
-        BOTH(be->concat_fwd(be, &a.t[i], &x.t[i], &cy.t[i]));
+        BOTH(dlt_op_concat_fwd(be, &a.t[i], &x.t[i], &cy.t[i]));
         cmp(&cy, TOL, "concat_fwd 7+5");
-        BOTH(be->concat_bwd(be, &y.t[i], &da.t[i], 0, &db.t[i], 1));
+        BOTH(dlt_op_concat_bwd(be, &y.t[i], &da.t[i], 0, &db.t[i], 1));
         cmp(&da, TOL, "concat_bwd a");
         cmp(&db, TOL, "concat_bwd b accum");
         CK(t2(&b, DLT_T_ACT, 2, 12, 4, 6, 8, FILL_RAND, 0));
-        BOTH(be->add_fwd(be, &y.t[i], &cy.t[i], &b.t[i]));
+        BOTH(dlt_op_add_fwd(be, &y.t[i], &cy.t[i], &b.t[i]));
         cmp(&b, TOL, "add_fwd");
-        BOTH(be->copy(be, &y.t[i], &b.t[i], 1));
+        BOTH(dlt_op_copy(be, &y.t[i], &b.t[i], 1));
         cmp(&b, TOL, "copy accum");
-        BOTH(be->copy(be, &cy.t[i], &b.t[i], 0));
+        BOTH(dlt_op_copy(be, &cy.t[i], &b.t[i], 0));
         cmp(&b, TOL, "copy");
         CK(t2(&s, DLT_T_ACT, 2, 14, 5, 6, 7, FILL_RAND, 0));
         CK(t2(&sy, DLT_T_ACT, 2, 14, 5, 6, 7, FILL_RAND, 0));
-        BOTH(be->softmax_fwd(be, &s.t[i], &sy.t[i]));
+        BOTH(dlt_op_softmax_fwd(be, &s.t[i], &sy.t[i]));
         cmp(&sy, TOL, "softmax_fwd 14 classes");
         T2 *all[] = {&x, &y, &dx, &a, &b, &cy, &da, &db, &s, &sy};
         for (size_t j = 0; j < sizeof all / sizeof *all; j++) t2_free(all[j]);
@@ -319,7 +319,7 @@ static void test_losses(void)
         CK(t2(&lab, DLT_T_LABEL, 2, 1, 6, 7, 8, FILL_LABEL, 5));
         CK(t2(&dz, DLT_T_ACT, 2, C, 6, 7, 8, FILL_RAND, 0));
         double v[2] = {0, 0};
-        BOTH(be->loss(be, &L[q].d, &z.t[i], &lab.t[i], &v[i], &dz.t[i]));
+        BOTH(dlt_op_loss(be, &L[q].d, &z.t[i], &lab.t[i], &v[i], &dz.t[i]));
         char nm[96];
         snprintf(nm, sizeof nm, "loss %s value", L[q].name);
         check_value(v[0], v[1], TOL, nm);
@@ -345,7 +345,7 @@ static void test_optim(void)
         CK(t2(&m, DLT_T_WEIGHT, 16, 8, 3, 3, 3, FILL_RAND, 0));
         CK(t2(&v, DLT_T_WEIGHT, 16, 8, 3, 3, 3, FILL_POS, 0));
         int adam = ods[q].kind == DLT_OPTIM_ADAM;
-        BOTH(be->optim_step(be, &ods[q], &p.t[i], &g.t[i], &m.t[i], adam ? &v.t[i] : NULL));
+        BOTH(dlt_op_optim_step(be, &ods[q], &p.t[i], &g.t[i], &m.t[i], adam ? &v.t[i] : NULL));
         cmp(&p, TOL, "optim %s params", nm[q]);
         cmp(&m, TOL, "optim %s first moment / momentum", nm[q]);
         if (adam) cmp(&v, TOL, "optim %s second moment", nm[q]);
@@ -406,8 +406,8 @@ static void test_net(void)
         dlt_param *a = dlt_net_param(net[0], p), *g = dlt_net_param(net[1], p);
         int64_t n = dlt_tensor_numel(&a->value);
         float *ha = malloc(n * 4), *hg = malloc(n * 4);
-        CK(BE[0]->download(BE[0], &a->value, ha));
-        CK(BE[1]->download(BE[1], &g->value, hg));
+        CK(dlt_tensor_download(&a->value, ha));
+        CK(dlt_tensor_download(&g->value, hg));
         double mx = 0, md = 0;
         for (int64_t i = 0; i < n; i++) mx = fmax(mx, fabs(ha[i])), md = fmax(md, fabs((double)ha[i] - hg[i]));
         double rel = md / fmax(mx, 1e-30);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fastbe.h"
 #include "cpu/backends.h"
 #include "dlt/backend.h"
 
@@ -23,15 +24,15 @@ static dlt_backend *ft_fast, *ft_ref;
 /* 0 when both backends exist; otherwise the test skips. */
 static int ft_init(void)
 {
-    if (dlt_cpu_fast_create(&ft_fast)) return -1;
+    if (test_fast_backend(&ft_fast)) return -1;
     if (dlt_cpu_ref_create(&ft_ref)) return -1;
     return 0;
 }
 
 static void ft_done(void)
 {
-    if (ft_fast) ft_fast->destroy(ft_fast);
-    if (ft_ref) ft_ref->destroy(ft_ref);
+    if (ft_fast) dlt_backend_free(ft_fast);
+    if (ft_ref) dlt_backend_free(ft_ref);
 }
 
 typedef struct ft_pair {
@@ -53,8 +54,8 @@ static void ft_fill(float *h, int64_t n, uint64_t seed, float lo, float hi)
 
 static int ft_upload(ft_pair *p, const void *h)
 {
-    int rc = ft_fast->upload(ft_fast, &p->f, h);
-    return rc ? rc : ft_ref->upload(ft_ref, &p->r, h);
+    int rc = dlt_tensor_upload(&p->f, h);
+    return rc ? rc : dlt_tensor_upload(&p->r, h);
 }
 
 /* Allocate on both backends; seed 0 leaves them zero, else random in [lo,hi). */
@@ -64,8 +65,8 @@ static int ft_new_r(ft_pair *p, int role, int64_t n, int64_t c, int64_t d, int64
     memset(p, 0, sizeof *p);
     p->role = role;
     p->numel = n * c * d * h * w;
-    int rc = ft_fast->alloc(ft_fast, &p->f, role, n, c, d, h, w);
-    if (!rc) rc = ft_ref->alloc(ft_ref, &p->r, role, n, c, d, h, w);
+    int rc = dlt_tensor_alloc(ft_fast, &p->f, role, n, c, d, h, w);
+    if (!rc) rc = dlt_tensor_alloc(ft_ref, &p->r, role, n, c, d, h, w);
     if (rc || !seed) return rc;
     float *buf = malloc(sizeof(float) * (size_t)p->numel);
     ft_fill(buf, p->numel, seed, lo, hi);
@@ -94,8 +95,8 @@ __attribute__((unused)) static int ft_labels(ft_pair *p, int64_t n, int64_t d, i
 
 __attribute__((unused)) static void ft_free(ft_pair *p)
 {
-    if (p->f.data) ft_fast->release(ft_fast, &p->f);
-    if (p->r.data) ft_ref->release(ft_ref, &p->r);
+    if (p->f.data) dlt_tensor_release(&p->f);
+    if (p->r.data) dlt_tensor_release(&p->r);
 }
 
 /* Normwise relative error between the two copies (downloaded as plain). */
@@ -103,7 +104,7 @@ __attribute__((unused)) static double ft_err(const ft_pair *p)
 {
     float *a = malloc(sizeof(float) * (size_t)p->numel), *b = malloc(sizeof(float) * (size_t)p->numel);
     double e = INFINITY;
-    if (!ft_fast->download(ft_fast, &p->f, a) && !ft_ref->download(ft_ref, &p->r, b)) {
+    if (!dlt_tensor_download(&p->f, a) && !dlt_tensor_download(&p->r, b)) {
         double md = 0, mx = 0;
         for (int64_t i = 0; i < p->numel; i++) {
             double d = fabs((double)a[i] - b[i]);

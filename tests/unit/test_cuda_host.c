@@ -345,11 +345,11 @@ static void test_create(void)
     dlt_backend *be = (dlt_backend *)1;
     int r = dlt_cuda_create(&be);
     if (r == 0) {
-        CHECK(be && !strcmp(be->name, "cuda") && be->set_option, "dlt_cuda_create: a GPU is present");
+        CHECK(be && !strcmp(be->name, "cuda") && be->ops->set_option, "dlt_cuda_create: a GPU is present");
         CHECK(dlt_backend_set_option(be, "precision", "bf16") == 0 &&
                   dlt_backend_set_option(be, "precision", "fp8") == DLT_EINVAL,
               "precision option");
-        be->destroy(be);
+        dlt_backend_free(be);
     } else {
         CHECK(r == DLT_EDEVICE && be == NULL && !strncmp(dlt_errmsg(), "no usable CUDA device: ", 23),
               "no GPU: DLT_EDEVICE \"%s\"", dlt_errmsg());

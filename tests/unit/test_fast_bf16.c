@@ -64,12 +64,12 @@ static void fwd_case(const char *name, int tr, int n, int cin, int cout, int gro
     /* convs with fewer than 16 channels in or out stay f32 (memory-bound),
      * as does the own depthwise upsampling kernel */
     const int in16 = has_bf16 && cin >= 16 && cout >= 16 && !(groups > 1 && groups == cin);
-    rc = tr ? ft_ref->convt_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r) : ft_ref->conv_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
+    rc = tr ? dlt_op_convt_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r) : dlt_op_conv_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
     CHECK(rc == 0, "%s: reference runs", name);
     for (int rep = 0; rep < 2; rep++) { /* the second time from the cache */
         rc = dlt_backend_set_option(ft_fast, "precision", "bf16");
-        rc = rc ? rc : tr ? ft_fast->convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f)
-                          : ft_fast->conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
+        rc = rc ? rc : tr ? dlt_op_convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f)
+                          : dlt_op_conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
         CHECK(rc == 0, "%s: bf16 forward runs (%s)", name, rc ? dlt_errmsg() : "ok");
         double e = ft_err(&y);
         CHECK(e <= BF16_TOL, "%s: bf16 forward%s within %g (rel err %.2g)", name, rep ? " again" : "", BF16_TOL, e);
@@ -81,19 +81,19 @@ static void fwd_case(const char *name, int tr, int n, int cin, int cout, int gro
     }
     FT_CHECK(&w, "%s: weights unchanged and plain after bf16", name);
     for (int accum = 1; accum >= 0; accum--) {
-        rc = tr ? ft_ref->convt_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum)
-                : ft_ref->conv_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
-        rc = rc ? rc : tr ? ft_fast->convt_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum)
-                          : ft_fast->conv_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
+        rc = tr ? dlt_op_convt_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum)
+                : dlt_op_conv_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
+        rc = rc ? rc : tr ? dlt_op_convt_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum)
+                          : dlt_op_conv_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
         CHECK(rc == 0, "%s: bf16 backward data accum=%d runs (%s)", name, accum, rc ? dlt_errmsg() : "ok");
         double e = ft_err(&dx);
         CHECK(e <= BF16_TOL, "%s: bf16 backward data accum=%d within %g (rel err %.2g)", name, accum, BF16_TOL, e);
         if (in16) CHECK(e > 1e-5, "%s: bf16 backward data accum=%d rounds like bf16 (%.2g)", name, accum, e);
     }
-    rc = tr ? ft_ref->convt_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL)
-            : ft_ref->conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
-    rc = rc ? rc : tr ? ft_fast->convt_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL)
-                      : ft_fast->conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
+    rc = tr ? dlt_op_convt_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL)
+            : dlt_op_conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
+    rc = rc ? rc : tr ? dlt_op_convt_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL)
+                      : dlt_op_conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
     CHECK(rc == 0, "%s: bf16 backward weights runs (%s)", name, rc ? dlt_errmsg() : "ok");
     double e = ft_err(&dw);
     CHECK(e <= BF16_TOL, "%s: bf16 backward weights accumulates dw within %g (rel err %.2g)", name, BF16_TOL, e);
@@ -103,8 +103,8 @@ static void fwd_case(const char *name, int tr, int n, int cin, int cout, int gro
         CHECK(e <= BF16_TOL, "%s: bf16 backward weights accumulates db within %g (rel err %.2g)", name, BF16_TOL, e);
     }
     rc = dlt_backend_set_option(ft_fast, "precision", "fp32");
-    rc = rc ? rc : tr ? ft_fast->convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f)
-                      : ft_fast->conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
+    rc = rc ? rc : tr ? dlt_op_convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f)
+                      : dlt_op_conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
     CHECK(rc == 0, "%s: fp32 forward runs after bf16", name);
     FT_CHECK(&y, "%s: precision fp32 again gives the f32 result", name);
     ft_free(&x), ft_free(&w), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&dw), ft_free(&db);
@@ -142,7 +142,7 @@ static void net_case(void)
 static void train_case(void)
 {
     dlt_backend *be16 = NULL;
-    int rc = dlt_cpu_fast_create(&be16);
+    int rc = test_fast_backend(&be16);
     rc = rc ? rc : dlt_backend_set_option(be16, "precision", "bf16");
     dlt_net_config c;
     dlt_net_config_default(&c, DLT_NET_UNET, 1, 14);
@@ -183,7 +183,7 @@ static void train_case(void)
     if (has_bf16) CHECK(l16 != l32, "train: bf16 loss differs from fp32 (%.7f vs %.7f): the bf16 kernels ran", l16, l32);
     dlt_trainer_free(t32), dlt_trainer_free(t16);
     dlt_net_free(n32), dlt_net_free(n16);
-    if (be16) be16->destroy(be16);
+    if (be16) dlt_backend_free(be16);
     free(x), free(lab);
 }
 

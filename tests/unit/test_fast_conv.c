@@ -34,22 +34,22 @@ static void conv_case(const char *name, int n, int cin, int cout, int groups, co
     if (rc) return;
     const dlt_tensor *fb = bias ? &b.f : NULL, *rb = bias ? &b.r : NULL;
     for (int rep = 0; rep < 2; rep++) { /* the second time with the weights already moved */
-        rc = ft_fast->conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
-        rc = rc ? rc : ft_ref->conv_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
+        rc = dlt_op_conv_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
+        rc = rc ? rc : dlt_op_conv_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
         CHECK(rc == 0, "%s: conv_fwd runs (%s)", name, rc ? dlt_errmsg() : "ok");
         FT_CHECK(&y, "%s: conv_fwd%s", name, rep ? " again" : "");
     }
     FT_CHECK(&w, "%s: weights read back plain after the move", name);
     if (cin > 1 || n > 0) {
         for (int accum = 1; accum >= 0; accum--) {
-            rc = ft_fast->conv_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
-            rc = rc ? rc : ft_ref->conv_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
+            rc = dlt_op_conv_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
+            rc = rc ? rc : dlt_op_conv_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
             CHECK(rc == 0, "%s: conv_bwd_data accum=%d runs (%s)", name, accum, rc ? dlt_errmsg() : "ok");
             FT_CHECK(&dx, "%s: conv_bwd_data accum=%d", name, accum);
         }
     }
-    rc = ft_fast->conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
-    rc = rc ? rc : ft_ref->conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
+    rc = dlt_op_conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
+    rc = rc ? rc : dlt_op_conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
     CHECK(rc == 0, "%s: conv_bwd_weights runs (%s)", name, rc ? dlt_errmsg() : "ok");
     FT_CHECK(&dw, "%s: conv_bwd_weights accumulates dw", name);
     if (bias) FT_CHECK(&db, "%s: conv_bwd_weights accumulates db", name);
@@ -81,19 +81,19 @@ static void convt_case(const char *name, int n, int cin, int cout, int groups, c
     if (rc) return;
     const dlt_tensor *fb = bias ? &b.f : NULL, *rb = bias ? &b.r : NULL;
     for (int rep = 0; rep < 2; rep++) {
-        rc = ft_fast->convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
-        rc = rc ? rc : ft_ref->convt_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
+        rc = dlt_op_convt_fwd(ft_fast, &cd, &x.f, &w.f, fb, &y.f);
+        rc = rc ? rc : dlt_op_convt_fwd(ft_ref, &cd, &x.r, &w.r, rb, &y.r);
         CHECK(rc == 0, "%s: convt_fwd runs (%s)", name, rc ? dlt_errmsg() : "ok");
         FT_CHECK(&y, "%s: convt_fwd%s", name, rep ? " again" : "");
     }
     for (int accum = 1; accum >= 0; accum--) {
-        rc = ft_fast->convt_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
-        rc = rc ? rc : ft_ref->convt_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
+        rc = dlt_op_convt_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, accum);
+        rc = rc ? rc : dlt_op_convt_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, accum);
         CHECK(rc == 0, "%s: convt_bwd_data accum=%d runs (%s)", name, accum, rc ? dlt_errmsg() : "ok");
         FT_CHECK(&dx, "%s: convt_bwd_data accum=%d", name, accum);
     }
-    rc = ft_fast->convt_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
-    rc = rc ? rc : ft_ref->convt_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
+    rc = dlt_op_convt_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, bias ? &db.f : NULL);
+    rc = rc ? rc : dlt_op_convt_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, bias ? &db.r : NULL);
     CHECK(rc == 0, "%s: convt_bwd_weights runs (%s)", name, rc ? dlt_errmsg() : "ok");
     FT_CHECK(&dw, "%s: convt_bwd_weights accumulates dw", name);
     if (bias) FT_CHECK(&db, "%s: convt_bwd_weights accumulates db", name);

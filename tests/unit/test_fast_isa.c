@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fastbe.h"
 #include "cpu/backends.h"
 #include "dlt/probe.h"
 
@@ -25,7 +26,7 @@ static const char *expected_isa(void)
 static void net_case(const char *name, int kind)
 {
     dlt_backend *be = NULL;
-    if (dlt_cpu_fast_create(&be)) {
+    if (test_fast_backend(&be)) {
         SKIP("%s: no oneDNN fast path (%s)", name, dlt_errmsg());
         return;
     }
@@ -57,7 +58,7 @@ static void net_case(const char *name, int kind)
 int main(void)
 {
     dlt_backend *be = NULL;
-    if (dlt_cpu_fast_create(&be)) {
+    if (test_fast_backend(&be)) {
         SKIP("no oneDNN fast path in this build (%s)", dlt_errmsg());
         return check_done();
     }

@@ -61,12 +61,12 @@ static void run_case(const lcase *k, const int sp[3], uint64_t seed)
     CHECK(rc == 0, "%s: tensors allocated", name);
     if (rc) return;
     double vf = 0, vr = 0, v0 = 0;
-    rc = ft_fast->loss(ft_fast, &ld, &z.f, &lab.f, &vf, &dz.f);
-    rc = rc ? rc : ft_ref->loss(ft_ref, &ld, &z.r, &lab.r, &vr, &dz.r);
+    rc = dlt_op_loss(ft_fast, &ld, &z.f, &lab.f, &vf, &dz.f);
+    rc = rc ? rc : dlt_op_loss(ft_ref, &ld, &z.r, &lab.r, &vr, &dz.r);
     CHECK(rc == 0, "%s: loss runs (%s)", name, rc ? dlt_errmsg() : "ok");
     CHECK(fabs(vf - vr) <= FT_TOL * fabs(vr), "%s: loss value %.8g vs %.8g", name, vf, vr);
     FT_CHECK(&dz, "%s: dlogits", name);
-    rc = ft_fast->loss(ft_fast, &ld, &z.f, &lab.f, &v0, NULL);
+    rc = dlt_op_loss(ft_fast, &ld, &z.f, &lab.f, &v0, NULL);
     CHECK(rc == 0 && v0 == vf, "%s: value without dlogits is the same", name);
     ft_free(&z), ft_free(&lab), ft_free(&dz);
 }
@@ -77,7 +77,7 @@ static void thread_independent(void)
     const int sp[3] = {16, 16, 20};
     dlt_backend *one;
     setenv("DLT_THREADS", "1", 1);
-    int rc = dlt_cpu_fast_create(&one);
+    int rc = test_fast_backend(&one);
     unsetenv("DLT_THREADS");
     if (rc) {
         SKIP("no one-thread backend");
@@ -95,21 +95,21 @@ static void thread_independent(void)
         rc = 0;
         for (int b = 0; b < 2; b++) {
             dlt_backend *be = bb[b];
-            rc = rc ? rc : be->alloc(be, &z[b], DLT_T_ACT, 3, 14, sp[0], sp[1], sp[2]);
-            rc = rc ? rc : be->alloc(be, &l[b], DLT_T_LABEL, 3, 1, sp[0], sp[1], sp[2]);
-            rc = rc ? rc : be->alloc(be, &g[b], DLT_T_ACT, 3, 14, sp[0], sp[1], sp[2]);
-            rc = rc ? rc : be->upload(be, &z[b], hz);
-            rc = rc ? rc : be->upload(be, &l[b], hl);
+            rc = rc ? rc : dlt_tensor_alloc(be, &z[b], DLT_T_ACT, 3, 14, sp[0], sp[1], sp[2]);
+            rc = rc ? rc : dlt_tensor_alloc(be, &l[b], DLT_T_LABEL, 3, 1, sp[0], sp[1], sp[2]);
+            rc = rc ? rc : dlt_tensor_alloc(be, &g[b], DLT_T_ACT, 3, 14, sp[0], sp[1], sp[2]);
+            rc = rc ? rc : dlt_tensor_upload(&z[b], hz);
+            rc = rc ? rc : dlt_tensor_upload(&l[b], hl);
             dlt_loss_desc ld = {kind, 1e-5f, 1, 0};
-            rc = rc ? rc : be->loss(be, &ld, &z[b], &l[b], &v[b], &g[b]);
-            rc = rc ? rc : be->download(be, &g[b], hg[b]);
+            rc = rc ? rc : dlt_op_loss(be, &ld, &z[b], &l[b], &v[b], &g[b]);
+            rc = rc ? rc : dlt_tensor_download(&g[b], hg[b]);
         }
         CHECK(rc == 0 && v[0] == v[1] && !memcmp(hg[0], hg[1], sizeof(float) * 3 * 14 * 5120),
               "%s: 1 thread gives the same bits as %d", kname(kind), dlt_threads());
-        for (int b = 0; b < 2; b++) bb[b]->release(bb[b], &z[b]), bb[b]->release(bb[b], &l[b]), bb[b]->release(bb[b], &g[b]);
+        for (int b = 0; b < 2; b++) dlt_tensor_release(&z[b]), dlt_tensor_release(&l[b]), dlt_tensor_release(&g[b]);
         free(hz), free(hl), free(hg[0]), free(hg[1]);
     }
-    one->destroy(one);
+    dlt_backend_free(one);
 }
 
 int main(void)

@@ -30,8 +30,8 @@ static double tensor_diff(dlt_net *a, dlt_net *b, int i, int grad, double *scale
     const dlt_tensor *ta = grad ? &pa->grad : &pa->value, *tb = grad ? &pb->grad : &pb->value;
     int64_t n = dlt_tensor_numel(ta);
     float *x = malloc(4 * (size_t)n), *y = malloc(4 * (size_t)n);
-    ta->be->download(ta->be, ta, x);
-    tb->be->download(tb->be, tb, y);
+    dlt_tensor_download(ta, x);
+    dlt_tensor_download(tb, y);
     double md = 0, mx = 0;
     for (int64_t j = 0; j < n; j++) {
         double d = fabs((double)x[j] - y[j]);

@@ -79,14 +79,14 @@ static int layer_make(dlt_backend *be, layer *l, int64_t n, const float *x, cons
     A(dg, DLT_T_VEC, C, 1, 1, 1, 1);
     A(db, DLT_T_VEC, C, 1, 1, 1, 1);
 #undef A
-    if (!rc) rc = be->upload(be, &l->x, x);
-    if (!rc) rc = be->upload(be, &l->dy, dy);
-    if (!rc) rc = be->upload(be, &l->g, g);
-    if (!rc) rc = be->upload(be, &l->b, b);
-    if (!rc) rc = be->upload(be, &l->rm, zeros);
-    if (!rc) rc = be->upload(be, &l->rv, ones);
-    if (!rc) rc = be->upload(be, &l->dg, zeros);
-    if (!rc) rc = be->upload(be, &l->db, zeros);
+    if (!rc) rc = dlt_tensor_upload(&l->x, x);
+    if (!rc) rc = dlt_tensor_upload(&l->dy, dy);
+    if (!rc) rc = dlt_tensor_upload(&l->g, g);
+    if (!rc) rc = dlt_tensor_upload(&l->b, b);
+    if (!rc) rc = dlt_tensor_upload(&l->rm, zeros);
+    if (!rc) rc = dlt_tensor_upload(&l->rv, ones);
+    if (!rc) rc = dlt_tensor_upload(&l->dg, zeros);
+    if (!rc) rc = dlt_tensor_upload(&l->db, zeros);
     return rc;
 }
 
@@ -98,12 +98,12 @@ static void layer_free(layer *l)
 
 static int fwd(dlt_backend *be, const dlt_norm_desc *nd, layer *l)
 {
-    return be->norm_fwd(be, nd, 1, &l->x, &l->g, &l->b, &l->rm, &l->rv, &l->sm, &l->sr, &l->y);
+    return dlt_op_norm_fwd(be, nd, 1, &l->x, &l->g, &l->b, &l->rm, &l->rv, &l->sm, &l->sr, &l->y);
 }
 
 static int bwd(dlt_backend *be, const dlt_norm_desc *nd, layer *l)
 {
-    return be->norm_bwd(be, nd, &l->x, &l->y, &l->dy, &l->g, &l->sm, &l->sr, &l->dx, 0, &l->dg, &l->db);
+    return dlt_op_norm_bwd(be, nd, &l->x, &l->y, &l->dy, &l->g, &l->sm, &l->sr, &l->dx, 0, &l->dg, &l->db);
 }
 
 /* Reset what a recording pass changed: running stats, dgamma, dbeta. */
@@ -111,10 +111,10 @@ static int reset(dlt_backend *be, layer *l)
 {
     float ones[C], zeros[C];
     for (int c = 0; c < C; c++) ones[c] = 1, zeros[c] = 0;
-    int rc = be->upload(be, &l->rm, zeros);
-    if (!rc) rc = be->upload(be, &l->rv, ones);
-    if (!rc) rc = be->upload(be, &l->dg, zeros);
-    if (!rc) rc = be->upload(be, &l->db, zeros);
+    int rc = dlt_tensor_upload(&l->rm, zeros);
+    if (!rc) rc = dlt_tensor_upload(&l->rv, ones);
+    if (!rc) rc = dlt_tensor_upload(&l->dg, zeros);
+    if (!rc) rc = dlt_tensor_upload(&l->db, zeros);
     return rc;
 }
 
@@ -158,8 +158,8 @@ static void one_backend(const char *name, float shift)
             f.me = p;
             if (pass) {
                 float zeros[C] = {0};
-                rc = be->upload(be, &half[p].dg, zeros);
-                if (!rc) rc = be->upload(be, &half[p].db, zeros);
+                rc = dlt_tensor_upload(&half[p].dg, zeros);
+                if (!rc) rc = dlt_tensor_upload(&half[p].db, zeros);
             }
             if (!rc) rc = bwd(be, &nd, &half[p]);
         }
@@ -171,12 +171,12 @@ static void one_backend(const char *name, float shift)
     /* y and dx: each half equals its half of the whole batch's */
     double ey = 0, edx = 0;
     for (int p = 0; p < 2 && !rc; p++) {
-        be->download(be, &half[p].y, a + p * HALF);
-        be->download(be, &half[p].dx, e + p * HALF);
+        dlt_tensor_download(&half[p].y, a + p * HALF);
+        dlt_tensor_download(&half[p].dx, e + p * HALF);
     }
     static float fy[FULL], fdx[FULL];
-    be->download(be, &full.y, fy);
-    be->download(be, &full.dx, fdx);
+    dlt_tensor_download(&full.y, fy);
+    dlt_tensor_download(&full.dx, fdx);
     ey = maxrel(a, fy, FULL), edx = maxrel(e, fdx, FULL);
     CHECK(ey < 1e-5, "%s: y of the two halves = y of the whole batch (rel err %.2g)", lab, ey);
     CHECK(edx < 1e-4, "%s: dx of the two halves = dx of the whole batch (rel err %.2g)", lab, edx);
@@ -188,8 +188,8 @@ static void one_backend(const char *name, float shift)
             layer *l = &half[p];
             dlt_tensor *th = k == 0 ? &l->sm : k == 1 ? &l->sr : k == 2 ? &l->rm : &l->rv;
             dlt_tensor *tf = k == 0 ? &full.sm : k == 1 ? &full.sr : k == 2 ? &full.rm : &full.rv;
-            be->download(be, th, va);
-            be->download(be, tf, vf);
+            dlt_tensor_download(th, va);
+            dlt_tensor_download(tf, vf);
             double r = maxrel(va, vf, C);
             err = r > err ? r : err;
         }
@@ -198,9 +198,9 @@ static void one_backend(const char *name, float shift)
     /* dgamma, dbeta: each half's own share; their sum is the whole batch's */
     for (int k = 0; k < 2; k++) {
         float s[C];
-        be->download(be, k ? &half[0].db : &half[0].dg, va);
-        be->download(be, k ? &half[1].db : &half[1].dg, vb);
-        be->download(be, k ? &full.db : &full.dg, vf);
+        dlt_tensor_download(k ? &half[0].db : &half[0].dg, va);
+        dlt_tensor_download(k ? &half[1].db : &half[1].dg, vb);
+        dlt_tensor_download(k ? &full.db : &full.dg, vf);
         for (int c = 0; c < C; c++) s[c] = va[c] + vb[c];
         double r = maxrel(s, vf, C), r0 = maxrel(va, vf, C);
         CHECK(r < 1e-4, "%s: %s of the halves sum to the whole batch's (rel err %.2g)", lab, k ? "dbeta" : "dgamma", r);
@@ -211,13 +211,13 @@ static void one_backend(const char *name, float shift)
     f.calls = 0, f.exchange = 0;
     dlt_norm_desc in = nd;
     in.kind = DLT_NORM_INSTANCE;
-    rc = be->norm_fwd(be, &in, 1, &full.x, &full.g, &full.b, NULL, NULL, NULL, NULL, &full.y);
+    rc = dlt_op_norm_fwd(be, &in, 1, &full.x, &full.g, &full.b, NULL, NULL, NULL, NULL, &full.y);
     dlt_tensor ism = {0}, isr = {0};
     if (!rc) rc = dlt_tensor_alloc(be, &ism, DLT_T_VEC, N * C, 1, 1, 1, 1);
     if (!rc) rc = dlt_tensor_alloc(be, &isr, DLT_T_VEC, N * C, 1, 1, 1, 1);
-    if (!rc) rc = be->norm_fwd(be, &in, 1, &full.x, &full.g, &full.b, NULL, NULL, &ism, &isr, &full.y);
-    if (!rc) rc = be->norm_bwd(be, &in, &full.x, &full.y, &full.dy, &full.g, &ism, &isr, &full.dx, 0, &full.dg, &full.db);
-    if (!rc) rc = be->norm_fwd(be, &nd, 0, &full.x, &full.g, &full.b, &full.rm, &full.rv, NULL, NULL, &full.y);
+    if (!rc) rc = dlt_op_norm_fwd(be, &in, 1, &full.x, &full.g, &full.b, NULL, NULL, &ism, &isr, &full.y);
+    if (!rc) rc = dlt_op_norm_bwd(be, &in, &full.x, &full.y, &full.dy, &full.g, &ism, &isr, &full.dx, 0, &full.dg, &full.db);
+    if (!rc) rc = dlt_op_norm_fwd(be, &nd, 0, &full.x, &full.g, &full.b, &full.rm, &full.rv, NULL, NULL, &full.y);
     CHECK(rc == 0 && f.calls == 0, "%s: instance norm and inference-mode batch norm do not reduce (%d calls, %s)", lab,
           f.calls, rc ? dlt_errmsg() : "ok");
     dlt_tensor_release(&ism), dlt_tensor_release(&isr);

@@ -58,7 +58,7 @@ int main(void)
     CHECK(q && !q->trainable && q->value.n == 128 && q->value.c == 1 && q->value.d == 4, "up.0.w [128,1,4,4,4] fixed");
     if (q) {
         float k[64], *big = malloc(4 * 128 * 64);
-        be->download(be, &q->value, big); /* first channel */
+        dlt_tensor_download(&q->value, big); /* first channel */
         memcpy(k, big, sizeof k);
         /* peer's linear_up_kernel: f1 = 1 - |t - 1.5| / 2 = .25 .75 .75 .25 */
         CHECK(fabsf(k[0] - 0.25f * 0.25f * 0.25f) < 1e-7 && fabsf(k[21] - 0.75f * 0.75f * 0.75f) < 1e-7 &&
@@ -71,7 +71,7 @@ int main(void)
     {
         int64_t n = dlt_tensor_numel(&q->value);
         float *w = malloc(4 * (size_t)n);
-        be->download(be, &q->value, w);
+        dlt_tensor_download(&q->value, w);
         double lim = sqrt(3.0 / (128 * 27)), v = 0, mx = 0;
         for (int64_t i = 0; i < n; i++) v += (double)w[i] * w[i], mx = fmax(mx, fabs(w[i]));
         v /= n;
@@ -82,8 +82,8 @@ int main(void)
         dlt_net_create(&c, be, 0, &n2);
         dlt_net_create(&c, be, 1, &n3);
         float *w2 = malloc(4 * (size_t)n), *w3 = malloc(4 * (size_t)n);
-        be->download(be, &dlt_net_find_param(n2, "enc.2.0.conv1.weight")->value, w2);
-        be->download(be, &dlt_net_find_param(n3, "enc.2.0.conv1.weight")->value, w3);
+        dlt_tensor_download(&dlt_net_find_param(n2, "enc.2.0.conv1.weight")->value, w2);
+        dlt_tensor_download(&dlt_net_find_param(n3, "enc.2.0.conv1.weight")->value, w3);
         CHECK(!memcmp(w, w2, 4 * (size_t)n) && memcmp(w, w3, 4 * (size_t)n), "init deterministic in the seed");
         free(w), free(w2), free(w3);
         dlt_net_free(n2), dlt_net_free(n3);

@@ -60,7 +60,7 @@ static void put_tensor(rec *r, const dlt_tensor *t)
 {
     size_t n = (size_t)dlt_tensor_numel(t);
     float *h = malloc(4 * n);
-    be->download(be, t, h);
+    dlt_tensor_download(t, h);
     put(r, h, 4 * n);
     free(h);
 }
@@ -180,7 +180,7 @@ int main(void)
               "probabilities)",
               dlt_net_plan_bytes(net, -1) / 1048576.0, tb / 1048576.0);
         dlt_tensor_alloc(be, &dl, DLT_T_ACT, 2, 3, 8, 8, 8);
-        be->zero(be, &dl);
+        dlt_tensor_zero(&dl);
         rc = dlt_net_backward(net, &dl);
         CHECK(rc == DLT_EINVAL, "backward after an inference forward refused: %s", dlt_errmsg());
         rc = dlt_net_forward(net, x, 2, 8, 8, 8, 1, &lg);

@@ -40,9 +40,9 @@ static void run(const char *kind, const char *dir)
         if (p->role != DLT_T_VEC) continue;
         int64_t n = dlt_tensor_numel(&p->value);
         float *h = malloc(4 * (size_t)n);
-        be->download(be, &p->value, h);
+        dlt_tensor_download(&p->value, h);
         for (int64_t j = 0; j < n; j++) h[j] += 0.2f * (dlt_rng_uniform_at(3, (uint64_t)i, (uint64_t)j) - 0.5f);
-        be->upload(be, &p->value, h);
+        dlt_tensor_upload(&p->value, h);
         free(h);
     }
     dlt_model m;
@@ -79,7 +79,7 @@ static void run(const char *kind, const char *dir)
     dlt_net_load(&m0, be, &net0);
     dlt_model_free(&m0);
     dlt_net_forward(net0, x, N, D, H, W, 1, &lg);
-    be->download(be, lg, lgh);
+    dlt_tensor_download(lg, lgh);
     dlt_net_free(net0);
     write_raw(dir, "logits.f32", lgh, sizeof(float) * N * C * D * H * W);
     write_raw(dir, "x.f32", x, sizeof(float) * N * D * H * W);
@@ -96,7 +96,7 @@ static void run(const char *kind, const char *dir)
         if (!p->trainable) continue;
         int64_t n = dlt_tensor_numel(&p->grad), shape[5] = {p->value.n, p->value.c, p->value.d, p->value.h, p->value.w};
         float *h = malloc(4 * (size_t)n);
-        be->download(be, &p->grad, h);
+        dlt_tensor_download(&p->grad, h);
         dlt_model_add(&g, p->name, DLT_DT_F32, p->role == DLT_T_VEC ? 1 : 5, shape, h);
         free(h);
     }

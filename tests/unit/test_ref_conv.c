@@ -117,50 +117,50 @@ static void run_case(const char *name, int n, int cin, int cout, int groups, con
 #define UP(t, src, cnt)                                                                                            \
     do {                                                                                                           \
         for (int64_t i_ = 0; i_ < (cnt); i_++) f[i_] = (float)(src)[i_];                                           \
-        be->upload(be, &(t), f);                                                                                   \
+        dlt_tensor_upload(&(t), f);                                                                                   \
     } while (0)
     UP(tx, c.x, nx);
     UP(tw, c.w, nw);
     if (bias) UP(tb, c.b, cout);
     UP(tr, c.r, ny);
     dlt_ref_conv_fwd_d(&c.cd, c.xs, c.x, c.w, c.b, c.ys, c.y); /* c.y was left by the last perturbation */
-    int rc = be->conv_fwd(be, &c.cd, &tx, &tw, bias ? &tb : NULL, &ty);
-    be->download(be, &ty, f);
+    int rc = dlt_op_conv_fwd(be, &c.cd, &tx, &tw, bias ? &tb : NULL, &ty);
+    dlt_tensor_download(&ty, f);
     e = 0;
     for (int64_t i = 0; i < ny; i++) e = fmax(e, check_relerr(f[i], c.y[i], 1e-2));
     CHECK(rc == 0 && e < 1e-5, "%s: float backend conv_fwd agrees with double (rel %.2g)", name, e);
-    rc = be->conv_bwd_data(be, &c.cd, &tr, &tw, &tdx, 0);
-    be->download(be, &tdx, f);
+    rc = dlt_op_conv_bwd_data(be, &c.cd, &tr, &tw, &tdx, 0);
+    dlt_tensor_download(&tdx, f);
     e = 0;
     for (int64_t i = 0; i < nx; i++) e = fmax(e, check_relerr(f[i], dx[i], 1e-2));
     CHECK(rc == 0 && e < 1e-5, "%s: float backend conv_bwd_data agrees (rel %.2g)", name, e);
-    rc = be->conv_bwd_weights(be, &c.cd, &tx, &tr, &tdw, bias ? &tdb : NULL);
-    be->download(be, &tdw, f);
+    rc = dlt_op_conv_bwd_weights(be, &c.cd, &tx, &tr, &tdw, bias ? &tdb : NULL);
+    dlt_tensor_download(&tdw, f);
     e = 0;
     for (int64_t i = 0; i < nw; i++) e = fmax(e, check_relerr(f[i], dw[i], 1e-2));
     CHECK(rc == 0 && e < 1e-5, "%s: float backend conv_bwd_weights agrees (rel %.2g)", name, e);
 
     /* transposed conv = adjoint: convt_fwd(r) = bwd_data(r); convt_bwd_data(x-shaped) = conv_fwd */
-    rc = be->convt_fwd(be, &c.cd, &tr, &tw, NULL, &tdx);
-    be->download(be, &tdx, f);
+    rc = dlt_op_convt_fwd(be, &c.cd, &tr, &tw, NULL, &tdx);
+    dlt_tensor_download(&tdx, f);
     e = 0;
     for (int64_t i = 0; i < nx; i++) e = fmax(e, check_relerr(f[i], dx[i], 1e-2));
     CHECK(rc == 0 && e < 1e-5, "%s: convt_fwd is the adjoint of conv_fwd (rel %.2g)", name, e);
-    rc = be->convt_bwd_data(be, &c.cd, &tx, &tw, &ty, 0);
-    be->download(be, &ty, f);
+    rc = dlt_op_convt_bwd_data(be, &c.cd, &tx, &tw, &ty, 0);
+    dlt_tensor_download(&ty, f);
     dlt_ref_conv_fwd_d(&c.cd, c.xs, c.x, c.w, NULL, c.ys, c.y);
     e = 0;
     for (int64_t i = 0; i < ny; i++) e = fmax(e, check_relerr(f[i], c.y[i], 1e-2));
     CHECK(rc == 0 && e < 1e-5, "%s: convt_bwd_data is conv_fwd (rel %.2g)", name, e);
-    be->zero(be, &tdw);
-    rc = be->convt_bwd_weights(be, &c.cd, &tr, &tx, &tdw, NULL);
-    be->download(be, &tdw, f);
+    dlt_tensor_zero(&tdw);
+    rc = dlt_op_convt_bwd_weights(be, &c.cd, &tr, &tx, &tdw, NULL);
+    dlt_tensor_download(&tdw, f);
     e = 0;
     for (int64_t i = 0; i < nw; i++) e = fmax(e, check_relerr(f[i], dw[i], 1e-2));
     CHECK(rc == 0 && e < 1e-5, "%s: convt_bwd_weights pairs the same tensors (rel %.2g)", name, e);
 
     /* shape errors are errors */
-    rc = be->conv_fwd(be, &c.cd, &tx, &tw, NULL, &tx);
+    rc = dlt_op_conv_fwd(be, &c.cd, &tx, &tw, NULL, &tx);
     CHECK(rc == DLT_ESHAPE && strstr(dlt_errmsg(), "conv_fwd"), "%s: wrong output shape refused: %s", name,
           dlt_errmsg());
 

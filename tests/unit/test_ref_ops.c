@@ -256,8 +256,8 @@ int main(void)
     dlt_tensor a, b;
     dlt_tensor_alloc(be, &a, DLT_T_ACT, 1, 2, 2, 2, 2);
     dlt_tensor_alloc(be, &b, DLT_T_ACT, 1, 3, 2, 2, 2);
-    CHECK(be->add_fwd(be, &a, &b, &a) == DLT_ESHAPE, "add of different shapes refused: %s", dlt_errmsg());
-    CHECK(be->maxpool_fwd(be, (int[]){3, 1, 1}, &a, &b) == DLT_ESHAPE, "pool not dividing refused: %s", dlt_errmsg());
+    CHECK(dlt_op_add_fwd(be, &a, &b, &a) == DLT_ESHAPE, "add of different shapes refused: %s", dlt_errmsg());
+    CHECK(dlt_op_maxpool_fwd(be, (int[]){3, 1, 1}, &a, &b) == DLT_ESHAPE, "pool not dividing refused: %s", dlt_errmsg());
     dlt_tensor_release(&a), dlt_tensor_release(&b);
     dlt_backend_free(be);
     CHECK(dlt_backend_create("tpu", &be) == DLT_EINVAL, "unknown device refused: %s", dlt_errmsg());

@@ -52,7 +52,7 @@ static float *snapshot(dlt_net *net, int64_t *len)
     int64_t o = 0;
     for (int i = 0; i < dlt_net_nparams(net); i++) {
         dlt_param *p = dlt_net_param(net, i);
-        be->download(be, &p->value, s + o);
+        dlt_tensor_download(&p->value, s + o);
         o += dlt_tensor_numel(&p->value);
     }
     *len = n;

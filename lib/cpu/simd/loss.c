@@ -203,41 +203,13 @@ static void run_pass2(fast_ctx *cx, const lparam *q, int64_t items)
     }
 }
 
-static int loss_fb(fast_ctx *cx, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
-                   double *value, dlt_tensor *dlogits)
-{
-    fast_fb_note(cx, FOP_LOSS, "loss", dlt_errmsg());
-    dlt_backend *r = cx->ref;
-    dlt_tensor tl = {0}, tb = {0}, td = {0};
-    int rc = fast_fb_twin(cx, logits, &tl, 1);
-    if (!rc) rc = fast_fb_twin(cx, labels, &tb, 1);
-    if (!rc) rc = fast_fb_twin(cx, dlogits, &td, 0);
-    if (!rc) rc = r->loss(r, ld, &tl, &tb, value, dlogits ? &td : NULL);
-    int e = fast_fb_back(cx, &td, dlogits, !rc);
-    fast_fb_back(cx, &tl, NULL, 0), fast_fb_back(cx, &tb, NULL, 0);
-    return rc ? rc : e;
-}
-
-static int shape_eq(const dlt_tensor *a, const dlt_tensor *b)
-{
-    return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w;
-}
-
 int FAST_K(fast_loss)(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
               double *value, dlt_tensor *dlogits)
 {
     fast_ctx *cx = FAST_CTX(be);
     const int kind = ld->kind;
-    if (kind < DLT_LOSS_CE || kind > DLT_LOSS_DICE_CE) return dlt_err(DLT_EINVAL, "loss: unknown loss kind %d", kind);
-    if (labels->n != logits->n || labels->c != 1 || labels->d != logits->d || labels->h != logits->h ||
-        labels->w != logits->w)
-        return dlt_err(DLT_ESHAPE, "loss: labels are not [N,1,D,H,W] of the logits");
-    if (dlogits && (!shape_eq(logits, dlogits) || dlogits->fmt != logits->fmt))
-        return dlt_err(DLT_ESHAPE, "loss: dlogits shape differs");
-    if (logits->fmt != FF_BLK && logits->fmt != FF_PLAIN) {
-        dlt_err(DLT_EUNSUP, "logits in an opaque layout");
-        return loss_fb(cx, ld, logits, labels, value, dlogits);
-    }
+    if (logits->fmt == FF_OPAQUE || (dlogits && dlogits->fmt != logits->fmt))
+        return dlt_err(DLT_EUNSUP, "loss: logits in an opaque layout");
     const fast_lay l = fast_lay_of(logits);
     const int64_t N = l.n, C = l.c, S = l.s, CP = C > 16 ? C : 16;
     const int32_t *lab = labels->data;

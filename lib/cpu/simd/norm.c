@@ -150,50 +150,12 @@ INL void bapply(int act, float alpha, const float *x, const float *y, const floa
 
 static const float *vec(const dlt_tensor *t) { return t ? (const float *)t->data : NULL; }
 
-static int check_vec(const char *op, const dlt_tensor *v, int64_t n, const char *what)
+/* The loops read activations in this backend's blocked or plain layout,
+ * all operands alike; anything else goes to the reference (the front's
+ * fallback). */
+static int layout_ok(const dlt_tensor *x, const dlt_tensor *y)
 {
-    if (v && dlt_tensor_numel(v) != n) return dlt_err(DLT_ESHAPE, "%s: %s", op, what);
-    return 0;
-}
-
-static int same_shape(const dlt_tensor *a, const dlt_tensor *b)
-{
-    return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w && a->fmt == b->fmt;
-}
-
-static int norm_fb(dlt_backend *be, int fwd, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
-                   const dlt_tensor *y, const dlt_tensor *dy, const dlt_tensor *gamma, const dlt_tensor *beta,
-                   dlt_tensor *rm, dlt_tensor *rv, dlt_tensor *sm, dlt_tensor *sr, dlt_tensor *out, int accum,
-                   dlt_tensor *dg, dlt_tensor *db)
-{
-    fast_ctx *cx = FAST_CTX(be);
-    fast_fb_note(cx, fwd ? FOP_NORM_FWD : FOP_NORM_BWD, fwd ? "norm_fwd" : "norm_bwd", dlt_errmsg());
-    dlt_backend *r = cx->ref;
-    r->reduce = be->reduce; /* the twin synchronises batch norm as this backend does */
-    dlt_tensor t[11], tdb;
-    memset(t, 0, sizeof t);
-    memset(&tdb, 0, sizeof tdb);
-    const dlt_tensor *src[11] = {x, y, dy, gamma, beta, rm, rv, sm, sr, out, dg};
-    int rc = 0;
-    for (int i = 0; i < 11; i++) rc = rc ? rc : fast_fb_twin(cx, src[i], &t[i], 1);
-    if (!rc) rc = fast_fb_twin(cx, db, &tdb, 1);
-#define T(i) (src[i] ? &t[i] : NULL)
-    if (!rc) {
-        if (fwd)
-            rc = r->norm_fwd(r, nd, training, T(0), T(3), T(4), T(5), T(6), T(7), T(8), T(9));
-        else
-            rc = r->norm_bwd(r, nd, T(0), T(1), T(2), T(3), T(7), T(8), T(9), accum, T(10), db ? &tdb : NULL);
-    }
-#undef T
-    int rc2 = 0;
-    for (int i = 0; i < 11; i++) {
-        /* what the op wrote: forward rm, rv, sm, sr, y; backward dx, dgamma (and dbeta below) */
-        const int back = !rc && (fwd ? (i >= 5 && i <= 9) : (i >= 9));
-        int e = fast_fb_back(cx, &t[i], (dlt_tensor *)src[i], back);
-        rc2 = rc2 ? rc2 : e;
-    }
-    int e = fast_fb_back(cx, &tdb, db, !rc);
-    return rc ? rc : rc2 ? rc2 : e;
+    return x->fmt != FF_OPAQUE && x->fmt == y->fmt;
 }
 
 int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training, const dlt_tensor *x,
@@ -202,22 +164,8 @@ int FAST_K(fast_norm_fwd)(dlt_backend *be, const dlt_norm_desc *nd, int training
 {
     fast_ctx *cx = FAST_CTX(be);
     const int inst = nd->kind == DLT_NORM_INSTANCE;
-    if (nd->kind != DLT_NORM_BATCH && !inst) return dlt_err(DLT_EINVAL, "norm_fwd: unknown norm kind %d", nd->kind);
-    if (!same_shape(x, y)) return dlt_err(DLT_ESHAPE, "norm_fwd: output shape differs from input");
-    const int64_t ns = inst ? x->n * x->c : x->c;
-    int rc = check_vec("norm_fwd", gamma, x->c, "gamma is not C long");
-    if (!rc) rc = check_vec("norm_fwd", beta, x->c, "beta is not C long");
-    if (!rc) rc = check_vec("norm_fwd", rm, x->c, "running mean is not C long");
-    if (!rc) rc = check_vec("norm_fwd", rv, x->c, "running var is not C long");
-    if (!rc) rc = check_vec("norm_fwd", sm, ns, "saved mean has the wrong length");
-    if (!rc) rc = check_vec("norm_fwd", sr, ns, "saved rstd has the wrong length");
-    if (rc) return rc;
-    if (!training && !inst && (!rm || !rv)) return dlt_err(DLT_EINVAL, "norm_fwd: inference needs running stats");
-    if (nd->affine && (!gamma || !beta)) return dlt_err(DLT_EINVAL, "norm_fwd: affine norm needs gamma and beta");
-    if (nd->act == DLT_ACT_PRELU || x->fmt == FF_OPAQUE) {
-        dlt_err(DLT_EUNSUP, nd->act == DLT_ACT_PRELU ? "fused PReLU" : "layout");
-        return norm_fb(be, 1, nd, training, x, NULL, NULL, gamma, beta, rm, rv, sm, sr, y, 0, NULL, NULL);
-    }
+    if (!layout_ok(x, y)) return dlt_err(DLT_EUNSUP, "norm_fwd: operands in another layout");
+    int rc;
     const fast_lay l = fast_lay_of(x);
     const int64_t B = l.b, NG = inst ? l.n : 1; /* statistic groups per channel */
     const int stats = training || inst;
@@ -323,21 +271,9 @@ int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_te
 {
     fast_ctx *cx = FAST_CTX(be);
     const int inst = nd->kind == DLT_NORM_INSTANCE;
-    if (!same_shape(x, y) || !same_shape(x, dy) || !same_shape(x, dx))
-        return dlt_err(DLT_ESHAPE, "norm_bwd: x, y, dy and dx must have one shape");
-    const int64_t ns = inst ? x->n * x->c : x->c;
-    if (!sm || !sr) return dlt_err(DLT_EINVAL, "norm_bwd: needs the saved statistics of a training forward");
-    int rc = check_vec("norm_bwd", sm, ns, "saved mean has the wrong length");
-    if (!rc) rc = check_vec("norm_bwd", sr, ns, "saved rstd has the wrong length");
-    if (!rc) rc = check_vec("norm_bwd", gamma, x->c, "gamma is not C long");
-    if (!rc) rc = check_vec("norm_bwd", dgamma, x->c, "dgamma is not C long");
-    if (!rc) rc = check_vec("norm_bwd", dbeta, x->c, "dbeta is not C long");
-    if (rc) return rc;
-    if (nd->act == DLT_ACT_PRELU || x->fmt == FF_OPAQUE) {
-        dlt_err(DLT_EUNSUP, nd->act == DLT_ACT_PRELU ? "fused PReLU" : "layout");
-        return norm_fb(be, 0, nd, 1, x, y, dy, gamma, NULL, NULL, NULL, (dlt_tensor *)sm, (dlt_tensor *)sr, dx, accum,
-                       dgamma, dbeta);
-    }
+    if (!layout_ok(x, y) || !layout_ok(x, dy) || !layout_ok(x, dx))
+        return dlt_err(DLT_EUNSUP, "norm_bwd: operands in another layout");
+    int rc;
     const fast_lay l = fast_lay_of(x);
     const int64_t B = l.b, NG = inst ? l.n : 1;
     const items it = items_make(&l, cx->nthr);
@@ -426,35 +362,10 @@ int FAST_K(fast_norm_bwd)(dlt_backend *be, const dlt_norm_desc *nd, const dlt_te
 
 /* ------------------------------------------------------------ activations */
 
-static int act_fb(fast_ctx *cx, int fwd, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x,
-                  const dlt_tensor *dy, dlt_tensor *out, int accum, dlt_tensor *dslope)
-{
-    fast_fb_note(cx, fwd ? FOP_ACT_FWD : FOP_ACT_BWD, fwd ? "act_fwd" : "act_bwd", dlt_errmsg());
-    dlt_backend *r = cx->ref;
-    dlt_tensor ts = {0}, tx = {0}, tdy = {0}, to = {0}, tds = {0};
-    int rc = fast_fb_twin(cx, slope, &ts, 1);
-    if (!rc) rc = fast_fb_twin(cx, x, &tx, 1);
-    if (!rc) rc = fast_fb_twin(cx, dy, &tdy, 1);
-    if (!rc) rc = fast_fb_twin(cx, out, &to, accum);
-    if (!rc) rc = fast_fb_twin(cx, dslope, &tds, 1);
-    if (!rc)
-        rc = fwd ? r->act_fwd(r, act, alpha, slope ? &ts : NULL, &tx, &to)
-                 : r->act_bwd(r, act, alpha, slope ? &ts : NULL, &tx, &tdy, &to, accum, dslope ? &tds : NULL);
-    int e1 = fast_fb_back(cx, &to, out, !rc), e2 = fast_fb_back(cx, &tds, dslope, !rc);
-    fast_fb_back(cx, &ts, NULL, 0), fast_fb_back(cx, &tx, NULL, 0), fast_fb_back(cx, &tdy, NULL, 0);
-    return rc ? rc : e1 ? e1 : e2;
-}
-
 int FAST_K(fast_act_fwd)(dlt_backend *be, int act, float alpha, const dlt_tensor *slope, const dlt_tensor *x, dlt_tensor *y)
 {
     fast_ctx *cx = FAST_CTX(be);
-    if (!same_shape(x, y)) return dlt_err(DLT_ESHAPE, "act_fwd: output shape differs from input");
-    if (act == DLT_ACT_PRELU && (!slope || dlt_tensor_numel(slope) != x->c))
-        return dlt_err(DLT_EINVAL, "act_fwd: PReLU needs a slope vector of C");
-    if (x->fmt == FF_OPAQUE) {
-        dlt_err(DLT_EUNSUP, "layout");
-        return act_fb(cx, 1, act, alpha, slope, x, NULL, y, 0, NULL);
-    }
+    if (!layout_ok(x, y)) return dlt_err(DLT_EUNSUP, "act_fwd: operands in another layout");
     const fast_lay l = fast_lay_of(x);
     const float *xd = x->data;
     float *yd = y->data;
@@ -480,15 +391,7 @@ int FAST_K(fast_act_bwd)(dlt_backend *be, int act, float alpha, const dlt_tensor
                  const dlt_tensor *dy, dlt_tensor *dx, int accum, dlt_tensor *dslope)
 {
     fast_ctx *cx = FAST_CTX(be);
-    if (!same_shape(x, dy) || !same_shape(x, dx))
-        return dlt_err(DLT_ESHAPE, "act_bwd: x, dy, dx must have one shape");
-    if (act == DLT_ACT_PRELU && (!slope || dlt_tensor_numel(slope) != x->c))
-        return dlt_err(DLT_EINVAL, "act_bwd: PReLU needs a slope vector of C");
-    if (dslope && dlt_tensor_numel(dslope) != x->c) return dlt_err(DLT_ESHAPE, "act_bwd: dslope is not C long");
-    if (x->fmt == FF_OPAQUE) {
-        dlt_err(DLT_EUNSUP, "layout");
-        return act_fb(cx, 0, act, alpha, slope, x, dy, dx, accum, dslope);
-    }
+    if (!layout_ok(x, dy) || !layout_ok(x, dx)) return dlt_err(DLT_EUNSUP, "act_bwd: operands in another layout");
     const fast_lay l = fast_lay_of(x);
     const float *xd = x->data, *gd = dy->data;
     float *dxd = dx->data;
