@@ -1,10 +1,15 @@
 # dlt - one GNU Makefile: all, check, demo, install, clean, deps.
 # Sources are found by wildcard, so adding a module, a tool or a test needs
-# no edit here:
-#   lib/*.c lib/cpu/*.c       -> libdlt.a / libdlt.so
-#   lib/cpu/simd/*.c          -> into libdlt once per x86 ISA (avx512, avx2,
-#                                sse2), picked at run time (lib/cpu/fast_isa.c)
-#   lib/cuda/*.cu lib/cuda/*.c -> into libdlt when CUDA is found (DLT_HAVE_CUDA)
+# no edit here. libdlt by layer:
+#   lib/{core,image,data,nn,eval}/*.c  -> libdlt.a / libdlt.so (lib/dlt/*.h:
+#                                         the installed headers)
+#   lib/backend/*.c lib/backend/ref/*.c -> the registry, the front and the
+#                                         reference backend (always)
+#   lib/backend/cpu/*.c                -> the oneDNN fast path, when oneDNN is
+#                                         found (DNNL=1, DLT_HAVE_DNNL), with
+#   lib/backend/cpu/simd/*.c           -> its loops once per x86 ISA (avx512,
+#                                         avx2, sse2), picked at run time
+#   lib/backend/cuda/*.cu,*.c          -> when CUDA is found (DLT_HAVE_CUDA)
 #   bin/dlt-*.c               -> bin/dlt-*   (PATH=$PWD/bin:$PATH uses them)
 #   tests/unit/test_*.c       -> build/tests/test_*  (TAP output)
 #   tests/*.bats              -> run by tests/run.sh
@@ -34,7 +39,7 @@ DEB_PKGS := libnifti2-dev zlib1g-dev bats libdnnl-dev libpng-dev gnuplot-nox
 DEB_OPTIONAL := python3-nibabel python3-scipy python3-torch
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done)
 
-# ---- MPI (data-parallel training, lib/dist.c): Open MPI from Debian;
+# ---- MPI (data-parallel training, lib/core/dist.c): Open MPI from Debian;
 # make MPI=0 builds without it (a world of one process) ----
 MPI ?= 1
 ifeq ($(MPI),1)
@@ -47,7 +52,8 @@ endif
 
 MISSING := $(call missing,$(DEB_PKGS))
 
-# ---- oneDNN (the CPU fast path) ----
+# ---- oneDNN (the CPU fast path, lib/backend/cpu): built where its headers
+# are; make DNNL=0 leaves it out, and device "cpu" runs the reference loops ----
 DNNL ?= $(if $(wildcard /usr/include/dnnl.h),1,0)
 ifeq ($(DNNL),1)
 CFLAGS += -DDLT_HAVE_DNNL
@@ -62,7 +68,7 @@ CUDNN_H := $(firstword $(wildcard $(CUDNN_HOME)/include/cudnn.h $(CUDNN_HOME)/in
 ifeq ($(origin CUDA),undefined)
 CUDA := $(if $(and $(wildcard $(NVCC)),$(CUDNN_H)),1,0)
 endif
-CUDA_SRC := $(wildcard lib/cuda/*.cu)
+CUDA_SRC := $(wildcard lib/backend/cuda/*.cu)
 ifeq ($(CUDA),1)
 CUDNN_LIBDIR := $(firstword $(wildcard $(CUDNN_HOME)/lib64 $(CUDNN_HOME)/lib))
 CFLAGS += -DDLT_HAVE_CUDA -I$(CUDA_HOME)/include -I$(dir $(CUDNN_H))
@@ -73,7 +79,7 @@ CUDA_OBJ := $(CUDA_SRC:%.cu=$(B)/%.o)
 endif
 
 # ---- NCCL: the CUDA backend averages gradients on the GPUs under MPI
-# (lib/cuda/nccl.cu); without it through the host ----
+# (lib/backend/cuda/nccl.cu); without it through the host ----
 ifeq ($(CUDA)$(MPI),11)
 NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
 ifeq ($(NCCL),1)
@@ -83,8 +89,8 @@ LDLIBS += -lnccl
 endif
 endif
 
-# The fast path's own loops (lib/cpu/simd) are compiled once per ISA with
-# -DFAST_ISA=name; each copy's symbols end in _name (cpu/fast_kern.h), and
+# The fast path's own loops (lib/backend/cpu/simd) are compiled once per ISA
+# with -DFAST_ISA=name; each copy's symbols end in _name (fast_kern.h), and
 # the backend picks one table of them when it starts, by cpuid capped by
 # DLT_CPU_ISA or oneDNN's ONEDNN_MAX_CPU_ISA. On another architecture only
 # the generic copy is built.
@@ -97,11 +103,15 @@ ISA_FLAGS_avx512 := -mavx512f -mavx2 -mfma
 ISA_FLAGS_avx2 := -mavx2 -mfma
 ISA_FLAGS_sse2 :=
 ISA_FLAGS_generic :=
-SIMD_SRC := $(wildcard lib/cpu/simd/*.c)
+ifeq ($(DNNL),1)
+CPU_SRC := $(wildcard lib/backend/cpu/*.c)
+SIMD_SRC := $(wildcard lib/backend/cpu/simd/*.c)
 SIMD_OBJ := $(foreach i,$(SIMD_ISAS),$(SIMD_SRC:%.c=$(B)/%.$(i).o))
 CFLAGS += -DFAST_ISAS='"$(SIMD_ISAS)"' $(foreach i,$(SIMD_ISAS),-DFAST_HAVE_$(i))
+endif
 
-LIB_SRC := $(wildcard lib/*.c lib/cpu/*.c) $(if $(filter 1,$(CUDA)),$(wildcard lib/cuda/*.c))
+LIB_SRC := $(wildcard lib/core/*.c lib/image/*.c lib/data/*.c lib/nn/*.c lib/eval/*.c lib/backend/*.c \
+	lib/backend/ref/*.c) $(CPU_SRC) $(if $(filter 1,$(CUDA)),$(wildcard lib/backend/cuda/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(SIMD_OBJ) $(CUDA_OBJ)
 LIB_HDR := $(wildcard lib/dlt/*.h)
 TOOLS := $(patsubst bin/%.c,$(BIN)/%,$(wildcard bin/dlt-*.c))
@@ -153,13 +163,13 @@ $(B)/%.o: %.c $(LIB_HDR) $(B)/flags
 	$(CC) $(CFLAGS) -c $< -o $@
 
 define simd_rule
-$(B)/lib/cpu/simd/%.$(1).o: lib/cpu/simd/%.c $(LIB_HDR) $(B)/flags
+$(B)/lib/backend/cpu/simd/%.$(1).o: lib/backend/cpu/simd/%.c $(LIB_HDR) $(B)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $(ISA_FLAGS_$(1)) -DFAST_ISA=$(1) -c $$< -o $$@
 endef
 $(foreach i,$(SIMD_ISAS),$(eval $(call simd_rule,$(i))))
 
-$(B)/lib/cuda/%.o: lib/cuda/%.cu $(LIB_HDR) $(wildcard lib/cuda/*.h) $(B)/flags
+$(B)/lib/backend/cuda/%.o: lib/backend/cuda/%.cu $(LIB_HDR) $(wildcard lib/backend/cuda/*.h lib/backend/cuda/*.cuh) $(B)/flags
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -212,7 +222,8 @@ FUZZ ?= $(FUZZERS)
 comma := ,
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wno-unknown-pragmas -Ilib -I/usr/include/nifti \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_LIB_OBJ := $(patsubst %.c,$(B)/fuzz/%.o,$(wildcard lib/*.c))
+FUZZ_LIB_OBJ := $(patsubst %.c,$(B)/fuzz/%.o,$(wildcard lib/core/*.c lib/image/*.c lib/data/*.c lib/nn/*.c \
+	lib/eval/*.c lib/backend/*.c lib/backend/ref/*.c))
 $(B)/fuzz/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
@@ -256,7 +267,7 @@ install: all
 	$(if $(wildcard man/man5/*.5),install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 # Header dependencies written by -MMD (private headers included).
--include $(wildcard $(B)/lib/*.d $(B)/lib/cpu/*.d $(B)/lib/cpu/simd/*.d $(B)/lib/cuda/*.d $(B)/tests/*.d $(BIN)/*.d)
+-include $(wildcard $(LIB_OBJ:.o=.d) $(B)/tests/*.d $(BIN)/*.d)
 
 clean:
 	rm -rf $(B) $(TOOLS)

@@ -56,6 +56,41 @@ setup() {
     [ -f "$prefix/include/dlt/core.h" ]
 }
 
+@test "the installed headers stand alone: a program built against PREFIX alone runs a device" {
+    prefix="$BATS_TEST_TMPDIR/prefix"
+    run make -C "$ROOT" install PREFIX="$prefix"
+    [ "$status" -eq 0 ]
+    # only the public headers are installed, none of lib/'s internal ones
+    [ -z "$(find "$prefix/include" -name '*_int.h' -o -name 'backends.h' -o -name 'fast*.h' -o -name 'ref*.h')" ]
+    prog="$BATS_TEST_TMPDIR/use.c"
+    { for h in "$prefix"/include/dlt/*.h; do echo "#include \"dlt/$(basename "$h")\""; done
+      cat <<'EOF'
+#include <stdio.h>
+int main(void)
+{
+    dlt_backend *be;
+    dlt_tensor a, b, y;
+    float h[8] = {1, 2, 3, 4, 5, 6, 7, 8}, o[8];
+    if (dlt_backend_create("cpu", &be)) return 2;
+    int rc = dlt_tensor_alloc(be, &a, DLT_T_ACT, 1, 2, 1, 2, 2) || dlt_tensor_alloc(be, &b, DLT_T_ACT, 1, 2, 1, 2, 2) ||
+             dlt_tensor_alloc(be, &y, DLT_T_ACT, 1, 2, 1, 2, 2) || dlt_tensor_upload(&a, h) || dlt_tensor_upload(&b, h) ||
+             dlt_op_add_fwd(be, &a, &b, &y) || dlt_tensor_download(&y, o);
+    printf("%s %g %g\n", be->name, o[0], o[7]);
+    dlt_tensor_release(&a), dlt_tensor_release(&b), dlt_tensor_release(&y);
+    dlt_backend_free(be);
+    return rc;
+}
+EOF
+    } > "$prog"
+    flags=$(make -C "$ROOT" -s -f Makefile --eval 'print-link: ; @echo $(LDLIBS)' print-link)
+    run cc -std=c11 -D_GNU_SOURCE -fopenmp -I"$prefix/include" "$prog" -o "$BATS_TEST_TMPDIR/use" \
+        "$prefix/lib/libdlt.a" $flags
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run "$BATS_TEST_TMPDIR/use"
+    [ "$status" -eq 0 ]
+    [ "$output" = "cpu 2 16" ]
+}
+
 @test "every tool answers --help on stdout and --version" {
     for t in "${DLT_TEST_BIN:-$ROOT/bin}"/dlt-*; do
         [ -x "$t" ] || continue

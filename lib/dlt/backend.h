@@ -2,7 +2,7 @@
  *
  * Every backend (the cpu-ref oracle, the oneDNN fast path "cpu", cuda)
  * fills one constant table of operations (dlt_backend_ops). The engine
- * (lib/net*.c, lib/train.c) calls only the front functions below
+ * (lib/nn/net*.c, lib/nn/train.c) calls only the front functions below
  * (dlt_op_*, dlt_tensor_*), which check the arguments once for every
  * backend and run an operation a backend lacks on the reference. So a
  * network runs unchanged on any backend, and the tests run every operation
@@ -36,7 +36,7 @@
 typedef struct dlt_backend dlt_backend;
 typedef struct dlt_dist dlt_dist; /* dlt/dist.h */
 
-/* A sum across the processes of a data-parallel run (lib/dist.c under
+/* A sum across the processes of a data-parallel run (lib/core/dist.c under
  * MPI): sum(ctx, v, n) replaces v[0..n) by its sum over all processes, and
  * every process gets the same result. A backend with a reduce set (see
  * dlt_backend_set_reduce) computes training-mode batch-norm statistics, and
@@ -130,9 +130,9 @@ typedef struct dlt_optim_desc {
 } dlt_optim_desc;
 enum { DLT_OPTIM_ADAM = 1, DLT_OPTIM_SGD = 2 };
 
-/* A backend's operations: one constant table per backend (lib/cpu/ref.c,
- * lib/cpu/fast.c, lib/cuda/backend.cu). Callers never use it directly: the
- * front functions below (lib/backend_front.c) check the shapes once, so a
+/* A backend's operations: one constant table per backend (lib/backend/ref/ref.c,
+ * lib/backend/cpu/fast.c, lib/backend/cuda/backend.cu). Callers never use it directly: the
+ * front functions below (lib/backend/front.c) check the shapes once, so a
  * backend may assume them, and then call the slot.
  *
  * Required: name, alloc, release, upload, download, zero, destroy. Every
@@ -218,8 +218,8 @@ typedef struct dlt_backend_ops {
     void (*destroy)(dlt_backend *be);
 
     /* Optional: set a named option. "precision" = "fp32" (default) |
-     * "tf32" (cuda) | "bf16" (convolutions only; see lib/cuda/internal.h and
-     * lib/cpu/fast.c). Unknown key or value: DLT_EINVAL. */
+     * "tf32" (cuda) | "bf16" (convolutions only; see lib/backend/cuda/internal.h and
+     * lib/backend/cpu/fast.c). Unknown key or value: DLT_EINVAL. */
     int (*set_option)(dlt_backend *be, const char *key, const char *value);
     /* Optional: what the backend says about itself for a key, or NULL.
      * cpu: "isa" (its loops' ISA, oneDNN's, the channel block), "precision"

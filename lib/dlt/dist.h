@@ -23,7 +23,7 @@
 #include "dlt/backend.h"
 
 #ifdef __cplusplus
-extern "C" { /* lib/cuda/nccl.cu */
+extern "C" { /* lib/backend/cuda/nccl.cu */
 #endif
 
 /* Join the run. Started by an MPI launcher (OMPI_COMM_WORLD_SIZE, PMIX_RANK

@@ -1,6 +1,6 @@
 /* dlt/philox.h - the Philox4x32-10 block function and the float conversions
- * of dlt/core.h, written once for both the host (lib/rng.c) and the GPU
- * (lib/cuda), so the two produce identical bits by construction: there is
+ * of dlt/core.h, written once for both the host (lib/core/rng.c) and the GPU
+ * (lib/backend/cuda), so the two produce identical bits by construction: there is
  * one source, compiled twice. DLT_HD marks a function usable from C, from
  * host C++ and from CUDA device code. Header-only; no state. */
 #ifndef DLT_PHILOX_H

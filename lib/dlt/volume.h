@@ -23,7 +23,7 @@ typedef struct dlt_volume {
                             qform_code > 0, else nibabel's ANALYZE fallback
                             diag(-dx,dy,dz) centred on the volume (as nibabel) */
     double spacing[3];   /* voxel size in mm along i, j, k (pixdim[1..3], positive) */
-    void *hdr;           /* private: the source's NIfTI header (lib/volume_int.h);
+    void *hdr;           /* private: the source's NIfTI header (lib/image/volume_int.h);
                             use the accessors below */
 } dlt_volume;
 

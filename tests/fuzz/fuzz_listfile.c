@@ -1,4 +1,4 @@
-/* fuzz_listfile - the list/TSV reader (lib/listfile.c): header detection,
+/* fuzz_listfile - the list/TSV reader (lib/core/listfile.c): header detection,
  * field counts, and the column and path queries the tools make. */
 #include "fuzz.h"
 

@@ -1,6 +1,6 @@
 /* fuzz_model - the model reader (safetensors: 8-byte length, JSON header
  * with dtypes, shapes, offsets and __metadata__, then tensor data;
- * lib/model.c and lib/json.c), and every tensor converted to float as
+ * lib/nn/model.c and lib/core/json.c), and every tensor converted to float as
  * dlt-train and dlt-infer do. */
 #include "fuzz.h"
 

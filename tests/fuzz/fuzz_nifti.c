@@ -1,4 +1,4 @@
-/* fuzz_nifti - the NIfTI reader (dlt_volume_read*, lib/volume.c) on any
+/* fuzz_nifti - the NIfTI reader (dlt_volume_read*, lib/image/volume.c) on any
  * bytes: as given (plain, or gzip when the input starts with 1f 8b), and the
  * same bytes gzip-compressed, so header mutations also run through the gzip
  * path. It must return an error or a volume, never crash or leak. */

@@ -1,4 +1,4 @@
-/* fuzz_patches - the patch-stream reader (dlt-patches(5), lib/patches.c):
+/* fuzz_patches - the patch-stream reader (dlt-patches(5), lib/data/patches.c):
  * header, then every record to the end or the first error. */
 #include "fuzz.h"
 

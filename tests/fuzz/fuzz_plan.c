@@ -1,7 +1,7 @@
-/* fuzz_plan - dlt-normalize --plan text (lib/normalize.c): parse, and for a
+/* fuzz_plan - dlt-normalize --plan text (lib/image/normalize.c): parse, and for a
  * plan that parses, its description must parse again to the same plan (the
  * text recorded in streams and models is read back by dlt-infer). An input
- * that starts like a dlt-plan file (lib/plan.c) is also read as one, as
+ * that starts like a dlt-plan file (lib/data/plan.c) is also read as one, as
  * dlt-normalize --plan FILE and dlt-infer --plan FILE read it. */
 #include "fuzz.h"
 

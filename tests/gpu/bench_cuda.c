@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/cuda.h"
+#include "backend/cuda/cuda.h"
 #include "dlt/backend.h"
 #include "dlt/core.h"
 #include "dlt/net.h"

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/backends.h"
-#include "cuda/cuda.h"
+#include "backend/backends.h"
+#include "backend/cuda/cuda.h"
 #include "dlt/backend.h"
 #include "dlt/core.h"
 #include "dlt/net.h"

@@ -14,7 +14,7 @@
 
 #include "check.h"
 #include "fastbe.h"
-#include "cpu/backends.h"
+#include "backend/backends.h"
 #include "dlt/backend.h"
 
 #define FT_TOL 1e-4

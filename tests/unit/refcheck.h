@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 
-#include "cpu/ref.h"
+#include "backend/ref/ref.h"
 #include "dlt/core.h"
 
 static double *rc_rand(int64_t n, uint64_t seed)

@@ -5,7 +5,7 @@
  * algorithm choice under the workspace bound, the per-shape cache, pool
  * size classes, precision names, error texts, the single Philox source
  * shared with the GPU, and that dlt_cuda_create fails cleanly without a GPU.
- * The planning code (lib/cuda/plan.c) is plain C; without CUDA it is not in
+ * The planning code (lib/backend/cuda/plan.c) is plain C; without CUDA it is not in
  * libdlt, so it is compiled into this test directly. */
 #include <limits.h>
 #include <stdio.h>
@@ -18,10 +18,10 @@
 #include "dlt/philox.h"
 
 #ifdef DLT_HAVE_CUDA
-#include "cpu/backends.h"
-#include "cuda/plan.h"
+#include "backend/backends.h"
+#include "backend/cuda/plan.h"
 #else
-#include "../../lib/cuda/plan.c"
+#include "../../lib/backend/cuda/plan.c"
 #endif
 
 /* repository root from this file's path (tests/unit/test_cuda_host.c) */
@@ -85,18 +85,19 @@ static void test_philox(void)
         same &= !memcmp(a, b, sizeof a);
         same &= dlt_philox_uniform_at(5, i, i * 3) == dlt_rng_uniform_at(5, i, i * 3);
     }
-    CHECK(same, "lib/rng.c and dlt/philox.h give identical bits");
-    char *cu = slurp("lib/cuda/backend.cu");
+    CHECK(same, "lib/core/rng.c and dlt/philox.h give identical bits");
+    char *cu = slurp("lib/backend/cuda/backend.cu");
     if (!cu) {
-        SKIP("lib/cuda/backend.cu not readable from %s", root());
+        SKIP("lib/backend/cuda/backend.cu not readable from %s", root());
     } else {
         CHECK(strstr(cu, "#include \"dlt/philox.h\"") && strstr(cu, "dlt_philox_uniform_at(seed"),
               "the GPU kernel calls the same dlt/philox.h functions");
         free(cu);
     }
     /* no second copy of the round constants anywhere in lib/ but philox.h */
-    const char *files[] = {"lib/rng.c", "lib/cuda/backend.cu", "lib/cuda/ops.cu", "lib/cuda/loss.cu",
-                           "lib/cuda/optim.cu", "lib/cuda/norm.cu", "lib/cuda/conv.cu"};
+    const char *files[] = {"lib/core/rng.c", "lib/backend/cuda/backend.cu", "lib/backend/cuda/ops.cu", "lib/backend/cuda/loss.cu",
+                           "lib/backend/cuda/optim.cu", "lib/backend/cuda/norm.cu", "lib/backend/cuda/conv.cu",
+                           "lib/backend/cuda/memory.cu"};
     int single = 1, seen = 0;
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *s = slurp(files[i]);

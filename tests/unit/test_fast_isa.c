@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "fastbe.h"
-#include "cpu/backends.h"
+#include "backend/backends.h"
 #include "dlt/probe.h"
 
 /* The ISA level this process should run at: cpuid capped by DLT_CPU_ISA. */

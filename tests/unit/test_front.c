@@ -1,4 +1,4 @@
-/* test_front.c - the backend front (lib/backend_front.c): a backend that
+/* test_front.c - the backend front (lib/backend/front.c): a backend that
  * has memory slots only (its private layout stores every tensor reversed)
  * trains a small U-Net bit-identically to cpu-ref, every op running
  * through the generic fallback; a slot that declines with DLT_EUNSUP falls

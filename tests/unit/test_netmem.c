@@ -1,4 +1,4 @@
-/* test_netmem.c - the executor's memory plans (lib/net_exec.c): planned
+/* test_netmem.c - the executor's memory plans (lib/nn/net_exec.c): planned
  * bytes of the default U-Net's training and inference plans within stated
  * bounds of a tensor-per-value executor (DLT_NET_KEEP_ALL=1); results
  * (weights, losses, logits, probabilities) bit-identical with and without

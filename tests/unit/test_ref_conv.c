@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "cpu/backends.h"
+#include "backend/backends.h"
 #include "refcheck.h"
 
 typedef struct {

@@ -2,12 +2,12 @@
  * fused activations (batch/instance, training), activations incl. PReLU,
  * max pooling, channel padding, concat, softmax, the four losses and their
  * options, against central finite differences in float64 (the same kernel
- * source compiled for double, see cpu/ref.h); running statistics, inference
+ * source compiled for double, see backend/ref/ref.h); running statistics, inference
  * mode, and the optimiser steps against PyTorch's update formulas. */
 #include <string.h>
 
 #include "check.h"
-#include "cpu/backends.h"
+#include "backend/backends.h"
 #include "refcheck.h"
 
 /* ---- norm ---- */
