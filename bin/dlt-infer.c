@@ -1,5 +1,5 @@
 /* dlt-infer - segment volumes with a trained model: sliding-window
- * inference (lib/infer.c) with the network of lib/net*.c, writing label
+ * inference (lib/nn/infer.c) with the network of lib/nn/net*.c, writing label
  * volumes (and optionally class probabilities) on exactly the input's grid.
  * See dlt-infer(1). */
 #include "dlt/cli.h"

@@ -1,6 +1,6 @@
 /* dlt-normalize - preprocess a volume (NIfTI) or a patch stream: intensity
  * normalisation, resampling, crop-or-pad, reorientation, chained in the
- * order given. The work is lib/normalize*.c; this file maps options to a
+ * order given. The work is lib/image/normalize*.c; this file maps options to a
  * plan, detects the input kind and records what was done. */
 #include "dlt/cli.h"
 #include "dlt/core.h"

@@ -1,7 +1,7 @@
 /* dlt-phantom - write synthetic abdominal CT subjects with the 13 BTCV organ
  * labels: DIR/img0001.nii.gz + DIR/label0001.nii.gz ..., DIR/list.tsv (the
  * list file dlt-sample reads) and DIR/classes.tsv. The generator is
- * lib/phantom.c; this file is options and files. On failure every file this
+ * lib/image/phantom.c; this file is options and files. On failure every file this
  * run wrote is removed again (and DIR, when this run made it). */
 #include "dlt/cli.h"
 #include "dlt/core.h"

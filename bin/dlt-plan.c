@@ -1,6 +1,6 @@
 /* dlt-plan - measure a dataset (a dlt-sample list) and write an experiment
  * plan: target spacing, normalisation, patch, batch, network scales and
- * steps for a memory and time budget (nnU-Net's planning, lib/plan.c).
+ * steps for a memory and time budget (nnU-Net's planning, lib/data/plan.c).
  * The plan is a small text file (dlt-plan(1)); dlt-normalize --plan FILE
  * applies its normalisation, and the pipelines read the rest. */
 #include "dlt/cli.h"

@@ -3,8 +3,8 @@
  *   dlt-sample --list train.tsv --patch 64 --sampler balanced --seed 1 | dlt-train ...
  *   dlt-sample --image t1.nii.gz --image t2.nii.gz --label seg.nii.gz --count 100 > p.dltp
  *
- * Options -> dlt_sample_config; the work is in lib/sample*.c and
- * lib/augment.c. Records are made in parallel batches (each record depends
+ * Options -> dlt_sample_config; the work is in lib/data/sample*.c and
+ * lib/data/augment.c. Records are made in parallel batches (each record depends
  * only on the seed and its index) and written in order. */
 #include "dlt/cli.h"
 #include "dlt/core.h"

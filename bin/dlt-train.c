@@ -1,8 +1,8 @@
 /* dlt-train - train a segmentation network from a patch stream (stdin or a
  * file) into a model file, with checkpoints that resume bit-exactly,
  * validation by sliding-window Dice, and a clean stop on SIGINT/SIGTERM.
- * The network and trainer are lib/net*.c and lib/train.c, the read-ahead
- * queue lib/feed.c, validation lib/infer.c + lib/metrics.c; this file holds
+ * The network and trainer are lib/nn/net*.c and lib/nn/train.c, the read-ahead
+ * queue lib/data/feed.c, validation lib/nn/infer.c + lib/eval/metrics.c; this file holds
  * the options, the loop and the model metadata. See dlt-train(1). */
 #include "dlt/cli.h"
 #include "dlt/core.h"
