@@ -91,6 +91,13 @@ EOF
     [ "$output" = "cpu 2 16" ]
 }
 
+@test "the benchmark programs build (they use the library's inner interfaces too)" {
+    targets=()
+    for f in "$ROOT"/bench/*.c; do targets+=("build/bench/$(basename "$f" .c)"); done
+    run make -C "$ROOT" -s "${targets[@]}"
+    [ "$status" -eq 0 ] || { echo "$output" | tail -20; false; }
+}
+
 @test "every tool answers --help on stdout and --version" {
     for t in "${DLT_TEST_BIN:-$ROOT/bin}"/dlt-*; do
         [ -x "$t" ] || continue
