@@ -31,11 +31,11 @@
 /* ---- the command line: one table (dlt/cli.h) ---- */
 static struct {
     const char *net, *filters, *strides, *out, *resume, *log, *val, *device, *precision;
-    int64_t res_units, batch, steps, seed, threads, ckpt_every, log_every, val_every;
+    int64_t res_units, deep_sup, batch, steps, seed, threads, ckpt_every, log_every, val_every;
     double val_overlap;
     int norm, sync_bn, verbosity;
     dlt_train_config tc;
-} A = {.device = "cpu", .res_units = -1, .batch = 4, .steps = -1, .seed = 1, .ckpt_every = 500, .log_every = 10,
+} A = {.device = "cpu", .res_units = -1, .deep_sup = -1, .batch = 4, .steps = -1, .seed = 1, .ckpt_every = 500, .log_every = 10,
        .val_every = -1, .val_overlap = 0.5, .norm = -1, .sync_bn = 1, .verbosity = DLT_LOG_INFO};
 
 static int opt_net(const dlt_option *o, const char *s)
@@ -68,6 +68,8 @@ static dlt_option opts[] = {
     DLT_OPT_STR(0, "strides", &A.strides, "LIST", "per scale, 1,2,2,2 or 1x1x1,1x2x2,... X,Y,Z (default 1,2,2,2)"),
     DLT_OPT_I64(0, "res-units", &A.res_units, "N", 1, 16, "residual units per scale (default 1)"),
     DLT_OPT_CHOICE(0, "norm", &A.norm, "batch|instance", norms, "normalisation (default batch)"),
+    DLT_OPT_I64(0, "deep-supervision", &A.deep_sup, "N", 0, DLT_NET_MAX_SCALES - 2,
+                "losses also at the N decoder scales below full\nresolution, weighted as nnU-Net (default 0: off)"),
     DLT_OPT_GROUP("Training:"),
     DLT_OPT_CALL(0, "loss", opt_loss, "ce|balanced-ce|dice|dice+ce", "(default ce)"),
     DLT_OPT_CALL(0, "optim", opt_optim, "adam|sgd", "(default adam)"),
@@ -460,10 +462,10 @@ static void say_setup(const dlt_net_config *nc, dlt_net *net, const dlt_backend 
     dlt_net_format_strides(nc, sbuf, sizeof sbuf);
     dlt_log(DLT_LOG_INFO,
             "%s filters %s strides %s, %d channel%s -> %d classes, %" PRId64 " parameters; patch %d,%d,%d, batch %d%s, "
-            "%s loss, %s, device %s%s%s",
+            "%s loss%s, %s, device %s%s%s",
             dlt_net_kind_name(nc->kind), fbuf, sbuf, channels, channels == 1 ? "" : "s", classes,
             dlt_net_count_trainable(net), patch[0], patch[1], patch[2], (int)A.batch, ranks > 1 ? " per rank" : "",
-            dlt_loss_name(A.tc.loss.kind), dlt_optim_name(A.tc.optim.kind), be->name, A.precision ? ", precision " : "",
+            dlt_loss_name(A.tc.loss.kind), nc->deep_sup ? " with deep supervision" : "", dlt_optim_name(A.tc.optim.kind), be->name, A.precision ? ", precision " : "",
             A.precision ? A.precision : "");
     dlt_log(DLT_LOG_VERBOSE, "%d CPU threads", dlt_threads());
     if (ranks > 1)
@@ -519,9 +521,10 @@ static int net_config(const dlt_model *ck, const dlt_net_config *probe, const ch
         char a[256], b[256];
         dlt_net_format_filters(nc, a, sizeof a);
         dlt_net_format_filters(probe, b, sizeof b);
-        if ((A.net && dlt_net_kind_parse(A.net) != nc->kind) || (A.filters && strcmp(a, b))) {
-            dlt_error("%s: the checkpoint is a %s with filters %s; --net/--filters differ", A.resume,
-                      dlt_net_kind_name(nc->kind), a);
+        if ((A.net && dlt_net_kind_parse(A.net) != nc->kind) || (A.filters && strcmp(a, b)) ||
+            (A.deep_sup >= 0 && A.deep_sup != nc->deep_sup)) {
+            dlt_error("%s: the checkpoint is a %s with filters %s and deep supervision %d; --net/--filters/"
+                      "--deep-supervision differ", A.resume, dlt_net_kind_name(nc->kind), a, nc->deep_sup);
             return 1;
         }
         const char *ps = dlt_model_get_meta(ck, "patch");
@@ -534,6 +537,7 @@ static int net_config(const dlt_model *ck, const dlt_net_config *probe, const ch
         nc->classes = classes;
         if (A.res_units > 0) nc->res_units = (int)A.res_units;
         if (A.norm >= 0) nc->norm = A.norm ? DLT_NORM_INSTANCE : DLT_NORM_BATCH;
+        if (A.deep_sup >= 0) nc->deep_sup = (int)A.deep_sup;
         if (dlt_net_config_check(nc)) return dlt_usage_error("%s", dlt_errmsg());
     }
     if (dlt_net_check_size(nc, patch[0], patch[1], patch[2])) {

@@ -261,3 +261,33 @@ meta() { # meta FILE KEY: a model metadata value via dlt-info
     run --separate-stderr env DLT_THREADS=3 dlt-train --filters 4,8 --strides 1,2 --batch 2 -v -o "$T/m.dltm" "$T/s"
     [[ "$stderr" == *"3 CPU threads"* ]]
 }
+
+@test "--deep-supervision: trains with heads at the decoder scales, recorded; resume is bit-identical and keeps it" {
+    $MK --records 12 > "$T/all"
+    $MK --records 12 --skip 6 > "$T/tail"
+    NET3="--filters 4,8,8 --strides 1,2,2 --batch 2 -q"
+    run --separate-stderr dlt-train $NET3 --deep-supervision 1 --lr 0.01 -n 6 -o "$T/full.dltm" "$T/all"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    [ "$(meta "$T/full.dltm" deep_supervision)" = 1 ]
+    python3 -c 'import json, struct, sys
+f = open(sys.argv[1], "rb"); h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+sys.exit(0 if h["ds.0.weight"]["shape"] == [3, 8, 1, 1, 1] else 1)' "$T/full.dltm"
+    # the heads change training: not the model of a run without them
+    dlt-train $NET3 --lr 0.01 -n 6 -o "$T/plain.dltm" "$T/all"
+    ! cmp -s "$T/full.dltm" "$T/plain.dltm"
+    # resume (the option comes from the checkpoint) gives the uninterrupted run's model
+    dlt-train $NET3 --deep-supervision 1 --lr 0.01 -n 3 -o "$T/part.dltm" "$T/all"
+    dlt-train $NET3 -n 6 --resume "$T/part.dltm" -o "$T/part.dltm" "$T/tail"
+    cmp "$T/full.dltm" "$T/part.dltm"
+    # a different --deep-supervision on resume is refused, nothing written
+    run --separate-stderr dlt-train $NET3 --deep-supervision 0 -n 9 -r "$T/full.dltm" -o "$T/x.dltm" "$T/tail"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"deep supervision 1"* ]]
+    [ ! -e "$T/x.dltm" ]
+    # the FCN and too many heads are usage errors
+    run --separate-stderr dlt-train --net fcn $NET3 --deep-supervision 1 -o "$T/x.dltm" "$T/all"
+    [ "$status" -eq 2 ] && [[ "$stderr" == *"needs a U-Net"* ]]
+    run --separate-stderr dlt-train $NET3 --deep-supervision 2 -o "$T/x.dltm" "$T/all"
+    [ "$status" -eq 2 ] && [[ "$stderr" == *"out of range 0..1"* ]]
+    [ ! -e "$T/x.dltm" ]
+}

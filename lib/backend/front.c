@@ -4,6 +4,7 @@
  * DLT_EUNSUP, the reference backend runs it on host copies (the generic
  * fallback below). So backends hold kernels and layout logic, not argument
  * checks, and a new one needs no hand-written fallbacks. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,12 +136,12 @@ static int check_act(const char *op, int act, const dlt_tensor *slope, const dlt
 enum {
     OP_CONV_FWD, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS, OP_CONVT_FWD, OP_CONVT_BWD_DATA, OP_CONVT_BWD_WEIGHTS,
     OP_NORM_FWD, OP_NORM_BWD, OP_ACT_FWD, OP_ACT_BWD, OP_MAXPOOL_FWD, OP_MAXPOOL_BWD, OP_PADC_FWD, OP_PADC_BWD,
-    OP_CONCAT_FWD, OP_CONCAT_BWD, OP_ADD_FWD, OP_COPY, OP_SOFTMAX_FWD, OP_LOSS, OP_OPTIM_STEP
+    OP_CONCAT_FWD, OP_CONCAT_BWD, OP_ADD_FWD, OP_COPY, OP_SCALE, OP_SOFTMAX_FWD, OP_LOSS, OP_OPTIM_STEP
 };
 static const char *const op_names[] = {
     "conv_fwd", "conv_bwd_data", "conv_bwd_weights", "convt_fwd", "convt_bwd_data", "convt_bwd_weights",
     "norm_fwd", "norm_bwd", "act_fwd", "act_bwd", "maxpool_fwd", "maxpool_bwd", "padc_fwd", "padc_bwd",
-    "concat_fwd", "concat_bwd", "add_fwd", "copy", "softmax_fwd", "loss", "optim_step"};
+    "concat_fwd", "concat_bwd", "add_fwd", "copy", "scale", "softmax_fwd", "loss", "optim_step"};
 
 /* A tensor of the call and its host copy on the reference backend; `out`:
  * the op writes it (copied back when the op succeeds). Every copy starts
@@ -452,6 +453,15 @@ int dlt_op_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int acc
     if (!same_shape(src, dst)) return shape_err("copy", dst, "src and dst shapes differ");
     TRY_SLOT(copy, src, dst, accum);
     FALLBACK(OP_COPY, IN(src), OUT(dst)) rc = r->ops->copy(r, T(0), T(1), accum);
+    FALLBACK_END;
+}
+
+int dlt_op_scale(dlt_backend *be, float alpha, dlt_tensor *x)
+{
+    OWNERS("scale", x);
+    if (!isfinite(alpha)) return dlt_err(DLT_EINVAL, "scale: factor %g is not finite", alpha);
+    TRY_SLOT(scale, alpha, x);
+    FALLBACK(OP_SCALE, OUT(x)) rc = r->ops->scale(r, alpha, T(0));
     FALLBACK_END;
 }
 

@@ -203,6 +203,8 @@ typedef struct dlt_backend_ops {
     int (*add_fwd)(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
     /* dst (+)= src, same shape: the executor's tool for gradient sums */
     int (*copy)(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
+    /* x *= alpha in place (weighting a loss's gradient) */
+    int (*scale)(dlt_backend *be, float alpha, dlt_tensor *x);
     /* y = softmax over channels */
     int (*softmax_fwd)(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
 
@@ -293,6 +295,7 @@ int dlt_op_concat_bwd(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *da, int
                       int accum_b);
 int dlt_op_add_fwd(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
 int dlt_op_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
+int dlt_op_scale(dlt_backend *be, float alpha, dlt_tensor *x);
 int dlt_op_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
 int dlt_op_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logits, const dlt_tensor *labels,
                 double *value, dlt_tensor *dlogits);

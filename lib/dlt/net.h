@@ -48,6 +48,9 @@ typedef struct dlt_net_config {
     float alpha;                           /* leaky ReLU slope (0.1) */
     int norm;                              /* DLT_NORM_BATCH (default) or DLT_NORM_INSTANCE */
     float norm_momentum, norm_eps;         /* 0.99 (TF sense), 1e-3 */
+    int deep_sup;                          /* deep supervision (U-Net kinds): auxiliary outputs, 0 (off) to
+                                            * nscales-2: a 1^3 head ("ds.K.weight") on the decoder output of
+                                            * scale K+1 for K < deep_sup, so ds.0 is at half resolution */
 } dlt_net_config;
 
 /* The DLTK defaults for `kind`: filters 16,32,64,128, strides 1,2,2,2, one
@@ -124,9 +127,18 @@ int dlt_net_forward(dlt_net *net, const float *x, int64_t n, int64_t d, int64_t 
 int dlt_net_forward_tensor(dlt_net *net, const dlt_tensor *x, int training, const dlt_tensor **logits);
 /* Backward after a training forward, once, with no other forward between
  * (the executor reuses the activations' memory for gradients): dlogits has
- * the logits' shape (e.g. from be->loss). Parameter gradients are ADDED to
- * param->grad; call dlt_net_zero_grad first (the trainer does). */
+ * the logits' shape (e.g. from dlt_op_loss). Parameter gradients are ADDED
+ * to param->grad; call dlt_net_zero_grad first (the trainer does). */
 int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits);
+/* Deep supervision (config deep_sup > 0): a training forward also computes
+ * the auxiliary logits, aux k at the resolution of decoder scale k+1
+ * (dlt_net_aux_logits, valid until the next forward; NULL after an
+ * inference forward, which skips the auxiliary heads). dlt_net_backward_aux
+ * is dlt_net_backward with their gradients too (daux[k] of aux k's shape;
+ * daux NULL, or a NULL entry: no gradient from that head). */
+int dlt_net_aux_count(const dlt_net *net);
+const dlt_tensor *dlt_net_aux_logits(dlt_net *net, int k);
+int dlt_net_backward_aux(dlt_net *net, const dlt_tensor *dlogits, const dlt_tensor *const *daux);
 int dlt_net_zero_grad(dlt_net *net);
 /* Inference: forward with training=0 and softmax over classes, copied to the
  * host probs [n, classes, d, h, w] (caller's memory). */
@@ -155,7 +167,7 @@ int64_t dlt_net_plan_bytes(const dlt_net *net, int training);
  * shapes; BN num_batches_tracked is not stored: load the file into the peer
  * with strict=False) and the metadata keys net, in_channels, classes,
  * filters, strides, res_units, activation ("enc,dec", e.g. "leaky:0.1,relu6"),
- * norm, dlt_version. The caller adds class_names, patch, step and
+ * norm, deep_supervision (when on), dlt_version. The caller adds class_names, patch, step and
  * preprocessing. dlt_net_config_from_model reads those keys back (errors
  * name the key); dlt_net_load builds the net and loads every tensor,
  * checking names and shapes; dlt_net_load_weights fills an existing net. */

@@ -58,6 +58,11 @@ int dlt_net_config_check(const dlt_net_config *c)
     if (c->norm != DLT_NORM_BATCH && c->norm != DLT_NORM_INSTANCE) return dlt_err(DLT_EINVAL, "net: unknown norm %d", c->norm);
     if (!(c->norm_eps > 0) || !(c->norm_momentum >= 0 && c->norm_momentum < 1))
         return dlt_err(DLT_EINVAL, "net: norm eps must be > 0 and momentum in [0,1)");
+    if (c->deep_sup && c->kind == DLT_NET_FCN)
+        return dlt_err(DLT_EUNSUP, "net: deep supervision needs a U-Net (the FCN's decoder has no per-scale features)");
+    if (c->deep_sup < 0 || c->deep_sup > c->nscales - 2)
+        return dlt_err(DLT_EINVAL, "net: deep supervision %d out of range 0..%d (the decoder scales below full "
+                       "resolution of a %d-scale network)", c->deep_sup, c->nscales - 2, c->nscales);
     return 0;
 }
 
@@ -447,19 +452,27 @@ static void build(builder *b)
             snprintf(name, sizeof name, "dec.%d.%d", i, u);
             x = res_unit(b, x, c->filters[sc], one, c->act_dec, name);
         }
+        if (sc >= 1 && sc <= c->deep_sup) { /* an auxiliary head: a dead end the loss reads */
+            snprintf(name, sizeof name, "ds.%d", sc - 1);
+            int v = conv(b, x, c->classes, one, one, name);
+            if (!b->err) b->net->nodes[b->net->nnodes - 1].aux = 1, b->net->aux[sc - 1] = v;
+        }
     }
     conv(b, x, c->classes, one, one, "head");
 }
 
 /* Parameters in the peer's state_dict order: stem, enc, up, dec (U-Net) or
- * stem, enc, score, up, skip, skipbn (FCN), then head. The builder creates
+ * stem, enc, score, up, skip, skipbn (FCN), then head; deep supervision's
+ * heads (ds.*, not in the peer) come last, so the others keep their index
+ * and initial values. The builder creates
  * them interleaved; a stable sort by group restores the peer's order. */
 static int group_of(const char *n)
 {
     static const char *g[] = {"stem.", "enc.", "score.", "up.", "dec.", "skip.", "skipbn.", "head."};
     for (int i = 0; i < 8; i++)
         if (!strncmp(n, g[i], strlen(g[i]))) return i;
-    return 9;
+    if (!strncmp(n, "ds.", 3)) return 8 + atoi(n + 3) % DLT_NET_MAX_SCALES; /* ds.0, ds.1... */
+    return 8 + DLT_NET_MAX_SCALES;
 }
 
 static void sort_params(dlt_net *net, int *perm_out)
@@ -467,7 +480,7 @@ static void sort_params(dlt_net *net, int *perm_out)
     int n = net->nparams;
     dlt_param *tmp = malloc(sizeof *tmp * (size_t)n);
     int o = 0;
-    for (int gi = 0; gi <= 9; gi++)
+    for (int gi = 0; gi <= 8 + DLT_NET_MAX_SCALES; gi++)
         for (int i = 0; i < n; i++)
             if (group_of(net->params[i].name) == gi) perm_out[i] = o, tmp[o++] = net->params[i];
     memcpy(net->params, tmp, sizeof *tmp * (size_t)n);

@@ -50,6 +50,10 @@
  * gradient is dy: no copy). The logits have no gradient tensor here:
  * dlogits is the caller's.
  *
+ * Deep supervision: an auxiliary head (a 1^3 conv on a decoder output,
+ * node.aux) is a dead end: in training its logits live to the end, like
+ * the logits, and their gradient is the caller's too; inference skips it.
+ *
  * Two plans coexist: plans[1] for training forwards (and backward) and
  * plans[0] for inference forwards, each for the last input shape (batch and
  * size) it ran with. dlt-train's validation inference between training steps
@@ -167,6 +171,13 @@ static int life_cmp(const void *a, const void *b)
     return x->value - y->value;
 }
 
+static int is_aux_value(const dlt_net *net, int v)
+{
+    for (int k = 0; k < net->cfg.deep_sup; k++)
+        if (net->aux[k] == v) return 1;
+    return 0;
+}
+
 static int reads_input_backward(int op) { return op == NODE_CONV || op == NODE_NORM || op == NODE_ACT || op == NODE_POOL; }
 static int reads_output_backward(int op) { return op == NODE_NORM || op == NODE_POOL; }
 
@@ -196,7 +207,7 @@ static int lifetimes(const dlt_net *net, int m, life *L)
         life *l = &L[nl++];
         l->value = v, l->grad = 0, l->from = -1;
         l->start = v ? prod[v] : -1;
-        l->end = v == last ? end : lastcons[v] > l->start ? lastcons[v] : l->start;
+        l->end = v == last || (m && is_aux_value(net, v)) ? end : lastcons[v] > l->start ? lastcons[v] : l->start;
         if (keep[v] > l->end) l->end = keep[v];
     }
     if (m)
@@ -400,6 +411,10 @@ static int run_forward(dlt_net *net, int training, const dlt_tensor **logits)
         const dlt_tensor *x = ACT(net, m, nd->in[0]), *x1 = nd->in[1] >= 0 ? ACT(net, m, nd->in[1]) : NULL;
         dlt_tensor *y = ACT(net, m, nd->out);
         int rc = 0;
+        if (nd->aux && !training) { /* deep supervision's heads serve the training loss only */
+            if (p->dynamic && p->last[nd->in[0]] == i) dlt_tensor_release(&p->dyn[nd->in[0]]);
+            continue;
+        }
         if (p->dynamic) {
             const net_value *o = &net->values[nd->out];
             if ((rc = dlt_tensor_alloc(be, y, DLT_T_ACT, p->n, o->c, o->dhw[0], o->dhw[1], o->dhw[2]))) {
@@ -486,16 +501,32 @@ int dlt_net_zero_grad(dlt_net *net)
 
 static dlt_tensor *G(dlt_net *net, int i) { return i >= 0 && net->params[i].trainable ? &net->params[i].grad : NULL; }
 
-int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
+int dlt_net_aux_count(const dlt_net *net) { return net->cfg.deep_sup; }
+
+const dlt_tensor *dlt_net_aux_logits(dlt_net *net, int k)
+{
+    if (k < 0 || k >= net->cfg.deep_sup || !net->plans[1].valid || !net->trained_fwd) return NULL;
+    return ACT(net, 1, net->aux[k]);
+}
+
+static int same_dims(const dlt_tensor *a, const dlt_tensor *b)
+{
+    return a->n == b->n && a->c == b->c && a->d == b->d && a->h == b->h && a->w == b->w;
+}
+
+int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits) { return dlt_net_backward_aux(net, dlogits, NULL); }
+
+int dlt_net_backward_aux(dlt_net *net, const dlt_tensor *dlogits, const dlt_tensor *const *daux)
 {
     dlt_backend *be = net->be;
     if (!net->plans[1].valid || !net->trained_fwd)
         return dlt_err(DLT_EINVAL, "net: backward needs a training-mode forward first");
     const int last = net->nvalues - 1;
-    const dlt_tensor *lg = ACT(net, 1, last);
-    if (dlogits->n != lg->n || dlogits->c != lg->c || dlogits->d != lg->d || dlogits->h != lg->h ||
-        dlogits->w != lg->w)
-        return dlt_err(DLT_ESHAPE, "net: dlogits shape differs from the logits");
+    if (!same_dims(dlogits, ACT(net, 1, last))) return dlt_err(DLT_ESHAPE, "net: dlogits shape differs from the logits");
+    const dlt_tensor *dys[DLT_NET_MAX_SCALES] = {0}; /* per value of an aux head: its gradient */
+    for (int k = 0; daux && k < net->cfg.deep_sup; k++)
+        if ((dys[k] = daux[k]) && !same_dims(daux[k], ACT(net, 1, net->aux[k])))
+            return dlt_err(DLT_ESHAPE, "net: the gradient of auxiliary output %d differs from its logits' shape", k);
     int rc = ensure_param_grads(net);
     if (rc) return rc;
     /* The buffers of consumed activations now take gradients: no second backward. */
@@ -504,8 +535,12 @@ int dlt_net_backward(dlt_net *net, const dlt_tensor *dlogits)
     for (int i = net->nnodes - 1; i >= 0; i--) {
         net_node *nd = &net->nodes[i];
         net_value *out = &net->values[nd->out];
-        if (nd->out != last && !out->written) continue; /* nothing flows back through this node */
-        const dlt_tensor *dy = nd->out == last ? dlogits : GRAD(net, nd->out);
+        const dlt_tensor *dy = nd->out == last ? dlogits : NULL;
+        for (int k = 0; nd->aux && k < net->cfg.deep_sup; k++)
+            if (net->aux[k] == nd->out) dy = dys[k];
+        if (nd->aux && !dy) continue; /* an auxiliary head without a gradient */
+        if (!dy && !out->written) continue; /* nothing flows back through this node */
+        if (!dy) dy = GRAD(net, nd->out);
         net_value *a = &net->values[nd->in[0]], *b = nd->in[1] >= 0 ? &net->values[nd->in[1]] : NULL;
         const int ga = nd->in[0] != 0, gb = b && nd->in[1] != 0; /* the network input needs no gradient */
         const dlt_tensor *x = ACT(net, 1, nd->in[0]);

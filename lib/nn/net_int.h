@@ -23,6 +23,7 @@ typedef struct net_node {
     int k[3];                  /* POOL: D,H,W */
     int lo, hi;                /* PADC */
     dlt_tensor smean, srstd;   /* NORM: batch statistics saved by a training forward (training plan) */
+    int aux;                   /* a deep-supervision head: runs in training forwards only */
 } net_node;
 
 typedef struct net_value {
@@ -69,6 +70,7 @@ struct dlt_net {
     int nbufs, cap_bufs;
     net_buf *bufs;
     int trained_fwd;     /* the last forward ran plans[1] and nothing has run since */
+    int aux[DLT_NET_MAX_SCALES]; /* the values of the deep-supervision heads (cfg.deep_sup of them) */
 };
 
 /* lib/nn/net.c */

@@ -36,6 +36,7 @@ int dlt_net_save(dlt_net *net, dlt_model *m)
     META("norm", "%s", c->norm == DLT_NORM_INSTANCE ? "instance" : "batch");
     META("norm_momentum", "%.9g", c->norm_momentum);
     META("norm_eps", "%.9g", c->norm_eps);
+    if (c->deep_sup) META("deep_supervision", "%d", c->deep_sup);
     META("dlt_version", "%s", DLT_VERSION);
 #undef META
     if (rc) return rc;
@@ -95,6 +96,9 @@ int dlt_net_config_from_model(const dlt_model *m, dlt_net_config *c)
     }
     if ((s = dlt_model_get_meta(m, "norm_momentum"))) c->norm_momentum = strtof(s, NULL);
     if ((s = dlt_model_get_meta(m, "norm_eps"))) c->norm_eps = strtof(s, NULL);
+    if (dlt_model_get_meta(m, "deep_supervision") &&
+        (rc = meta_int(m, "deep_supervision", 0, DLT_NET_MAX_SCALES - 2, &c->deep_sup)))
+        return rc;
     rc = dlt_net_config_check(c);
     return rc ? dlt_err_prefix(DLT_EFORMAT, "model") : 0;
 }

@@ -17,6 +17,10 @@ struct dlt_trainer {
     int np;           /* net params */
     dlt_tensor *m, *v; /* per param (trainable only allocated) */
     dlt_tensor labels, dlogits;
+    /* deep supervision: the auxiliary outputs' labels and gradients */
+    dlt_tensor aux_labels[DLT_NET_MAX_SCALES], aux_dlogits[DLT_NET_MAX_SCALES];
+    int32_t *aux_host; /* labels subsampled to an auxiliary grid */
+    int64_t aux_cap;   /* its length in labels */
     dlt_dist *dist;   /* data-parallel ranks, or NULL */
     int on_device;    /* the backend averages the gradients itself (NCCL) */
     dlt_tensor **gptr; /* the trainable gradients, for it */
@@ -122,6 +126,8 @@ void dlt_trainer_free(dlt_trainer *t)
     free(t->m), free(t->v);
     dlt_tensor_release(&t->labels);
     dlt_tensor_release(&t->dlogits);
+    for (int k = 0; k < DLT_NET_MAX_SCALES; k++) dlt_tensor_release(&t->aux_labels[k]), dlt_tensor_release(&t->aux_dlogits[k]);
+    dlt_free(t->aux_host);
     dlt_free(t->gbuf);
     free(t->gptr);
     free(t);
@@ -220,6 +226,61 @@ double dlt_trainer_lr(const dlt_trainer *t)
     }
 }
 
+/* labels [n,1,d,h,w] on the grid of an auxiliary output [n,*,ad,ah,aw]:
+ * the voxel at the centre of each block (nearest, as nnU-Net's
+ * nearest-exact downsampling of the segmentation). */
+static void subsample_labels(const int32_t *src, int64_t n, int64_t d, int64_t h, int64_t w, int32_t *dst, int64_t ad,
+                             int64_t ah, int64_t aw)
+{
+    const int64_t fd = d / ad, fh = h / ah, fw = w / aw;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t z = 0; z < ad; z++)
+            for (int64_t y = 0; y < ah; y++)
+                for (int64_t x = 0; x < aw; x++)
+                    dst[((b * ad + z) * ah + y) * aw + x] =
+                        src[((b * d + z * fd + fd / 2) * h + y * fh + fh / 2) * w + x * fw + fw / 2];
+}
+
+/* Deep supervision, as nnU-Net weighs it: output k at 1/2^k of the full
+ * resolution (k = 0 the main one) weighs 1/2^k, normalised to sum 1. Each
+ * auxiliary loss is the run's loss on the subsampled labels; the gradients
+ * (main one included) are scaled by their weights, and *loss becomes the
+ * weighted sum. */
+static int aux_losses(dlt_trainer *t, const int32_t *labels, int64_t n, int64_t d, int64_t h, int64_t w, double *loss)
+{
+    dlt_net *net = t->net;
+    dlt_backend *be = dlt_net_backend(net);
+    const int na = dlt_net_aux_count(net);
+    double wsum = 1, total = *loss;
+    for (int k = 0; k < na; k++) wsum += 1.0 / (double)(2 << k);
+    int rc = dlt_op_scale(be, (float)(1 / wsum), &t->dlogits);
+    if (!rc && n * d * h * w > t->aux_cap) { /* the full grid: no auxiliary one is larger */
+        dlt_free(t->aux_host);
+        t->aux_cap = (t->aux_host = dlt_alloc(n * d * h * w, sizeof(int32_t), "labels")) ? n * d * h * w : 0;
+        if (!t->aux_host) rc = DLT_ENOMEM;
+    }
+    for (int k = 0; !rc && k < na; k++) {
+        const dlt_tensor *lg = dlt_net_aux_logits(net, k);
+        dlt_tensor *lb = &t->aux_labels[k], *dl = &t->aux_dlogits[k];
+        if (!lg) return dlt_err(DLT_EINVAL, "train: auxiliary output %d missing after the training forward", k);
+        if (!lb->data || lb->n != lg->n || lb->d != lg->d || lb->h != lg->h || lb->w != lg->w) {
+            dlt_tensor_release(lb), dlt_tensor_release(dl);
+            if ((rc = dlt_tensor_alloc(be, lb, DLT_T_LABEL, lg->n, 1, lg->d, lg->h, lg->w)) ||
+                (rc = dlt_tensor_alloc(be, dl, DLT_T_ACT, lg->n, lg->c, lg->d, lg->h, lg->w)))
+                break;
+        }
+        subsample_labels(labels, n, d, h, w, t->aux_host, lg->d, lg->h, lg->w);
+        double lk = 0;
+        const double wk = 1.0 / (double)(2 << k) / wsum;
+        if (!(rc = dlt_tensor_upload(lb, t->aux_host)) && !(rc = dlt_op_loss(be, &t->cfg.loss, lg, lb, &lk, dl)))
+            rc = dlt_op_scale(be, (float)wk, dl);
+        total += wk * wsum * lk;
+    }
+    if (rc) return dlt_err_prefix(rc, "train: deep supervision");
+    *loss = total / wsum;
+    return 0;
+}
+
 /* Forward + loss (+ dlogits when grad). */
 static int forward_loss(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
                         int64_t w, int training, double *loss)
@@ -237,7 +298,8 @@ static int forward_loss(dlt_trainer *t, const float *x, const int32_t *labels, i
             return rc;
     }
     if ((rc = dlt_tensor_upload(&t->labels, labels))) return rc;
-    return dlt_op_loss(be, &t->cfg.loss, lg, &t->labels, loss, &t->dlogits);
+    if ((rc = dlt_op_loss(be, &t->cfg.loss, lg, &t->labels, loss, &t->dlogits))) return rc;
+    return training && dlt_net_aux_count(net) ? aux_losses(t, labels, n, d, h, w, loss) : 0;
 }
 
 int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int64_t n, int64_t d, int64_t h,
@@ -247,7 +309,9 @@ int dlt_trainer_step(dlt_trainer *t, const float *x, const int32_t *labels, int6
     dlt_backend *be = dlt_net_backend(net);
     int rc = dlt_net_zero_grad(net);
     if (!rc) rc = forward_loss(t, x, labels, n, d, h, w, 1, loss);
-    if (!rc) rc = dlt_net_backward(net, &t->dlogits);
+    const dlt_tensor *daux[DLT_NET_MAX_SCALES];
+    for (int k = 0; k < dlt_net_aux_count(net); k++) daux[k] = &t->aux_dlogits[k];
+    if (!rc) rc = dlt_net_backward_aux(net, &t->dlogits, daux);
     if (!rc && dlt_dist_size(t->dist) > 1) rc = t->on_device ? average_on_device(t, loss) : average_grads(t, loss);
     if (rc) return rc;
     dlt_optim_desc od = t->cfg.optim;

@@ -289,6 +289,8 @@ static void test_eltwise(void)
         cmp(&b, TOL, "copy accum");
         BOTH(dlt_op_copy(be, &cy.t[i], &b.t[i], 0));
         cmp(&b, TOL, "copy");
+        BOTH(dlt_op_scale(be, -0.625f, &b.t[i]));
+        cmp(&b, TOL, "scale");
         CK(t2(&s, DLT_T_ACT, 2, 14, 5, 6, 7, FILL_RAND, 0));
         CK(t2(&sy, DLT_T_ACT, 2, 14, 5, 6, 7, FILL_RAND, 0));
         BOTH(dlt_op_softmax_fwd(be, &s.t[i], &sy.t[i]));

@@ -51,6 +51,8 @@ typedef struct step_err {
     int nparams;
 } step_err;
 
+static int deep_sup; /* the networks' deep supervision (aux heads and their scaled losses) */
+
 static step_err step_run(int kind, const char *filters, const char *strides, int X, int Y, int Z, uint64_t seed)
 {
     step_err E;
@@ -59,6 +61,7 @@ static step_err step_run(int kind, const char *filters, const char *strides, int
     dlt_net_config_default(&c, kind, 1, 14);
     dlt_net_parse_filters(&c, filters);
     dlt_net_parse_strides(&c, strides);
+    c.deep_sup = deep_sup;
     dlt_net *nf = NULL, *nr = NULL;
     int rc = dlt_net_create(&c, ft_fast, 7, &nf);
     rc = rc ? rc : dlt_net_create(&c, ft_ref, 7, &nr);
@@ -157,6 +160,10 @@ int main(void)
     }
     step_case("U-Net 16,32,64 strides 1,2,2", DLT_NET_UNET, "16,32,64", "1,2,2", 16, 16, 16);
     step_case("U-Net 8,16 (8 filters: one 8-lane block, or padded to 16)", DLT_NET_UNET, "8,16", "1,2", 8, 8, 8);
+    deep_sup = 2;
+    step_case("U-Net 8,16,16,16 strides 1,2x2x1,2,2 with deep supervision 2", DLT_NET_UNET, "8,16,16,16",
+              "1,2x2x1,2,2", 16, 16, 8);
+    deep_sup = 0;
     step_case("FCN 16,32 strides 1,1x2x2", DLT_NET_FCN, "16,32", "1,2x2x1", 12, 8, 6);
     ft_done();
     return check_done();

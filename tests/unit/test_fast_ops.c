@@ -2,7 +2,7 @@
  * reference backend on random inputs (never zeros): batch and instance
  * norm with each fused activation (training and inference; running and
  * saved statistics; backward with and without accumulation), activations
- * incl. PReLU, max pooling, channel padding, concatenation, add, copy,
+ * incl. PReLU, max pooling, channel padding, concatenation, add, copy, scale,
  * softmax, the losses (more cases in test_fast_loss.c), and the optimiser
  * steps on weights in oneDNN's layout. Channel counts 1, 4, 14, 16, 48
  * cover the plain, padded-blocked and blocked layouts. Also: the fallback
@@ -170,6 +170,10 @@ static void concat_case(const char *name, int n, int ca, int cb, const int sp[3]
     rc = rc ? rc : dlt_op_copy(ft_ref, &b.r, &db.r, 0);
     CHECK(rc == 0, "%s: copy runs", name);
     FT_CHECK(&db, "%s: copy accum=0", name);
+    rc = dlt_op_scale(ft_fast, 0.375f, &db.f);
+    rc = rc ? rc : dlt_op_scale(ft_ref, 0.375f, &db.r);
+    CHECK(rc == 0, "%s: scale runs", name);
+    FT_CHECK(&db, "%s: scale by 0.375", name);
     ft_free(&a), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&da), ft_free(&db);
 }
 

@@ -129,6 +129,15 @@ int main(void)
     for (int c = 0; c < 3; c++) sum += p[c * 4];
     CHECK(!rc && calls == 1 && fabs(sum - 1) < 1e-6, "a declining slot runs once, then the fallback (sum %g)", sum);
 
+    float q[24];
+    rc = dlt_op_scale(mem, -0.5f, &x);
+    dlt_tensor_download(&x, q);
+    int same = 1;
+    for (int i = 0; i < 24; i++) same &= q[i] == -0.5f * h[i];
+    CHECK(!rc && same, "an empty slot (scale) runs on the reference, values exact");
+    CHECK(dlt_op_scale(mem, NAN, &x) == DLT_EINVAL, "scale by NaN refused: %s", dlt_errmsg());
+    dlt_tensor_upload(&x, h);
+
     calls = 0, softmax_rc = DLT_EDEVICE;
     rc = dlt_op_softmax_fwd(mem, &x, &y);
     CHECK(rc == DLT_EDEVICE && calls == 1 && strstr(dlt_errmsg(), "softmax failed"),

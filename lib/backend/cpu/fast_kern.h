@@ -66,6 +66,7 @@ int FAST_K(fast_concat_bwd)(dlt_backend *be, const dlt_tensor *dy, dlt_tensor *d
                             int accum_b);
 int FAST_K(fast_add_fwd)(dlt_backend *be, const dlt_tensor *a, const dlt_tensor *b, dlt_tensor *y);
 int FAST_K(fast_copy)(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum);
+int FAST_K(fast_scale)(dlt_backend *be, float alpha, dlt_tensor *x);
 int FAST_K(fast_softmax_fwd)(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y);
 int FAST_K(fast_optim_step)(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g,
                             dlt_tensor *m, dlt_tensor *v);

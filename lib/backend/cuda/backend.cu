@@ -47,8 +47,8 @@ static void be_destroy(dlt_backend *be)
 }
 
 /* The table, in dlt_backend_ops order (C++17 takes designated initialisers
- * in declaration order only). No slot is empty today; one left NULL would
- * run on the reference backend through the front. */
+ * in declaration order only). A NULL slot runs on the reference backend
+ * through the front (lib/backend/front.c), tensors copied through the host. */
 static const dlt_backend_ops cuda_ops = {
     .name = "cuda",
     .alloc = cuda_alloc,
@@ -75,6 +75,7 @@ static const dlt_backend_ops cuda_ops = {
     .concat_bwd = cuda_concat_bwd,
     .add_fwd = cuda_add_fwd,
     .copy = cuda_copy,
+    .scale = cuda_scale,
     .softmax_fwd = cuda_softmax_fwd,
     .loss = cuda_loss,
     .optim_step = cuda_optim_step,

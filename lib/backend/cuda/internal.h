@@ -145,6 +145,7 @@ int cuda_concat_fwd(dlt_backend *, const dlt_tensor *, const dlt_tensor *, dlt_t
 int cuda_concat_bwd(dlt_backend *, const dlt_tensor *, dlt_tensor *, int, dlt_tensor *, int);
 int cuda_add_fwd(dlt_backend *, const dlt_tensor *, const dlt_tensor *, dlt_tensor *);
 int cuda_copy(dlt_backend *, const dlt_tensor *, dlt_tensor *, int);
+int cuda_scale(dlt_backend *, float, dlt_tensor *);
 int cuda_softmax_fwd(dlt_backend *, const dlt_tensor *, dlt_tensor *);
 int cuda_loss(dlt_backend *, const dlt_loss_desc *, const dlt_tensor *, const dlt_tensor *, double *, dlt_tensor *);
 int cuda_optim_step(dlt_backend *, const dlt_optim_desc *, dlt_tensor *, const dlt_tensor *, dlt_tensor *,

@@ -330,6 +330,21 @@ int cuda_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int accum
     return 0;
 }
 
+/* x *= alpha: elementwise, so any layout (weighting a loss's gradient) */
+__global__ void k_scale(float *x, int64_t total, float alpha)
+{
+    FOR_EACH(i, total) x[i] *= alpha;
+}
+
+int cuda_scale(dlt_backend *be, float alpha, dlt_tensor *x)
+{
+    int64_t total = dlt_tensor_numel(x);
+    if (total == 0) return 0;
+    k_scale<<<grid(total), 256, 0, CTX(be)->stream>>>((float *)x->data, total, alpha);
+    KCHECK("scale");
+    return 0;
+}
+
 /* ---- softmax over channels: one thread per voxel (C is small: classes) ---- */
 
 __global__ void k_softmax(const float *__restrict__ x, float *__restrict__ y, int64_t vox, int64_t C)

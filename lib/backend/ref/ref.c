@@ -185,6 +185,15 @@ static int ref_copy(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, int
     return 0;
 }
 
+static int ref_scale(dlt_backend *be, float alpha, dlt_tensor *x)
+{
+    float *d = D(x);
+    const int64_t n = dlt_tensor_numel(x);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) d[i] *= alpha;
+    return 0;
+}
+
 static int ref_softmax_fwd(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)
 {
     dlt_ref_softmax_fwd_f(SH(x), CD(x), D(y));
@@ -234,6 +243,7 @@ const dlt_backend_ops dlt_cpu_ref_ops = {
     .concat_bwd = ref_concat_bwd,
     .add_fwd = ref_add_fwd,
     .copy = ref_copy,
+    .scale = ref_scale,
     .softmax_fwd = ref_softmax_fwd,
     .loss = ref_loss,
     .optim_step = ref_optim_step,

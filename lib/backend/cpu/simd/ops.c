@@ -208,6 +208,18 @@ int FAST_K(fast_copy)(dlt_backend *be, const dlt_tensor *src, dlt_tensor *dst, i
     return fast_reorder(cx, &pd->plain_md, plain, &pd->md, dst->data, accum);
 }
 
+/* x *= alpha over the whole buffer, padded lanes included (zeros stay
+ * zeros), in whatever layout x has. */
+int FAST_K(fast_scale)(dlt_backend *be, float alpha, dlt_tensor *x)
+{
+    fast_ctx *cx = FAST_CTX(be);
+    const int64_t n = (int64_t)(dnnl_memory_desc_get_size(&FAST_P(x)->md) / 4);
+    float *d = x->data;
+#pragma omp parallel for simd num_threads(cx->nthr) schedule(static)
+    for (int64_t i = 0; i < n; i++) d[i] *= alpha;
+    return 0;
+}
+
 /* ------------------------------------------------------------ softmax */
 
 int FAST_K(fast_softmax_fwd)(dlt_backend *be, const dlt_tensor *x, dlt_tensor *y)

@@ -33,6 +33,7 @@ static const dlt_backend_ops ops = {
     .concat_bwd = FAST_K(fast_concat_bwd),
     .add_fwd = FAST_K(fast_add_fwd),
     .copy = FAST_K(fast_copy),
+    .scale = FAST_K(fast_scale),
     .softmax_fwd = FAST_K(fast_softmax_fwd),
     .loss = FAST_K(fast_loss),
     .optim_step = FAST_K(fast_optim_step),
