@@ -230,6 +230,21 @@ int dlt_tensor_download(const dlt_tensor *t, void *host) { return t->be->ops->do
 int dlt_tensor_zero(dlt_tensor *t) { return t->be->ops->zero(t->be, t); }
 int dlt_backend_sync(dlt_backend *be) { return be->ops->sync ? be->ops->sync(be) : 0; }
 
+int dlt_backend_dist_attach(dlt_backend *be, dlt_dist *d)
+{
+    if (!be->ops->dist_attach || !be->ops->dist_average)
+        return dlt_err(DLT_EUNSUP, "backend %s has no device collective", be->name);
+    return be->ops->dist_attach(be, d);
+}
+
+int dlt_backend_dist_average(dlt_backend *be, dlt_tensor *const *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!t[i] || t[i]->be != be) return dlt_err(DLT_EINVAL, "dist_average: tensor %d is not this backend's", i);
+    if (!be->ops->dist_average) return dlt_err(DLT_EUNSUP, "backend %s has no device collective", be->name);
+    return be->ops->dist_average(be, t, n);
+}
+
 /* ------------------------------------------------------------ convolution */
 
 int dlt_op_conv_fwd(dlt_backend *be, const dlt_conv_desc *c, const dlt_tensor *x, const dlt_tensor *w,

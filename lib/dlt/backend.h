@@ -301,6 +301,11 @@ int dlt_op_loss(dlt_backend *be, const dlt_loss_desc *ld, const dlt_tensor *logi
                 double *value, dlt_tensor *dlogits);
 int dlt_op_optim_step(dlt_backend *be, const dlt_optim_desc *od, dlt_tensor *p, const dlt_tensor *g, dlt_tensor *m,
                       dlt_tensor *v);
+/* Data-parallel averaging on the device (the dist_* slots): DLT_EUNSUP
+ * where the backend has none (the caller then averages through the host);
+ * dlt_backend_dist_average after a successful attach only. */
+int dlt_backend_dist_attach(dlt_backend *be, dlt_dist *d);
+int dlt_backend_dist_average(dlt_backend *be, dlt_tensor *const *t, int n);
 
 /* Synchronise training-mode batch norm across processes (NULL: stop). */
 static inline void dlt_backend_set_reduce(dlt_backend *be, const dlt_reduce *r)

@@ -139,8 +139,8 @@ int dlt_trainer_set_dist(dlt_trainer *t, dlt_dist *d)
     t->dist = d;
     t->on_device = 0;
     dlt_backend *be = dlt_net_backend(t->net);
-    if (dlt_dist_size(d) < 2 || !be->ops->dist_attach || !be->ops->dist_average) return 0;
-    int rc = be->ops->dist_attach(be, d);
+    if (dlt_dist_size(d) < 2) return 0;
+    int rc = dlt_backend_dist_attach(be, d);
     if (rc == DLT_EUNSUP) {
         dlt_log(DLT_LOG_VERBOSE, "train: %s; averaging gradients through the host", dlt_errmsg());
         return 0;
@@ -163,7 +163,7 @@ static int average_on_device(dlt_trainer *t, double *loss)
         dlt_param *p = dlt_net_param(net, i);
         if (p->trainable) t->gptr[n++] = &p->grad;
     }
-    int rc = be->ops->dist_average(be, t->gptr, n);
+    int rc = dlt_backend_dist_average(be, t->gptr, n);
     if (!rc) rc = dlt_dist_sum(t->dist, loss, 1);
     if (rc) return dlt_err_prefix(rc, "train: averaging gradients over the ranks");
     *loss /= dlt_dist_size(t->dist);
