@@ -268,6 +268,25 @@ static void draw_legend(dlt_picture *p, int x0, int y0, int cols, const unsigned
     }
 }
 
+/* Where the views cut (RAS indices): at --at's voxel, else the centre of
+ * the first label's foreground, else the middle; and, for a mosaic, the
+ * extent to cover. 0, or non-zero after an error message. */
+static int slice_position(const ras_map *m, const dlt_volume *img, const dlt_volume *lab0, const int *at_v,
+                          int64_t mid[3], int64_t flo[3], int64_t fhi[3])
+{
+    if (!lab0 || !foreground_box(lab0, m, flo, fhi, mid))
+        for (int w = 0; w < 3; w++) mid[w] = m->n[w] / 2, flo[w] = 0, fhi[w] = m->n[w] - 1;
+    if (!at_v) return 0;
+    const int64_t dims[3] = {img->nx, img->ny, img->nz};
+    for (int a = 0; a < 3; a++)
+        if (at_v[a] >= dims[a]) {
+            dlt_error("--at: index %d outside 0..%lld", at_v[a], (long long)dims[a] - 1);
+            return 1;
+        }
+    for (int w = 0; w < 3; w++) mid[w] = m->flip[w] ? m->n[w] - 1 - at_v[m->axis[w]] : at_v[m->axis[w]];
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     dlt_log_init(argv[0]);
@@ -312,22 +331,8 @@ int main(int argc, char **argv)
     make_ras_map(&img, &s.m);
     if (!win_given) auto_window(&img, &s.lo, &s.hi);
 
-    /* Slice position (RAS indices) and, for a mosaic, the extent to cover. */
     int64_t mid[3], flo[3], fhi[3];
-    if (!nlab || !foreground_box(&lab[0], &s.m, flo, fhi, mid))
-        for (int w = 0; w < 3; w++) mid[w] = s.m.n[w] / 2, flo[w] = 0, fhi[w] = s.m.n[w] - 1;
-    if (at) {
-        int64_t dims[3] = {img.nx, img.ny, img.nz};
-        for (int a = 0; a < 3; a++)
-            if (at_v[a] >= dims[a]) {
-                dlt_error("--at: index %d outside 0..%lld", at_v[a], (long long)dims[a] - 1);
-                return 2;
-            }
-        for (int w = 0; w < 3; w++) {
-            int a = s.m.axis[w];
-            mid[w] = s.m.flip[w] ? s.m.n[w] - 1 - at_v[a] : at_v[a];
-        }
-    }
+    if (slice_position(&s.m, &img, nlab ? &lab[0] : NULL, at ? at_v : NULL, mid, flo, fhi)) return 2;
 
     /* Pixel size: the longest side of the volume gets `size` pixels. */
     double longest = 0;
