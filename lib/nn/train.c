@@ -271,10 +271,10 @@ static int aux_losses(dlt_trainer *t, const int32_t *labels, int64_t n, int64_t 
         }
         subsample_labels(labels, n, d, h, w, t->aux_host, lg->d, lg->h, lg->w);
         double lk = 0;
-        const double wk = 1.0 / (double)(2 << k) / wsum;
+        const double wk = 1.0 / (double)(2 << k); /* before normalising */
         if (!(rc = dlt_tensor_upload(lb, t->aux_host)) && !(rc = dlt_op_loss(be, &t->cfg.loss, lg, lb, &lk, dl)))
-            rc = dlt_op_scale(be, (float)wk, dl);
-        total += wk * wsum * lk;
+            rc = dlt_op_scale(be, (float)(wk / wsum), dl);
+        total += wk * lk;
     }
     if (rc) return dlt_err_prefix(rc, "train: deep supervision");
     *loss = total / wsum;
