@@ -168,6 +168,10 @@ $(B)/lib/backend/cpu/simd/%.$(1).o: lib/backend/cpu/simd/%.c $(LIB_HDR) $(B)/fla
 	$$(CC) $$(CFLAGS) $(ISA_FLAGS_$(1)) -DFAST_ISA=$(1) -c $$< -o $$@
 endef
 $(foreach i,$(SIMD_ISAS),$(eval $(call simd_rule,$(i))))
+# The Winograd products are multiply-adds: fused where the ISA has FMA
+# (ISO C mode leaves GCC's contraction off, and GCC has no vector fma).
+# Its vector helpers are static inline, so the psABI notes do not apply.
+$(B)/lib/backend/cpu/simd/wino.%.o: CFLAGS += -ffp-contract=fast -Wno-psabi
 
 $(B)/lib/backend/cuda/%.o: lib/backend/cuda/%.cu $(LIB_HDR) $(wildcard lib/backend/cuda/*.h lib/backend/cuda/*.cuh) $(B)/flags
 	@mkdir -p $(dir $@)

@@ -4,10 +4,15 @@
  * odd channel counts (1, 4, 14, 48), strides 2, kernel 4 stride 2,
  * anisotropic kernels and strides, odd sizes (asymmetric 'same' padding),
  * groups, bias; transposed convolutions: the depthwise upsampling (own
- * kernel) and a dense one (oneDNN deconvolution). The weights are used
+ * kernel) and a dense one (oneDNN deconvolution); 3x3x3 stride-1 ones
+ * large enough for the own Winograd kernel (fast_wino.c: 256 tiles or
+ * more), with lanes partly used, odd sizes, a one-voxel-thick slab, a last
+ * chunk of tiles part-filled, and the report saying Winograd ran, and
+ * DLT_WINOGRAD=0 saying it did not. The weights are used
  * again after the first call has moved them to oneDNN's layout, and read
  * back plain. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "fastcheck.h"
 
@@ -140,6 +145,24 @@ int main(void)
     convt_case("upsample dw 1 plain k4 s2 bias", 2, 1, 1, 1, (int[3]){3, 4, 3}, k4, s2, 1, 231);
     convt_case("convt dense 16->8 k4 s2", 2, 16, 8, 1, (int[3]){4, 3, 4}, k4, s2, 0, 161);
     convt_case("convt dense 14->32 k3 s2 bias", 1, 14, 32, 1, (int[3]){3, 4, 3}, k3, s2, 1, 171);
+    /* Winograd F(2,3) (256 tiles of 2x2x2 or more) */
+    conv_case("Winograd 48->16 k3 odd size", 1, 48, 16, 1, (int[3]){13, 13, 12}, k3, s1, 0, 301);
+    conv_case("Winograd 16->24 k3 bias batch 2", 2, 16, 24, 1, (int[3]){12, 11, 10}, k3, s1, 1, 311);
+    conv_case("Winograd 12->8 k3 (lanes partly used)", 1, 12, 8, 1, (int[3]){16, 16, 16}, k3, s1, 0, 321);
+    conv_case("Winograd 40->40 k3 bias", 2, 40, 40, 1, (int[3]){10, 9, 11}, k3, s1, 1, 331);
+    conv_case("Winograd 16->16 k3 slab 1 voxel thick", 1, 16, 16, 1, (int[3]){1, 32, 40}, k3, s1, 0, 341);
+    const char *rep = dlt_backend_info(ft_fast, "convolutions");
+    CHECK(rep && strstr(rep, "conv fwd 48->16 k3x3x3 s1 1x13x13x12\tdlt Winograd"), "Winograd ran forward");
+    CHECK(rep && strstr(rep, "conv bwd-data 40->40 k3x3x3 s1 2x10x9x11\tdlt Winograd"), "Winograd ran backward data");
+    CHECK(rep && strstr(rep, "conv fwd 16->16 k3x3x3 s1 2x8x8x8\toneDNN"), "too few tiles for Winograd: oneDNN");
+    ft_done();
+    /* DLT_WINOGRAD=0 (read when the backend is made): oneDNN runs them all */
+    setenv("DLT_WINOGRAD", "0", 1);
+    CHECK(ft_init() == 0, "backends made again with DLT_WINOGRAD=0");
+    conv_case("DLT_WINOGRAD=0: 48->16 k3", 1, 48, 16, 1, (int[3]){13, 13, 12}, k3, s1, 0, 301);
+    rep = dlt_backend_info(ft_fast, "convolutions");
+    CHECK(rep && strstr(rep, "conv fwd 48->16 k3x3x3 s1 1x13x13x12\toneDNN") && !strstr(rep, "Winograd"),
+          "DLT_WINOGRAD=0: no Winograd");
     ft_done();
     return check_done();
 }

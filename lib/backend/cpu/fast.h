@@ -32,8 +32,12 @@
  * loops (said at verbose level, naming the geometry). fast_report keeps a
  * line per convolution for dlt-info --backend.
  *
+ * 3x3x3 convolutions of stride 1 between blocked activations, forward and
+ * backward data, run on our own Winograd F(2,3) loops instead (fast_wino.c,
+ * simd/wino.c) where they have enough tiles.
+ *
  * Own loops (norms, activations, pooling, channel ops, softmax, losses,
- * optimiser, the depthwise upsampling) are in lib/backend/cpu/simd, compiled once
+ * optimiser, the depthwise upsampling, Winograd) are in lib/backend/cpu/simd, compiled once
  * per ISA; fast_ctx.k is the copy this CPU runs (backend/cpu/fast_kern.h).
  *
  * Option precision=bf16 (fast_bf16.c): convolutions of 16 or more channels
@@ -98,6 +102,7 @@ typedef struct fast_ctx {
     int bf16;                 /* option precision=bf16: convolutions in bf16 (fast_conv.c) */
     int bf16_warned;
     int bf16_avail;           /* fast_bf16_available: 0 not asked yet, 1 yes, -1 no */
+    int wino;                 /* 3x3x3 stride-1 convolutions by Winograd (fast_wino.c; DLT_WINOGRAD=0: off) */
     int blk;                  /* channel lanes of FF_BLK activations: 8 or 16 (fast_isa.c) */
     int isa;                  /* FAST_ISA_* of the loops in k */
     const fast_kern *k;       /* this CPU's copy of the own loops (lib/backend/cpu/simd) */

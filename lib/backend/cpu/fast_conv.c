@@ -3,7 +3,7 @@
  * activations, weights in the layout the primitive picks, and an own kernel
  * for the depthwise transposed convolution (DLTK's fixed trilinear
  * upsampling), which oneDNN runs only in its slow reference code for 3-D
- * (simd/dw.c).
+ * (simd/dw.c), and 3x3x3 stride-1 ones by Winograd (fast_wino.c).
  *
  * Geometry: every op is described by the convolution big -> small (for conv
  * x is big and y small; for convt y is big). TF 'same' padding comes
@@ -76,18 +76,6 @@ static dnnl_status_t geo_pd(fast_ctx *cx, int kind, const cgeo *G, const dnnl_me
     dnnl_memory_desc_t wany;
     fast_geo_wmd(G, 1, dnnl_f32, &wany);
     return fast_geo_pd(cx, kind, G, bmd, smd, &wany, bmd, smd, &wany, pdp);
-}
-
-/* "conv fwd 16->32 k3x3x3 s1 2x64x64x64" : the op, channels, kernel,
- * stride and the big side's batch and size, for the report and logs. */
-static void geo_str(const cgeo *G, int kind, char *buf, size_t len)
-{
-    const dlt_tensor *in = G->tr ? G->small : G->big, *out = G->tr ? G->big : G->small;
-    snprintf(buf, len, "%s%s %s %lld->%lld k%lldx%lldx%lld s%lld %lldx%lldx%lldx%lld", G->tr ? "convt" : "conv",
-             G->g > 1 ? "(g)" : "", kind == K_FWD ? "fwd" : kind == K_BWD_DATA ? "bwd-data" : "bwd-weights",
-             (long long)in->c, (long long)out->c, (long long)G->w->d, (long long)G->w->h, (long long)G->w->w,
-             (long long)G->st[2], (long long)G->big->n, (long long)G->big->d, (long long)G->big->h,
-             (long long)G->big->w);
 }
 
 /* The cached primitive for (kind, geometry, activation layouts), made on
@@ -175,7 +163,7 @@ static fast_prim *geo_prim(fast_ctx *cx, int kind, const cgeo *G, const dnnl_mem
     dnnl_memory_desc_t wcopy = *wq;
     if (G->ipad > 0) wcopy.dims[1] = G->tr ? G->w->n : G->w->c; /* same bytes, the weight's true dims */
     char gs[128];
-    geo_str(G, kind, gs, sizeof gs);
+    fast_geo_str(G, kind, gs, sizeof gs);
     const int ref = !strncmp(fast_impl_name(pd), "ref", 3);
     if (ref) {
         dlt_log(DLT_LOG_VERBOSE, "backend cpu: %s: oneDNN has only its reference code (%s) here; using dlt's reference loops",
@@ -202,7 +190,7 @@ static void bwd_weights_note(fast_ctx *cx, fast_prim *p, const cgeo *G, const ch
     if (p->flags & FAST_PRIM_NOTED) return;
     p->flags |= FAST_PRIM_NOTED;
     char gs[128];
-    geo_str(G, K_BWD_WEIGHTS, gs, sizeof gs);
+    fast_geo_str(G, K_BWD_WEIGHTS, gs, sizeof gs);
     if (how) fast_report(cx, "%s\t%s", gs, how);
     else fast_report(cx, "%s\toneDNN %s (on its own layouts, copied)", gs, fast_impl_name(p->pd));
 }
@@ -211,7 +199,7 @@ static void bwd_weights_note(fast_ctx *cx, fast_prim *p, const cgeo *G, const ch
 static void dw_note(fast_ctx *cx, const cgeo *G, int kind)
 {
     char gs[128];
-    geo_str(G, kind, gs, sizeof gs);
+    fast_geo_str(G, kind, gs, sizeof gs);
     fast_report(cx, "%s\tdlt depthwise loops (%s)", gs, cx->k->isa);
 }
 
@@ -254,6 +242,7 @@ static int do_fwd(dlt_backend *be, int tr, const dlt_conv_desc *c, const dlt_ten
         int done;
         if ((rc = fast_bf16_run(cx, K_FWD, &G, x, w, b, y, 0, &done)) || done) return rc;
     }
+    if (fast_wino_worth(cx, &G)) return fast_wino_conv(cx, K_FWD, &G, x, w, b, y, 0);
     fast_prim *p = geo_prim(cx, K_FWD, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
     if (!p || (p->flags & FAST_PRIM_REF)) return decline(op, p);
     if ((rc = fast_migrate(cx, (dlt_tensor *)w, &p->wmd))) return rc;
@@ -291,6 +280,7 @@ static int do_bwd_data(dlt_backend *be, int tr, const dlt_conv_desc *c, const dl
         int done;
         if ((rc = fast_bf16_run(cx, K_BWD_DATA, &G, dy, w, NULL, dx, accum, &done)) || done) return rc;
     }
+    if (fast_wino_worth(cx, &G)) return fast_wino_conv(cx, K_BWD_DATA, &G, dy, w, NULL, dx, accum);
     /* dx: oneDNN's backward-data kernels want it blocked (a plain diff_src
      * of one channel falls to its reference code) */
     dnnl_memory_desc_t dxmd;

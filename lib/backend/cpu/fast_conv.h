@@ -47,6 +47,18 @@ int fast_geo_args(int kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *
                   const dnnl_memory_desc_t *bias, int *args, const dnnl_memory_desc_t **mds,
                   const dnnl_memory_desc_t **wq);
 
+/* "conv fwd 16->32 k3x3x3 s1 2x64x64x64": the op, channels, kernel,
+ * stride and the big side's batch and size, for the report and logs. */
+void fast_geo_str(const cgeo *G, int kind, char *buf, size_t len);
+
+/* fast_wino.c: whether this geometry runs by Winograd (3x3x3, stride 1,
+ * padding 1, blocked activations on both sides, the option on), and the
+ * op (kind K_FWD: in = x, b = bias, out = y; K_BWD_DATA: in = dy, out =
+ * dx, accum adds). */
+int fast_wino_worth(const fast_ctx *cx, const cgeo *G);
+int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, const dlt_tensor *w,
+                   const dlt_tensor *b, dlt_tensor *out, int accum);
+
 /* fast_bf16.c: whether this geometry runs in bf16, and the op itself
  * (kind K_FWD: a = x, b = w, c = bias, t = y; K_BWD_DATA: a = dy, b = w,
  * t = dx, accum; K_BWD_WEIGHTS: a = x, b = dy, t = dw, c = db, both

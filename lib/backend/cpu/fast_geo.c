@@ -4,6 +4,7 @@
  * the f32 ops (fast_conv.c), bf16 (fast_bf16.c) and the depth-sliced weight
  * gradient (fast_fold.c), which all depend on this file and not on each
  * other's internals. */
+#include <stdio.h>
 #include <string.h>
 
 #include "backend/cpu/fast_conv.h"
@@ -138,4 +139,16 @@ int fast_geo_args(int kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *
         if (bias) args[n] = DNNL_ARG_DIFF_BIAS, mds[n++] = bias;
     }
     return n;
+}
+
+/* "conv fwd 16->32 k3x3x3 s1 2x64x64x64" : the op, channels, kernel,
+ * stride and the big side's batch and size, for the report and logs. */
+void fast_geo_str(const cgeo *G, int kind, char *buf, size_t len)
+{
+    const dlt_tensor *in = G->tr ? G->small : G->big, *out = G->tr ? G->big : G->small;
+    snprintf(buf, len, "%s%s %s %lld->%lld k%lldx%lldx%lld s%lld %lldx%lldx%lldx%lld", G->tr ? "convt" : "conv",
+             G->g > 1 ? "(g)" : "", kind == K_FWD ? "fwd" : kind == K_BWD_DATA ? "bwd-data" : "bwd-weights",
+             (long long)in->c, (long long)out->c, (long long)G->w->d, (long long)G->w->h, (long long)G->w->w,
+             (long long)G->st[2], (long long)G->big->n, (long long)G->big->d, (long long)G->big->h,
+             (long long)G->big->w);
 }

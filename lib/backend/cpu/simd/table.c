@@ -48,6 +48,7 @@ const fast_kern FAST_K(fast_kern) = {
     .vcopy = FAST_K(fast_vcopy),
     .dw_run = FAST_K(fast_dw_run),
     .dw_bwd_weights = FAST_K(fast_dw_bwd_weights),
+    .wino_run = FAST_K(fast_wino_run),
 };
 
 #endif

@@ -1,0 +1,187 @@
+/* backend/cpu/simd/wino_lanes.h - the Winograd loops of simd/wino.c for one
+ * block width; included there once per width with WB (8 or 16 lanes)
+ * defined, so every vector has a compile-time size. */
+
+#define WF2(f, b) f##_##b
+#define WF1(f, b) WF2(f, b)
+#define WF(f) WF1(f, WB)
+
+/* one block of WB channel lanes; every block of every operand starts at a
+ * multiple of WB floats in a 64-byte aligned buffer, so loads and stores
+ * are aligned ones (GCC's generic tuning splits unaligned 32-byte ones and
+ * bounces memcpy'd ones through the stack) */
+typedef float WF(vec) __attribute__((vector_size(WB * 4)));
+#define VEC WF(vec)
+
+/* tiles per register block of the matrix products: WB accumulators each
+ * (AVX2: 12 of its 16 registers; AVX-512: 24 of 32) */
+#define TM (WB == 16 ? 24 : 12)
+
+static inline VEC WF(ld)(const float *p) { return *(const VEC *)p; }
+static inline void WF(st)(float *p, VEC v) { *(VEC *)p = v; }
+
+/* B^T of F(2,3) on the 4 vectors d[0], d[s], d[2s], d[3s], in place */
+static inline void WF(bt)(VEC *d, int s)
+{
+    VEC a = d[0], b = d[s], c = d[2 * s], e = d[3 * s];
+    d[0] = a - c, d[s] = b + c, d[2 * s] = c - b, d[3 * s] = b - e;
+}
+
+/* B^T on each axis of the 4x4x4 block at p (planes at stride pz, rows at
+ * py, columns at WB floats): point pos = (a*4 + b)*4 + c stored at
+ * v + pos*vs. Depth first, through t (in L1), then rows and columns of
+ * each plane in registers. */
+static inline void WF(in_xform)(const float *p, int64_t pz, int64_t py, float *v, int64_t vs)
+{
+    VEC t[64];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+        const float *q = p + (i >> 2) * py + (i & 3) * WB;
+        const VEC d0 = WF(ld)(q), d1 = WF(ld)(q + pz), d2 = WF(ld)(q + 2 * pz), d3 = WF(ld)(q + 3 * pz);
+        t[i] = d0 - d2, t[16 + i] = d1 + d2, t[32 + i] = d2 - d1, t[48 + i] = d1 - d3;
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
+        VEC r[16];
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) {
+            const VEC *q = t + a * 16 + b * 4;
+            r[b * 4 + 0] = q[0] - q[2], r[b * 4 + 1] = q[1] + q[2], r[b * 4 + 2] = q[2] - q[1], r[b * 4 + 3] = q[1] - q[3];
+        }
+        float *o = v + a * 16 * vs;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const VEC b0 = r[c], b1 = r[4 + c], b2 = r[8 + c], b3 = r[12 + c];
+            WF(st)(o + c * vs, b0 - b2), WF(st)(o + (4 + c) * vs, b1 + b2);
+            WF(st)(o + (8 + c) * vs, b2 - b1), WF(st)(o + (12 + c) * vs, b1 - b3);
+        }
+    }
+}
+
+/* The 4x4x4 input block at (z0, y0, x0) of one channel block (zeros
+ * outside the volume), transformed into v (see in_xform). */
+static void WF(in_tile)(const float *x, int64_t D, int64_t H, int64_t W, int64_t z0, int64_t y0, int64_t x0,
+                        float *v, int64_t vs)
+{
+    if (z0 >= 0 && y0 >= 0 && x0 >= 0 && z0 + 4 <= D && y0 + 4 <= H && x0 + 4 <= W) {
+        WF(in_xform)(x + ((z0 * H + y0) * W + x0) * WB, H * W * WB, W * WB, v, vs);
+        return;
+    }
+    float buf[64 * WB] __attribute__((aligned(64)));
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++) {
+                const int64_t z = z0 + a, yy = y0 + b, xx = x0 + c;
+                float *o = buf + ((a * 4 + b) * 4 + c) * WB;
+                if (z >= 0 && z < D && yy >= 0 && yy < H && xx >= 0 && xx < W)
+                    memcpy(o, x + ((z * H + yy) * W + xx) * WB, WB * 4);
+                else
+                    memset(o, 0, WB * 4);
+            }
+    WF(in_xform)(buf, 16 * WB, 4 * WB, v, vs);
+}
+
+/* For one pos: the product of V[pos] (TM tiles x CI, stored as CIB
+ * blocks of [TM][WB]) and U[pos][cob] (CI x WB) into m[t*WB], the first
+ * nt tiles kept. Every operand is at a constant offset from v or u. */
+static inline void WF(mm)(int64_t CIB, const float *v, const float *u, float *m, int nt)
+{
+    VEC acc[TM];
+#pragma GCC unroll 24
+    for (int t = 0; t < TM; t++) acc[t] = (VEC){0};
+    for (int64_t cb = 0; cb < CIB; cb++, v += TM * WB, u += WB * WB) {
+#pragma GCC unroll 16
+        for (int l = 0; l < WB; l++) {
+            const VEC uv = WF(ld)(u + l * WB);
+#pragma GCC unroll 24
+            for (int t = 0; t < TM; t++) acc[t] += v[t * WB + l] * uv;
+        }
+    }
+    for (int t = 0; t < nt; t++) WF(st)(m + t * WB, acc[t]);
+}
+
+/* A^T of F(2,3) on one tile's 64 products (m[pos*ms]): the 2x2x2 outputs
+ * at (z0, y0, x0) of one channel block, clipped to the volume, plus bias;
+ * accum adds. */
+static void WF(out_tile)(const float *m, int64_t ms, const float *bias, float *y, int64_t D, int64_t H, int64_t W,
+                         int64_t z0, int64_t y0, int64_t x0, int accum)
+{
+    VEC r[32], s[16], o[8];
+    for (int i = 0; i < 16; i++) {
+        const VEC m0 = WF(ld)(m + (i * 4 + 0) * ms), m1 = WF(ld)(m + (i * 4 + 1) * ms),
+                  m2 = WF(ld)(m + (i * 4 + 2) * ms), m3 = WF(ld)(m + (i * 4 + 3) * ms);
+        r[i * 2] = m0 + m1 + m2, r[i * 2 + 1] = m1 - m2 - m3;
+    }
+    for (int a = 0; a < 4; a++)
+        for (int c = 0; c < 2; c++) {
+            const VEC *q = r + a * 8 + c;
+            s[(a * 2 + 0) * 2 + c] = q[0] + q[2] + q[4];
+            s[(a * 2 + 1) * 2 + c] = q[2] - q[4] - q[6];
+        }
+    const VEC bv = bias ? WF(ld)(bias) : (VEC){0};
+    for (int i = 0; i < 4; i++) {
+        o[i] = s[i] + s[4 + i] + s[8 + i] + bv;
+        o[4 + i] = s[4 + i] - s[8 + i] - s[12 + i] + bv;
+    }
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++) {
+                const int64_t z = z0 + a, yy = y0 + b, xx = x0 + c;
+                if (z >= D || yy >= H || xx >= W) continue;
+                float *p = y + ((z * H + yy) * W + xx) * WB;
+                const VEC v = o[(a * 2 + b) * 2 + c];
+                WF(st)(p, accum ? WF(ld)(p) + v : v);
+            }
+}
+
+/* Floats between the rows of V (one pos: TM tiles x CI) and of M (one
+ * pos: TM tiles x WB): padded by a cache line, because multiples of 4 KiB
+ * (CI = 128: 24 x 128 floats) put all 64 rows of a tile into one L1 set. */
+static inline int64_t WF(vrow)(int64_t CI) { return TM * CI + 16; }
+static inline int64_t WF(mrow)(void) { return TM * WB + 16; }
+
+/* The whole convolution: see simd/wino.c. scratch holds nthr * (V, M). */
+static void WF(run)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W, const float *x,
+                    const float *U, const float *bias, float *y, int accum, float *scratch)
+{
+    const int64_t CI = CIB * WB, TD = (D + 1) / 2, TH = (H + 1) / 2, TW = (W + 1) / 2, TS = TD * TH * TW;
+    const int64_t ntiles = N * TS, nchunk = (ntiles + TM - 1) / TM, S = D * H * W;
+    const int64_t vr = WF(vrow)(CI), mr = WF(mrow)();
+#pragma omp parallel num_threads(nthr)
+    {
+        float *V = scratch + (int64_t)omp_get_thread_num() * 64 * (vr + mr), *M = V + 64 * vr;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < nchunk; ch++) {
+            const int64_t t0 = ch * TM, nt = t0 + TM <= ntiles ? TM : ntiles - t0;
+            for (int64_t t = 0; t < TM; t++) {
+                /* tiles past the end: zeros, so the products read defined values */
+                if (t >= nt) {
+                    for (int p = 0; p < 64; p++)
+                        for (int64_t cb = 0; cb < CIB; cb++) memset(V + p * vr + (cb * TM + t) * WB, 0, WB * 4);
+                    continue;
+                }
+                const int64_t g = t0 + t, n = g / TS, r = g % TS;
+                const int64_t tz = r / (TH * TW), ty = r / TW % TH, tx = r % TW;
+                for (int64_t cb = 0; cb < CIB; cb++)
+                    WF(in_tile)(x + (n * CIB + cb) * S * WB, D, H, W, 2 * tz - 1, 2 * ty - 1, 2 * tx - 1,
+                                V + (cb * TM + t) * WB, vr);
+            }
+            for (int64_t ob = 0; ob < COB; ob++) {
+                for (int p = 0; p < 64; p++)
+                    WF(mm)(CIB, V + p * vr, U + (p * COB + ob) * CI * WB, M + p * mr, (int)nt);
+                for (int64_t t = 0; t < nt; t++) {
+                    const int64_t g = t0 + t, n = g / TS, r = g % TS;
+                    const int64_t tz = r / (TH * TW), ty = r / TW % TH, tx = r % TW;
+                    WF(out_tile)(M + t * WB, mr, bias ? bias + ob * WB : NULL, y + (n * COB + ob) * S * WB, D, H, W,
+                                 2 * tz, 2 * ty, 2 * tx, accum);
+                }
+            }
+        }
+    }
+}
+
+#undef VEC
+#undef TM
+#undef WF
+#undef WF1
+#undef WF2
