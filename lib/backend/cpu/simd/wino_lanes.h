@@ -68,16 +68,17 @@ static void WF(in_tile)(const float *x, int64_t D, int64_t H, int64_t W, int64_t
         return;
     }
     float buf[64 * WB] __attribute__((aligned(64)));
+    const VEC zero = {0};
+    int okc[4];
+    for (int c = 0; c < 4; c++) okc[c] = x0 + c >= 0 && x0 + c < W;
     for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 4; c++) {
-                const int64_t z = z0 + a, yy = y0 + b, xx = x0 + c;
-                float *o = buf + ((a * 4 + b) * 4 + c) * WB;
-                if (z >= 0 && z < D && yy >= 0 && yy < H && xx >= 0 && xx < W)
-                    memcpy(o, x + ((z * H + yy) * W + xx) * WB, WB * 4);
-                else
-                    memset(o, 0, WB * 4);
-            }
+        for (int b = 0; b < 4; b++) {
+            const int64_t z = z0 + a, yy = y0 + b;
+            float *o = buf + (a * 4 + b) * 4 * WB;
+            const int row = z >= 0 && z < D && yy >= 0 && yy < H;
+            const float *p = row ? x + (z * H + yy) * W * WB : NULL;
+            for (int c = 0; c < 4; c++) WF(st)(o + c * WB, row && okc[c] ? WF(ld)(p + (x0 + c) * WB) : zero);
+        }
     WF(in_xform)(buf, 16 * WB, 4 * WB, v, vs);
 }
 
