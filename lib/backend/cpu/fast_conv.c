@@ -346,7 +346,6 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
     }
     if (p && (p->flags & FAST_PRIM_RELAYOUT)) bwd_weights_note(cx, p, &G, NULL);
     if (!p || (p->flags & FAST_PRIM_REF)) return decline(op, p);
-    if ((rc = fast_migrate(cx, dw, &p->wmd))) return rc;
     size_t wbytes = dnnl_memory_desc_get_size(&p->wmd);
     float *tw = fast_tmp(cx, 1, wbytes), *tb = NULL;
     if (!tw) return DLT_ENOMEM;
@@ -358,7 +357,11 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
     }
     void *ptrs[4] = {(void *)xin, (void *)din, tw, tb};
     if ((rc = fast_exec(cx, p, ptrs))) return rc;
-    fast_vcopy(cx, (int64_t)(wbytes / 4), tw, dw->data, 1);
+    /* dw keeps its parameter's layout (the optimiser moves it there): the
+     * weights of a convolution run by Winograd stay plain, and moving dw to
+     * this primitive's layout would have it moved back every step */
+    if (dnnl_memory_desc_equal(&FAST_P(dw)->md, &p->wmd)) fast_vcopy(cx, (int64_t)(wbytes / 4), tw, dw->data, 1);
+    else if ((rc = fast_reorder(cx, &p->wmd, tw, &FAST_P(dw)->md, dw->data, 1))) return rc;
     if (db) fast_vcopy(cx, dy->c, tb, db->data, 1);
     return 0;
 }

@@ -17,8 +17,9 @@
  * per output block the 64 products (tiles x ci) * (ci x B) into
  * M[pos][tile][B] and the output transform into y. The products' operands
  * all sit at constant offsets from two pointers, so GCC keeps TM
- * accumulators in registers and broadcasts V from memory. Each output is computed by one thread
- * in a fixed order, so results do not depend on the thread count. */
+ * accumulators in registers and broadcasts V from memory. Each output is
+ * computed by one thread in a fixed order, so results do not depend on the
+ * thread count. */
 #include <omp.h>
 #include <string.h>
 

@@ -20,13 +20,6 @@ typedef float WF(vec) __attribute__((vector_size(WB * 4)));
 static inline VEC WF(ld)(const float *p) { return *(const VEC *)p; }
 static inline void WF(st)(float *p, VEC v) { *(VEC *)p = v; }
 
-/* B^T of F(2,3) on the 4 vectors d[0], d[s], d[2s], d[3s], in place */
-static inline void WF(bt)(VEC *d, int s)
-{
-    VEC a = d[0], b = d[s], c = d[2 * s], e = d[3 * s];
-    d[0] = a - c, d[s] = b + c, d[2 * s] = c - b, d[3 * s] = b - e;
-}
-
 /* B^T on each axis of the 4x4x4 block at p (planes at stride pz, rows at
  * py, columns at WB floats): point pos = (a*4 + b)*4 + c stored at
  * v + pos*vs. Depth first, through t (in L1), then rows and columns of
@@ -141,6 +134,15 @@ static void WF(out_tile)(const float *m, int64_t ms, const float *bias, float *y
 static inline int64_t WF(vrow)(int64_t CI) { return TM * CI + 16; }
 static inline int64_t WF(mrow)(void) { return TM * WB + 16; }
 
+/* Tile g of the flattened tiles (TS per sample, TH x TW per plane): its
+ * sample and the corner of its 2x2x2 outputs. */
+static inline void WF(tile_at)(int64_t g, int64_t TS, int64_t TH, int64_t TW, int64_t *n, int64_t *z, int64_t *y,
+                               int64_t *x)
+{
+    const int64_t r = g % TS;
+    *n = g / TS, *z = 2 * (r / (TH * TW)), *y = 2 * (r / TW % TH), *x = 2 * (r % TW);
+}
+
 /* The whole convolution: see simd/wino.c. scratch holds nthr * (V, M). */
 static void WF(run)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W, const float *x,
                     const float *U, const float *bias, float *y, int accum, float *scratch)
@@ -161,20 +163,20 @@ static void WF(run)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, in
                         for (int64_t cb = 0; cb < CIB; cb++) memset(V + p * vr + (cb * TM + t) * WB, 0, WB * 4);
                     continue;
                 }
-                const int64_t g = t0 + t, n = g / TS, r = g % TS;
-                const int64_t tz = r / (TH * TW), ty = r / TW % TH, tx = r % TW;
+                int64_t n, z, yy, xx;
+                WF(tile_at)(t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
                 for (int64_t cb = 0; cb < CIB; cb++)
-                    WF(in_tile)(x + (n * CIB + cb) * S * WB, D, H, W, 2 * tz - 1, 2 * ty - 1, 2 * tx - 1,
-                                V + (cb * TM + t) * WB, vr);
+                    WF(in_tile)(x + (n * CIB + cb) * S * WB, D, H, W, z - 1, yy - 1, xx - 1, V + (cb * TM + t) * WB,
+                                vr);
             }
             for (int64_t ob = 0; ob < COB; ob++) {
                 for (int p = 0; p < 64; p++)
                     WF(mm)(CIB, V + p * vr, U + (p * COB + ob) * CI * WB, M + p * mr, (int)nt);
                 for (int64_t t = 0; t < nt; t++) {
-                    const int64_t g = t0 + t, n = g / TS, r = g % TS;
-                    const int64_t tz = r / (TH * TW), ty = r / TW % TH, tx = r % TW;
+                    int64_t n, z, yy, xx;
+                    WF(tile_at)(t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
                     WF(out_tile)(M + t * WB, mr, bias ? bias + ob * WB : NULL, y + (n * COB + ob) * S * WB, D, H, W,
-                                 2 * tz, 2 * ty, 2 * tx, accum);
+                                 z, yy, xx, accum);
                 }
             }
         }
