@@ -7,7 +7,9 @@
  * kernel) and a dense one (oneDNN deconvolution); 3x3x3 stride-1 ones
  * large enough for the own Winograd kernel (fast_wino.c: 256 tiles or
  * more), with lanes partly used, odd sizes, a one-voxel-thick slab, a last
- * chunk of tiles part-filled, and the report saying Winograd ran, and
+ * chunk of tiles part-filled, the weight gradient's products 1 to 4
+ * vectors wide, into a dw in oneDNN's layout, and the report saying
+ * Winograd ran (all three ops), and
  * DLT_WINOGRAD=0 saying it did not. The weights are used
  * again after the first call has moved them to oneDNN's layout, and read
  * back plain. */
@@ -105,6 +107,44 @@ static void convt_case(const char *name, int n, int cin, int cout, int groups, c
     ft_free(&x), ft_free(&w), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&dw), ft_free(&db);
 }
 
+/* The Winograd weight gradient into a dw that the optimiser has moved to
+ * its parameter's oneDNN layout (the parameter used by a oneDNN kernel on
+ * a smaller input first): summed into a plain copy, then into dw's own
+ * layout. */
+static void wino_moved_dw(void)
+{
+    const char *name = "Winograd weight gradient into a moved dw";
+    dlt_conv_desc cd;
+    memset(&cd, 0, sizeof cd);
+    for (int i = 0; i < 3; i++) cd.k[i] = 3, cd.stride[i] = 1;
+    int64_t out[3];
+    dlt_conv_same(&cd, (int64_t[3]){6, 6, 6}, out); /* padding 1: 'same' at any size */
+    ft_pair xs, ys, x, dy, w, dw, m;
+    int rc = ft_new(&xs, DLT_T_ACT, 1, 16, 6, 6, 6, 361);
+    rc = rc ? rc : ft_new(&ys, DLT_T_ACT, 1, 16, 6, 6, 6, 0);
+    rc = rc ? rc : ft_new(&x, DLT_T_ACT, 1, 16, 16, 16, 14, 362);
+    rc = rc ? rc : ft_new(&dy, DLT_T_ACT, 1, 16, 16, 16, 14, 363);
+    rc = rc ? rc : ft_new(&w, DLT_T_WEIGHT, 16, 16, 3, 3, 3, 364);
+    rc = rc ? rc : ft_new(&dw, DLT_T_WEIGHT, 16, 16, 3, 3, 3, 365);
+    rc = rc ? rc : ft_new(&m, DLT_T_WEIGHT, 16, 16, 3, 3, 3, 0);
+    CHECK(rc == 0, "%s: tensors allocated", name);
+    if (rc) return;
+    dlt_optim_desc od = {.kind = DLT_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f, .t = 1};
+    rc = dlt_op_conv_fwd(ft_fast, &cd, &xs.f, &w.f, NULL, &ys.f);
+    rc = rc ? rc : dlt_op_optim_step(ft_fast, &od, &w.f, &dw.f, &m.f, NULL);
+    rc = rc ? rc : dlt_op_conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, NULL);
+    rc = rc ? rc : dlt_op_conv_fwd(ft_ref, &cd, &xs.r, &w.r, NULL, &ys.r);
+    rc = rc ? rc : dlt_op_optim_step(ft_ref, &od, &w.r, &dw.r, &m.r, NULL);
+    rc = rc ? rc : dlt_op_conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, NULL);
+    CHECK(rc == 0, "%s: runs (%s)", name, rc ? dlt_errmsg() : "ok");
+    FT_CHECK(&dw, "%s", name);
+    const char *rep = dlt_backend_info(ft_fast, "convolutions");
+    CHECK(rep && strstr(rep, "conv fwd 16->16 k3x3x3 s1 1x6x6x6\toneDNN") &&
+              strstr(rep, "conv bwd-weights 16->16 k3x3x3 s1 1x16x16x14\tdlt Winograd"),
+          "%s: oneDNN ran the small forward, Winograd the weight gradient", name);
+    ft_free(&xs), ft_free(&ys), ft_free(&x), ft_free(&dy), ft_free(&w), ft_free(&dw), ft_free(&m);
+}
+
 int main(void)
 {
     if (ft_init()) {
@@ -151,9 +191,14 @@ int main(void)
     conv_case("Winograd 12->8 k3 (lanes partly used)", 1, 12, 8, 1, (int[3]){16, 16, 16}, k3, s1, 0, 321);
     conv_case("Winograd 40->40 k3 bias", 2, 40, 40, 1, (int[3]){10, 9, 11}, k3, s1, 1, 331);
     conv_case("Winograd 16->16 k3 slab 1 voxel thick", 1, 16, 16, 1, (int[3]){1, 32, 40}, k3, s1, 0, 341);
+    /* the weight gradient's products 4 vectors wide (64 inputs) */
+    conv_case("Winograd 64->8 k3 bias", 1, 64, 8, 1, (int[3]){8, 16, 15}, k3, s1, 1, 351);
+    wino_moved_dw();
     const char *rep = dlt_backend_info(ft_fast, "convolutions");
     CHECK(rep && strstr(rep, "conv fwd 48->16 k3x3x3 s1 1x13x13x12\tdlt Winograd"), "Winograd ran forward");
     CHECK(rep && strstr(rep, "conv bwd-data 40->40 k3x3x3 s1 2x10x9x11\tdlt Winograd"), "Winograd ran backward data");
+    CHECK(rep && strstr(rep, "conv bwd-weights 16->24 k3x3x3 s1 2x12x11x10\tdlt Winograd"),
+          "Winograd ran backward weights");
     CHECK(rep && strstr(rep, "conv fwd 16->16 k3x3x3 s1 2x8x8x8\toneDNN"), "too few tiles for Winograd: oneDNN");
     ft_done();
     /* DLT_WINOGRAD=0 (read when the backend is made): oneDNN runs them all */

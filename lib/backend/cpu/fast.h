@@ -32,8 +32,8 @@
  * loops (said at verbose level, naming the geometry). fast_report keeps a
  * line per convolution for dlt-info --backend.
  *
- * 3x3x3 convolutions of stride 1 between blocked activations, forward and
- * backward data, run on our own Winograd F(2,3) loops instead (fast_wino.c,
+ * 3x3x3 convolutions of stride 1 between blocked activations, forward,
+ * backward data and weights, run on our own Winograd F(2,3) loops instead (fast_wino.c,
  * simd/wino.c) where they have enough tiles.
  *
  * Own loops (norms, activations, pooling, channel ops, softmax, losses,

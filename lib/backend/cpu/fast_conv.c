@@ -336,6 +336,7 @@ static int do_bwd_weights(dlt_backend *be, int tr, const dlt_conv_desc *c, const
         int done;
         if ((rc = fast_bf16_run(cx, K_BWD_WEIGHTS, &G, x, dy, db, dw, 1, &done)) || done) return rc;
     }
+    if (fast_wino_worth(cx, &G)) return fast_wino_bwd_weights(cx, &G, x, dy, dw, db);
     fast_prim *p = geo_prim(cx, K_BWD_WEIGHTS, &G, &FAST_P(G.big)->md, &FAST_P(G.small)->md);
     if (p && (p->flags & (FAST_PRIM_REF | FAST_PRIM_RELAYOUT)) && fast_fold_worth(&G)) {
         int done;

@@ -54,10 +54,13 @@ void fast_geo_str(const cgeo *G, int kind, char *buf, size_t len);
 /* fast_wino.c: whether this geometry runs by Winograd (3x3x3, stride 1,
  * padding 1, blocked activations on both sides, the option on), and the
  * op (kind K_FWD: in = x, b = bias, out = y; K_BWD_DATA: in = dy, out =
- * dx, accum adds). */
+ * dx, accum adds), and its weight gradient (added to dw and to db, NULL:
+ * no bias). */
 int fast_wino_worth(const fast_ctx *cx, const cgeo *G);
 int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, const dlt_tensor *w,
                    const dlt_tensor *b, dlt_tensor *out, int accum);
+int fast_wino_bwd_weights(fast_ctx *cx, const cgeo *G, const dlt_tensor *x, const dlt_tensor *dy, dlt_tensor *dw,
+                          dlt_tensor *db);
 
 /* fast_bf16.c: whether this geometry runs in bf16, and the op itself
  * (kind K_FWD: a = x, b = w, c = bias, t = y; K_BWD_DATA: a = dy, b = w,

@@ -41,6 +41,11 @@ typedef struct fast_kern {
      * to COB blocks or NULL; accum adds to y */
     int (*wino_run)(struct fast_ctx *cx, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
                     const float *x, const float *U, const float *bias, float *y, int accum);
+    /* simd/wino.c: the weight gradient of such a convolution from blocked x
+     * (CI channels) and dy (CO), added to the plain dw[CO][CI][3][3][3]
+     * and to db (NULL: no bias) */
+    int (*wino_bw_run)(struct fast_ctx *cx, int64_t N, int64_t CI, int64_t CO, int64_t D, int64_t H, int64_t W,
+                       const float *x, const float *dy, float *dw, float *db);
 } fast_kern;
 
 /* The tables the build has (FAST_HAVE_<isa> from the Makefile). */
@@ -85,6 +90,8 @@ int FAST_K(fast_dw_bwd_weights)(struct fast_ctx *cx, const dlt_conv_desc *c, con
                                 const dlt_tensor *x, const dlt_tensor *dy, dlt_tensor *dw, dlt_tensor *db);
 int FAST_K(fast_wino_run)(struct fast_ctx *cx, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
                           const float *x, const float *U, const float *bias, float *y, int accum);
+int FAST_K(fast_wino_bw_run)(struct fast_ctx *cx, int64_t N, int64_t CI, int64_t CO, int64_t D, int64_t H,
+                             int64_t W, const float *x, const float *dy, float *dw, float *db);
 #endif
 
 #endif

@@ -108,3 +108,23 @@ int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, 
     }
     return cx->k->wino_run(cx, in->n, CIB, COB, in->d, in->h, in->w, in->data, U, bias, out->data, accum);
 }
+
+int fast_wino_bwd_weights(fast_ctx *cx, const cgeo *G, const dlt_tensor *x, const dlt_tensor *dy, dlt_tensor *dw,
+                          dlt_tensor *db)
+{
+    wino_note(cx, G, K_BWD_WEIGHTS);
+    /* the loops add to plain weights: dw itself, or a zeroed plain copy
+     * added to dw's layout after */
+    const fast_tpriv *pw = FAST_P(dw);
+    const int plain = dnnl_memory_desc_equal(&pw->md, &pw->plain_md);
+    const size_t bytes = dnnl_memory_desc_get_size(&pw->plain_md);
+    float *o = dw->data;
+    if (!plain) {
+        if (!(o = fast_tmp(cx, 1, bytes))) return DLT_ENOMEM;
+        memset(o, 0, bytes);
+    }
+    int rc = cx->k->wino_bw_run(cx, x->n, x->c, dy->c, x->d, x->h, x->w, x->data, dy->data, o,
+                                db ? db->data : NULL);
+    if (rc || plain) return rc;
+    return fast_reorder(cx, &pw->plain_md, o, &pw->md, dw->data, 1);
+}

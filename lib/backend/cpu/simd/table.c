@@ -49,6 +49,7 @@ const fast_kern FAST_K(fast_kern) = {
     .dw_run = FAST_K(fast_dw_run),
     .dw_bwd_weights = FAST_K(fast_dw_bwd_weights),
     .wino_run = FAST_K(fast_wino_run),
+    .wino_bw_run = FAST_K(fast_wino_bw_run),
 };
 
 #endif

@@ -19,7 +19,15 @@
  * all sit at constant offsets from two pointers, so GCC keeps TM
  * accumulators in registers and broadcasts V from memory. Each output is
  * computed by one thread in a fixed order, so results do not depend on the
- * thread count. */
+ * thread count.
+ *
+ * The weight gradient (fast_wino_bw_run) is the adjoint: per tile the same
+ * input transform V and the output gradient's A-transform M, per point
+ * pos the product V[pos]^T M[pos] (CI x CO) summed over tiles, then G^T
+ * back to 3x3x3 taps: again 64 instead of 216 multiplications per tile
+ * and channel pair. Every thread sums its share of the tiles (chunks of TB
+ * tiles, in L2) into its own partial sums, which are added in thread
+ * order at the end. */
 #include <omp.h>
 #include <string.h>
 
@@ -42,5 +50,26 @@ int FAST_K(fast_wino_run)(fast_ctx *cx, int64_t N, int64_t CIB, int64_t COB, int
     if (!scratch) return DLT_ENOMEM;
     if (B == 16) run_16(cx->nthr, N, CIB, COB, D, H, W, x, U, bias, y, accum, scratch);
     else run_8(cx->nthr, N, CIB, COB, D, H, W, x, U, bias, y, accum, scratch);
+    return 0;
+}
+
+int FAST_K(fast_wino_bw_run)(fast_ctx *cx, int64_t N, int64_t CI, int64_t CO, int64_t D, int64_t H, int64_t W,
+                             const float *x, const float *dy, float *dw, float *db)
+{
+    const int B = cx->blk;
+    if (B != 16 && B != 8) return dlt_err(DLT_EUNSUP, "cpu: Winograd weight gradient on %d-channel blocks", B);
+    const int64_t CIB = (CI + B - 1) / B, COB = (CO + B - 1) / B;
+    const int64_t per = B == 16 ? bw_per_16(CIB * B, COB * B) : bw_per_8(CIB * B, COB * B);
+    float *scratch = fast_tmp(cx, 2, (size_t)(per * cx->nthr) * 4);
+    if (!scratch) return DLT_ENOMEM;
+    /* the columns of the products are vectors of the side with more blocks */
+    const int cvec = CIB >= COB;
+    if (B == 16) {
+        run_bw_16(cx->nthr, N, CIB, COB, D, H, W, x, dy, cvec, scratch);
+        bw_out_16(cx->nthr, CIB, COB, CI, CO, cvec, scratch, dw, db);
+    } else {
+        run_bw_8(cx->nthr, N, CIB, COB, D, H, W, x, dy, cvec, scratch);
+        bw_out_8(cx->nthr, CIB, COB, CI, CO, cvec, scratch, dw, db);
+    }
     return 0;
 }

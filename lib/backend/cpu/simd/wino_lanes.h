@@ -183,6 +183,209 @@ static void WF(run)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, in
     }
 }
 
+
+/* ------------------------------------------------------------ weight gradient */
+
+/* A of F(2,3) on each axis (the adjoint of out_tile's A^T): the output
+ * gradient's 2x2x2 block at (z0, y0, x0) of one channel block (zeros
+ * outside the volume) as 64 points at m + pos*ms; their sum (the point
+ * (1,1,1), whose row of A is all ones) added to *bsum for the bias. */
+static void WF(dy_tile)(const float *dy, int64_t D, int64_t H, int64_t W, int64_t z0, int64_t y0, int64_t x0,
+                        float *m, int64_t ms, float *bsum)
+{
+    const VEC zero = {0};
+    VEC e[8], r[16], s[32];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++) {
+                const int64_t z = z0 + a, yy = y0 + b, xx = x0 + c;
+                e[(a * 2 + b) * 2 + c] = z < D && yy < H && xx < W ? WF(ld)(dy + ((z * H + yy) * W + xx) * WB) : zero;
+            }
+    /* (e0, e1) -> (e0, e0 + e1, e0 - e1, -e1) on x, then y, then z */
+    for (int i = 0; i < 4; i++) {
+        const VEC e0 = e[i * 2], e1 = e[i * 2 + 1];
+        r[i * 4] = e0, r[i * 4 + 1] = e0 + e1, r[i * 4 + 2] = e0 - e1, r[i * 4 + 3] = -e1;
+    }
+    for (int a = 0; a < 2; a++)
+        for (int c = 0; c < 4; c++) {
+            const VEC e0 = r[(a * 2) * 4 + c], e1 = r[(a * 2 + 1) * 4 + c];
+            VEC *o = s + a * 16 + c;
+            o[0] = e0, o[4] = e0 + e1, o[8] = e0 - e1, o[12] = -e1;
+        }
+    for (int i = 0; i < 16; i++) {
+        const VEC e0 = s[i], e1 = s[16 + i];
+        WF(st)(m + i * ms, e0), WF(st)(m + (16 + i) * ms, e0 + e1);
+        WF(st)(m + (32 + i) * ms, e0 - e1), WF(st)(m + (48 + i) * ms, -e1);
+    }
+    WF(st)(bsum, WF(ld)(bsum) + WF(ld)(m + 21 * ms));
+}
+
+/* One register block of C += A^T B over nt rows: RI rows of C (broadcast
+ * from A's rows of NR floats) by RC vectors of its columns (from B's rows
+ * of NC floats); C's rows are NC floats. */
+#define WINO_GB(RI, RC)                                                                                          \
+    static void WF(gb_##RI##_##RC)(const float *a, const float *b, float *c, int64_t nt, int64_t NR, int64_t NC) \
+    {                                                                                                            \
+        VEC acc[RI][RC];                                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < RI; i++)                                                    \
+            _Pragma("GCC unroll 4") for (int j = 0; j < RC; j++) acc[i][j] = WF(ld)(c + i * NC + j * WB);       \
+        for (int64_t t = 0; t < nt; t++, a += NR, b += NC) {                                                    \
+            VEC bv[RC];                                                                                          \
+            _Pragma("GCC unroll 4") for (int j = 0; j < RC; j++) bv[j] = WF(ld)(b + j * WB);                     \
+            _Pragma("GCC unroll 16") for (int i = 0; i < RI; i++)                                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < RC; j++) acc[i][j] += a[i] * bv[j];                  \
+        }                                                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < RI; i++)                                                    \
+            _Pragma("GCC unroll 4") for (int j = 0; j < RC; j++) WF(st)(c + i * NC + j * WB, acc[i][j]);        \
+    }
+/* register blocks: WB x 1 to 4 x 4 vectors (AVX-512: 16 or 24 of 32
+ * registers), half the rows on 8 lanes (AVX2: 8 or 12 of 16) */
+#if WB == 16
+WINO_GB(16, 1)
+WINO_GB(8, 2)
+WINO_GB(8, 3)
+WINO_GB(4, 4)
+#else
+WINO_GB(8, 1)
+WINO_GB(4, 2)
+WINO_GB(4, 3)
+WINO_GB(2, 4)
+#endif
+#undef WINO_GB
+
+/* C (NR x NC) += A^T B, A nt x NR and B nt x NC; NR a multiple of WB, NC
+ * of WB * rc. */
+static void WF(gemm_tn)(const float *a, const float *b, float *c, int64_t nt, int64_t NR, int64_t NC, int rc)
+{
+    for (int64_t j = 0; j < NC; j += rc * WB) {
+#if WB == 16
+        if (rc == 1)
+            for (int64_t i = 0; i < NR; i += 16) WF(gb_16_1)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+        else if (rc == 2)
+            for (int64_t i = 0; i < NR; i += 8) WF(gb_8_2)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+        else if (rc == 3)
+            for (int64_t i = 0; i < NR; i += 8) WF(gb_8_3)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+        else
+            for (int64_t i = 0; i < NR; i += 4) WF(gb_4_4)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+#else
+        if (rc == 1)
+            for (int64_t i = 0; i < NR; i += 8) WF(gb_8_1)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+        else if (rc == 2)
+            for (int64_t i = 0; i < NR; i += 4) WF(gb_4_2)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+        else if (rc == 3)
+            for (int64_t i = 0; i < NR; i += 4) WF(gb_4_3)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+        else
+            for (int64_t i = 0; i < NR; i += 2) WF(gb_2_4)(a + i, b + j, c + i * NC + j, nt, NR, NC);
+#endif
+    }
+}
+
+/* Tiles per chunk of the weight gradient: V and M of a chunk (64 points x
+ * TB tiles x channels) stay in L2 while the products read them. */
+#define TB 32
+
+/* Floats of one thread's scratch for the weight gradient: V (64 rows of
+ * TB x CIP, padded as vrow), M (64 rows of TB x COP) and its partial sums
+ * C (64 x CIP x COP) and bias (COP). */
+static inline int64_t WF(bw_per)(int64_t CIP, int64_t COP)
+{
+    return 64 * (TB * CIP + 16) + 64 * (TB * COP + 16) + 64 * CIP * COP + COP;
+}
+
+/* The weight gradient's products, every thread over its share of the
+ * tiles: C[pos] += V[pos]^T M[pos] (cvec: C[pos] is CO x CI, M^T V) into
+ * its own partial sums, the bias gradient beside them. See simd/wino.c. */
+static void WF(run_bw)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
+                       const float *x, const float *dy, int cvec, float *scratch)
+{
+    const int64_t CIP = CIB * WB, COP = COB * WB, TD = (D + 1) / 2, TH = (H + 1) / 2, TW = (W + 1) / 2;
+    const int64_t TS = TD * TH * TW, ntiles = N * TS, nchunk = (ntiles + TB - 1) / TB, S = D * H * W;
+    const int64_t vr = TB * CIP + 16, mr = TB * COP + 16, per = WF(bw_per)(CIP, COP);
+    /* C's columns are vectors of the operand with more blocks */
+    const int64_t NR = cvec ? COP : CIP, NC = cvec ? CIP : COP, ncv = NC / WB;
+    const int rc = ncv % 4 == 0 ? 4 : ncv % 3 == 0 ? 3 : ncv % 2 == 0 ? 2 : 1;
+#pragma omp parallel num_threads(nthr)
+    {
+        float *V = scratch + (int64_t)omp_get_thread_num() * per, *M = V + 64 * vr, *C = M + 64 * mr;
+        float *bsum = C + 64 * CIP * COP;
+        memset(C, 0, (size_t)(64 * CIP * COP + COP) * 4);
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < nchunk; ch++) {
+            const int64_t t0 = ch * TB, nt = t0 + TB <= ntiles ? TB : ntiles - t0;
+            for (int64_t t = 0; t < nt; t++) {
+                int64_t n, z, yy, xx;
+                WF(tile_at)(t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
+                for (int64_t cb = 0; cb < CIB; cb++)
+                    WF(in_tile)(x + (n * CIB + cb) * S * WB, D, H, W, z - 1, yy - 1, xx - 1, V + t * CIP + cb * WB,
+                                vr);
+                for (int64_t ob = 0; ob < COB; ob++)
+                    WF(dy_tile)(dy + (n * COB + ob) * S * WB, D, H, W, z, yy, xx, M + t * COP + ob * WB, mr,
+                                bsum + ob * WB);
+            }
+            for (int p = 0; p < 64; p++) {
+                const float *vp = V + p * vr, *mp = M + p * mr;
+                WF(gemm_tn)(cvec ? mp : vp, cvec ? vp : mp, C + p * CIP * COP, nt, NR, NC, rc);
+            }
+        }
+    }
+}
+
+/* G^T of F(2,3) on each axis of the summed products of one register row:
+ * u (64 points, WB columns of C each) -> g (27 taps). */
+static inline void WF(gt_xform)(const VEC *u, VEC *g)
+{
+    VEC s[48], r[36];
+    for (int i = 0; i < 16; i++) {
+        const VEC u0 = u[i * 4], u1 = u[i * 4 + 1], u2 = u[i * 4 + 2], u3 = u[i * 4 + 3], h = .5f * (u1 + u2);
+        s[i * 3] = u0 + h, s[i * 3 + 1] = .5f * (u1 - u2), s[i * 3 + 2] = h + u3;
+    }
+    for (int a = 0; a < 4; a++)
+        for (int c = 0; c < 3; c++) {
+            const VEC *q = s + a * 12 + c, h = .5f * (q[3] + q[6]);
+            r[(a * 3 + 0) * 3 + c] = q[0] + h, r[(a * 3 + 1) * 3 + c] = .5f * (q[3] - q[6]);
+            r[(a * 3 + 2) * 3 + c] = h + q[9];
+        }
+    for (int i = 0; i < 9; i++) {
+        const VEC h = .5f * (r[9 + i] + r[18 + i]);
+        g[i] = r[i] + h, g[9 + i] = .5f * (r[9 + i] - r[18 + i]), g[18 + i] = h + r[27 + i];
+    }
+}
+
+/* The threads' partial sums added in thread order (so the result depends
+ * on the thread count only, like oneDNN's), transformed back by G^T and
+ * added to dw[CO][CI][3][3][3]; the bias gradient to db (NULL: none). */
+static void WF(bw_out)(int nthr, int64_t CIB, int64_t COB, int64_t CI, int64_t CO, int cvec, const float *scratch,
+                       float *dw, float *db)
+{
+    const int64_t CIP = CIB * WB, COP = COB * WB, per = WF(bw_per)(CIP, COP);
+    const int64_t coff = 64 * (TB * CIP + 16) + 64 * (TB * COP + 16), NR = cvec ? COP : CIP, NC = cvec ? CIP : COP;
+    const int64_t R = cvec ? CO : CI, NCR = cvec ? CI : CO;
+#pragma omp parallel for collapse(2) num_threads(nthr) schedule(static)
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t cb = 0; cb < NC / WB; cb++) {
+            VEC u[64], g[27];
+            for (int p = 0; p < 64; p++) {
+                VEC a = {0};
+                for (int th = 0; th < nthr; th++) a += WF(ld)(scratch + th * per + coff + (p * NR + r) * NC + cb * WB);
+                u[p] = a;
+            }
+            WF(gt_xform)(u, g);
+            for (int l = 0; l < WB && cb * WB + l < NCR; l++) {
+                const int64_t c = cb * WB + l, co = cvec ? r : c, ci = cvec ? c : r;
+                float *o = dw + (co * CI + ci) * 27;
+                for (int k = 0; k < 27; k++) o[k] += g[k][l];
+            }
+        }
+    if (db)
+        for (int64_t co = 0; co < CO; co++) {
+            float a = 0;
+            for (int th = 0; th < nthr; th++) a += scratch[th * per + coff + 64 * CIP * COP + co];
+            db[co] += a;
+        }
+}
+
+#undef TB
+
 #undef VEC
 #undef TM
 #undef WF
