@@ -8,7 +8,8 @@
 # with --precision bf16 (AMX convolutions). Prints one
 # TSV line per measurement and the ratios. Usage: bench/infer.sh [REPS]
 # (default 2; each of ours is the best of REPS runs, the peer reports its
-# median). Env: DLT_SHARED (default ../shared), THREADS (default: all cores).
+# median). Env: DLT_SHARED (default ../shared), THREADS (default: all cores),
+# PEER_BF16=0 (no MONAI autocast run).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -54,10 +55,14 @@ if "$PY" -c 'import torch' 2>/dev/null && [ -f "$SHARED/peers/torch_dltk_unet.py
         echo "$line"
         monai=$(echo "$line" | sval)
         # the same under torch.autocast(bfloat16): the fair peer for --precision bf16
-        line=$("$PY" bench/peer_monai.py --peer "$SHARED/peers/torch_dltk_unet.py" --volume 128,128,128 --batch 4 \
-            --reps "$REPS" --threads "$THREADS" --amp bf16)
-        echo "$line"
-        monai16=$(echo "$line" | sval)
+        # (PEER_BF16=0 skips it: without bf16 kernels, e.g. under ONEDNN_MAX_CPU_ISA=AVX2,
+        # torch emulates bf16 and takes tens of minutes)
+        if [ "${PEER_BF16:-1}" != 0 ]; then
+            line=$("$PY" bench/peer_monai.py --peer "$SHARED/peers/torch_dltk_unet.py" --volume 128,128,128 --batch 4 \
+                --reps "$REPS" --threads "$THREADS" --amp bf16)
+            echo "$line"
+            monai16=$(echo "$line" | sval)
+        fi
     else
         echo "# MONAI skipped: $PY cannot import monai"
     fi
