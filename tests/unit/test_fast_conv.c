@@ -8,11 +8,13 @@
  * large enough for the own Winograd kernel (fast_wino.c: 256 tiles or
  * more), with lanes partly used, odd sizes, a one-voxel-thick slab, a last
  * chunk of tiles part-filled, the weight gradient's products 1 to 4
- * vectors wide, into a dw in oneDNN's layout, and the report saying
+ * vectors wide, into a dw in oneDNN's layout, called where OpenMP gives
+ * fewer threads, and the report saying
  * Winograd ran (all three ops), and
  * DLT_WINOGRAD=0 saying it did not. The weights are used
  * again after the first call has moved them to oneDNN's layout, and read
  * back plain. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -145,6 +147,39 @@ static void wino_moved_dw(void)
     ft_free(&xs), ft_free(&ys), ft_free(&x), ft_free(&dy), ft_free(&w), ft_free(&dw), ft_free(&m);
 }
 
+/* The Winograd weight gradient where OpenMP gives fewer threads than the
+ * backend has (called from inside a parallel region): only the partial
+ * sums of the threads that ran count. The first call, outside, leaves
+ * every thread's partial sums filled. */
+static void wino_nested(void)
+{
+    const char *name = "Winograd weight gradient inside a parallel region";
+    dlt_conv_desc cd;
+    memset(&cd, 0, sizeof cd);
+    for (int i = 0; i < 3; i++) cd.k[i] = 3, cd.stride[i] = 1;
+    int64_t out[3];
+    dlt_conv_same(&cd, (int64_t[3]){16, 16, 14}, out);
+    ft_pair x, dy, dw;
+    int rc = ft_new(&x, DLT_T_ACT, 1, 16, 16, 16, 14, 371);
+    rc = rc ? rc : ft_new(&dy, DLT_T_ACT, 1, 16, 16, 16, 14, 372);
+    rc = rc ? rc : ft_new(&dw, DLT_T_WEIGHT, 16, 16, 3, 3, 3, 373);
+    CHECK(rc == 0, "%s: tensors allocated", name);
+    if (rc) return;
+    for (int nested = 0; nested < 2; nested++) {
+        if (nested) {
+            omp_set_max_active_levels(1);
+#pragma omp parallel num_threads(2)
+#pragma omp single
+            rc = dlt_op_conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, NULL);
+        } else
+            rc = dlt_op_conv_bwd_weights(ft_fast, &cd, &x.f, &dy.f, &dw.f, NULL);
+        rc = rc ? rc : dlt_op_conv_bwd_weights(ft_ref, &cd, &x.r, &dy.r, &dw.r, NULL);
+        CHECK(rc == 0, "%s: runs (%s)", name, rc ? dlt_errmsg() : "ok");
+        FT_CHECK(&dw, "%s%s", name, nested ? "" : ": the call outside first");
+    }
+    ft_free(&x), ft_free(&dy), ft_free(&dw);
+}
+
 int main(void)
 {
     if (ft_init()) {
@@ -194,6 +229,7 @@ int main(void)
     /* the weight gradient's products 4 vectors wide (64 inputs) */
     conv_case("Winograd 64->8 k3 bias", 1, 64, 8, 1, (int[3]){8, 16, 15}, k3, s1, 1, 351);
     wino_moved_dw();
+    wino_nested();
     const char *rep = dlt_backend_info(ft_fast, "convolutions");
     CHECK(rep && strstr(rep, "conv fwd 48->16 k3x3x3 s1 1x13x13x12\tdlt Winograd"), "Winograd ran forward");
     CHECK(rep && strstr(rep, "conv bwd-data 40->40 k3x3x3 s1 2x10x9x11\tdlt Winograd"), "Winograd ran backward data");

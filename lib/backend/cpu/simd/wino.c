@@ -58,18 +58,20 @@ int FAST_K(fast_wino_bw_run)(fast_ctx *cx, int64_t N, int64_t CI, int64_t CO, in
 {
     const int B = cx->blk;
     if (B != 16 && B != 8) return dlt_err(DLT_EUNSUP, "cpu: Winograd weight gradient on %d-channel blocks", B);
-    const int64_t CIB = (CI + B - 1) / B, COB = (CO + B - 1) / B;
-    const int64_t per = B == 16 ? bw_per_16(CIB * B, COB * B) : bw_per_8(CIB * B, COB * B);
-    float *scratch = fast_tmp(cx, 2, (size_t)(per * cx->nthr) * 4);
+    const int64_t CIB = (CI + B - 1) / B, COB = (CO + B - 1) / B, CIP = CIB * B, COP = COB * B;
+    const int64_t ntiles = N * ((D + 1) / 2) * ((H + 1) / 2) * ((W + 1) / 2);
+    const int nthr = B == 16 ? bw_threads_16(cx->nthr, ntiles, CIP, COP) : bw_threads_8(cx->nthr, ntiles, CIP, COP);
+    const int64_t per = B == 16 ? bw_per_16(CIP, COP) : bw_per_8(CIP, COP);
+    float *scratch = fast_tmp(cx, 2, (size_t)(per * nthr) * 4);
     if (!scratch) return DLT_ENOMEM;
     /* the columns of the products are vectors of the side with more blocks */
     const int cvec = CIB >= COB;
     if (B == 16) {
-        run_bw_16(cx->nthr, N, CIB, COB, D, H, W, x, dy, cvec, scratch);
-        bw_out_16(cx->nthr, CIB, COB, CI, CO, cvec, scratch, dw, db);
+        const int team = run_bw_16(nthr, N, CIB, COB, D, H, W, x, dy, cvec, scratch);
+        bw_out_16(team, CIB, COB, CI, CO, cvec, scratch, dw, db);
     } else {
-        run_bw_8(cx->nthr, N, CIB, COB, D, H, W, x, dy, cvec, scratch);
-        bw_out_8(cx->nthr, CIB, COB, CI, CO, cvec, scratch, dw, db);
+        const int team = run_bw_8(nthr, N, CIB, COB, D, H, W, x, dy, cvec, scratch);
+        bw_out_8(team, CIB, COB, CI, CO, cvec, scratch, dw, db);
     }
     return 0;
 }

@@ -292,10 +292,24 @@ static inline int64_t WF(bw_per)(int64_t CIP, int64_t COP)
     return 64 * (TB * CIP + 16) + 64 * (TB * COP + 16) + 64 * CIP * COP + COP;
 }
 
+/* Threads for the weight gradient, each with its own partial sums: no
+ * more than there are chunks of tiles, nor than fit in 256 MB (64 x CI x
+ * CO floats each: 4 MB at 128 x 128, so a many-core machine with wide
+ * layers would otherwise hold gigabytes). */
+static inline int WF(bw_threads)(int nthr, int64_t ntiles, int64_t CIP, int64_t COP)
+{
+    const int64_t nchunk = (ntiles + TB - 1) / TB, bytes = WF(bw_per)(CIP, COP) * 4, cap = (int64_t)256 << 20;
+    int64_t n = nthr < nchunk ? nthr : nchunk;
+    if (n * bytes > cap) n = cap / bytes;
+    return n < 1 ? 1 : (int)n;
+}
+
 /* The weight gradient's products, every thread over its share of the
  * tiles: C[pos] += V[pos]^T M[pos] (cvec: C[pos] is CO x CI, M^T V) into
- * its own partial sums, the bias gradient beside them. See simd/wino.c. */
-static void WF(run_bw)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
+ * its own partial sums, the bias gradient beside them. See simd/wino.c.
+ * Returns how many threads ran (OpenMP may give fewer than asked), i.e.
+ * how many partial sums there are. */
+static int WF(run_bw)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
                        const float *x, const float *dy, int cvec, float *scratch)
 {
     const int64_t CIP = CIB * WB, COP = COB * WB, TD = (D + 1) / 2, TH = (H + 1) / 2, TW = (W + 1) / 2;
@@ -304,8 +318,10 @@ static void WF(run_bw)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D,
     /* C's columns are vectors of the operand with more blocks */
     const int64_t NR = cvec ? COP : CIP, NC = cvec ? CIP : COP, ncv = NC / WB;
     const int rc = ncv % 4 == 0 ? 4 : ncv % 3 == 0 ? 3 : ncv % 2 == 0 ? 2 : 1;
+    int team = 1;
 #pragma omp parallel num_threads(nthr)
     {
+        if (omp_get_thread_num() == 0) team = omp_get_num_threads();
         float *V = scratch + (int64_t)omp_get_thread_num() * per, *M = V + 64 * vr, *C = M + 64 * mr;
         float *bsum = C + 64 * CIP * COP;
         memset(C, 0, (size_t)(64 * CIP * COP + COP) * 4);
@@ -328,6 +344,7 @@ static void WF(run_bw)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D,
             }
         }
     }
+    return team;
 }
 
 /* G^T of F(2,3) on each axis of the summed products of one register row:
@@ -351,7 +368,7 @@ static inline void WF(gt_xform)(const VEC *u, VEC *g)
     }
 }
 
-/* The threads' partial sums added in thread order (so the result depends
+/* The nthr partial sums added in thread order (so the result depends
  * on the thread count only, like oneDNN's), transformed back by G^T and
  * added to dw[CO][CI][3][3][3]; the bias gradient to db (NULL: none). */
 static void WF(bw_out)(int nthr, int64_t CIB, int64_t COB, int64_t CI, int64_t CO, int cvec, const float *scratch,
