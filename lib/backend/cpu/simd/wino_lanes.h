@@ -238,8 +238,9 @@ static void WF(dy_tile)(const float *dy, int64_t D, int64_t H, int64_t W, int64_
         _Pragma("GCC unroll 16") for (int i = 0; i < RI; i++)                                                    \
             _Pragma("GCC unroll 4") for (int j = 0; j < RC; j++) WF(st)(c + i * NC + j * WB, acc[i][j]);        \
     }
-/* register blocks: WB x 1 to 4 x 4 vectors (AVX-512: 16 or 24 of 32
- * registers), half the rows on 8 lanes (AVX2: 8 or 12 of 16) */
+/* register blocks, rows x vectors: 16x1, 8x2, 8x3, 4x4 on 16 lanes (16 or
+ * 24 accumulators of AVX-512's 32 registers), half the rows on 8 lanes
+ * (8 or 12 of AVX2's 16) */
 #if WB == 16
 WINO_GB(16, 1)
 WINO_GB(8, 2)
