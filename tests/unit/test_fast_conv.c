@@ -109,6 +109,17 @@ static void convt_case(const char *name, int n, int cin, int cout, int groups, c
     ft_free(&x), ft_free(&w), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&dw), ft_free(&db);
 }
 
+/* A 3x3x3 convolution of stride 1 and padding 1 ('same' at any size). */
+static dlt_conv_desc k3_same(void)
+{
+    dlt_conv_desc cd;
+    memset(&cd, 0, sizeof cd);
+    for (int i = 0; i < 3; i++) cd.k[i] = 3, cd.stride[i] = 1;
+    int64_t out[3];
+    dlt_conv_same(&cd, (int64_t[3]){8, 8, 8}, out);
+    return cd;
+}
+
 /* The Winograd weight gradient into a dw that the optimiser has moved to
  * its parameter's oneDNN layout (the parameter used by a oneDNN kernel on
  * a smaller input first): summed into a plain copy, then into dw's own
@@ -116,11 +127,7 @@ static void convt_case(const char *name, int n, int cin, int cout, int groups, c
 static void wino_moved_dw(void)
 {
     const char *name = "Winograd weight gradient into a moved dw";
-    dlt_conv_desc cd;
-    memset(&cd, 0, sizeof cd);
-    for (int i = 0; i < 3; i++) cd.k[i] = 3, cd.stride[i] = 1;
-    int64_t out[3];
-    dlt_conv_same(&cd, (int64_t[3]){6, 6, 6}, out); /* padding 1: 'same' at any size */
+    const dlt_conv_desc cd = k3_same();
     ft_pair xs, ys, x, dy, w, dw, m;
     int rc = ft_new(&xs, DLT_T_ACT, 1, 16, 6, 6, 6, 361);
     rc = rc ? rc : ft_new(&ys, DLT_T_ACT, 1, 16, 6, 6, 6, 0);
@@ -154,11 +161,7 @@ static void wino_moved_dw(void)
 static void wino_nested(void)
 {
     const char *name = "Winograd weight gradient inside a parallel region";
-    dlt_conv_desc cd;
-    memset(&cd, 0, sizeof cd);
-    for (int i = 0; i < 3; i++) cd.k[i] = 3, cd.stride[i] = 1;
-    int64_t out[3];
-    dlt_conv_same(&cd, (int64_t[3]){16, 16, 14}, out);
+    const dlt_conv_desc cd = k3_same();
     ft_pair x, dy, dw;
     int rc = ft_new(&x, DLT_T_ACT, 1, 16, 16, 16, 14, 371);
     rc = rc ? rc : ft_new(&dy, DLT_T_ACT, 1, 16, 16, 16, 14, 372);

@@ -222,9 +222,9 @@ static void WF(dy_tile)(const float *dy, int64_t D, int64_t H, int64_t W, int64_
 
 /* One register block of C += A^T B over nt rows: RI rows of C (broadcast
  * from A's rows of NR floats) by RC vectors of its columns (from B's rows
- * of NC floats); C's rows are NC floats. */
-#define WINO_GB(RI, RC)                                                                                          \
-    static void WF(gb_##RI##_##RC)(const float *a, const float *b, float *c, int64_t nt, int64_t NR, int64_t NC) \
+ * of NC floats); C's rows are NC floats. Named by RC. */
+#define WINO_GB(RC, RI)                                                                                          \
+    static void WF(gb##RC)(const float *a, const float *b, float *c, int64_t nt, int64_t NR, int64_t NC)         \
     {                                                                                                            \
         VEC acc[RI][RC];                                                                                         \
         _Pragma("GCC unroll 16") for (int i = 0; i < RI; i++)                                                    \
@@ -238,20 +238,13 @@ static void WF(dy_tile)(const float *dy, int64_t D, int64_t H, int64_t W, int64_
         _Pragma("GCC unroll 16") for (int i = 0; i < RI; i++)                                                    \
             _Pragma("GCC unroll 4") for (int j = 0; j < RC; j++) WF(st)(c + i * NC + j * WB, acc[i][j]);        \
     }
-/* register blocks, rows x vectors: 16x1, 8x2, 8x3, 4x4 on 16 lanes (16 or
- * 24 accumulators of AVX-512's 32 registers), half the rows on 8 lanes
- * (8 or 12 of AVX2's 16) */
-#if WB == 16
-WINO_GB(16, 1)
-WINO_GB(8, 2)
-WINO_GB(8, 3)
-WINO_GB(4, 4)
-#else
-WINO_GB(8, 1)
-WINO_GB(4, 2)
-WINO_GB(4, 3)
-WINO_GB(2, 4)
-#endif
+/* rows x vectors: WB x 1, WB/2 x 2, WB/2 x 3, WB/4 x 4 (on 16 lanes 16 or
+ * 24 accumulators of AVX-512's 32 registers, on 8 lanes 8 or 12 of
+ * AVX2's 16) */
+WINO_GB(1, WB)
+WINO_GB(2, WB / 2)
+WINO_GB(3, WB / 2)
+WINO_GB(4, WB / 4)
 #undef WINO_GB
 
 /* C (NR x NC) += A^T B, A nt x NR and B nt x NC; NR a multiple of WB, NC
@@ -259,25 +252,14 @@ WINO_GB(2, 4)
 static void WF(gemm_tn)(const float *a, const float *b, float *c, int64_t nt, int64_t NR, int64_t NC, int rc)
 {
     for (int64_t j = 0; j < NC; j += rc * WB) {
-#if WB == 16
-        if (rc == 1)
-            for (int64_t i = 0; i < NR; i += 16) WF(gb_16_1)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-        else if (rc == 2)
-            for (int64_t i = 0; i < NR; i += 8) WF(gb_8_2)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-        else if (rc == 3)
-            for (int64_t i = 0; i < NR; i += 8) WF(gb_8_3)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-        else
-            for (int64_t i = 0; i < NR; i += 4) WF(gb_4_4)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-#else
-        if (rc == 1)
-            for (int64_t i = 0; i < NR; i += 8) WF(gb_8_1)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-        else if (rc == 2)
-            for (int64_t i = 0; i < NR; i += 4) WF(gb_4_2)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-        else if (rc == 3)
-            for (int64_t i = 0; i < NR; i += 4) WF(gb_4_3)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-        else
-            for (int64_t i = 0; i < NR; i += 2) WF(gb_2_4)(a + i, b + j, c + i * NC + j, nt, NR, NC);
-#endif
+        const float *bj = b + j;
+        float *cj = c + j;
+        switch (rc) {
+        case 1: for (int64_t i = 0; i < NR; i += WB) WF(gb1)(a + i, bj, cj + i * NC, nt, NR, NC); break;
+        case 2: for (int64_t i = 0; i < NR; i += WB / 2) WF(gb2)(a + i, bj, cj + i * NC, nt, NR, NC); break;
+        case 3: for (int64_t i = 0; i < NR; i += WB / 2) WF(gb3)(a + i, bj, cj + i * NC, nt, NR, NC); break;
+        default: for (int64_t i = 0; i < NR; i += WB / 4) WF(gb4)(a + i, bj, cj + i * NC, nt, NR, NC);
+        }
     }
 }
 
