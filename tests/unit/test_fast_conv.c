@@ -6,7 +6,8 @@
  * groups, bias; transposed convolutions: the depthwise upsampling (own
  * kernel) and a dense one (oneDNN deconvolution); 3x3x3 stride-1 ones
  * large enough for the own Winograd kernel (fast_wino.c: 256 tiles or
- * more), with lanes partly used, odd sizes, a one-voxel-thick slab, a last
+ * more; F(4,3) from 512 tiles of 4^3, and everywhere with DLT_WINOGRAD=4),
+ * with lanes partly used, odd sizes, a one-voxel-thick slab, a last
  * chunk of tiles part-filled, the weight gradient's products 1 to 4
  * vectors wide, into a dw in oneDNN's layout, called where OpenMP gives
  * fewer threads, and the report saying
@@ -107,6 +108,20 @@ static void convt_case(const char *name, int n, int cin, int cout, int groups, c
     FT_CHECK(&dw, "%s: convt_bwd_weights accumulates dw", name);
     if (bias) FT_CHECK(&db, "%s: convt_bwd_weights accumulates db", name);
     ft_free(&x), ft_free(&w), ft_free(&b), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&dw), ft_free(&db);
+}
+
+/* Convolutions for the Winograd loops: odd sizes, bias, batch 2, lanes
+ * partly used, a one-voxel-thick slab, the weight gradient's products 1
+ * to 4 vectors wide (64 inputs: 4). */
+static void wino_cases(void)
+{
+    const int k3[3] = {3, 3, 3}, s1[3] = {1, 1, 1};
+    conv_case("Winograd 48->16 k3 odd size", 1, 48, 16, 1, (int[3]){13, 13, 12}, k3, s1, 0, 301);
+    conv_case("Winograd 16->24 k3 bias batch 2", 2, 16, 24, 1, (int[3]){12, 11, 10}, k3, s1, 1, 311);
+    conv_case("Winograd 12->8 k3 (lanes partly used)", 1, 12, 8, 1, (int[3]){16, 16, 16}, k3, s1, 0, 321);
+    conv_case("Winograd 40->40 k3 bias", 2, 40, 40, 1, (int[3]){10, 9, 11}, k3, s1, 1, 331);
+    conv_case("Winograd 16->16 k3 slab 1 voxel thick", 1, 16, 16, 1, (int[3]){1, 32, 40}, k3, s1, 0, 341);
+    conv_case("Winograd 64->8 k3 bias", 1, 64, 8, 1, (int[3]){8, 16, 15}, k3, s1, 1, 351);
 }
 
 /* A 3x3x3 convolution of stride 1 and padding 1 ('same' at any size). */
@@ -223,14 +238,11 @@ int main(void)
     convt_case("upsample dw 1 plain k4 s2 bias", 2, 1, 1, 1, (int[3]){3, 4, 3}, k4, s2, 1, 231);
     convt_case("convt dense 16->8 k4 s2", 2, 16, 8, 1, (int[3]){4, 3, 4}, k4, s2, 0, 161);
     convt_case("convt dense 14->32 k3 s2 bias", 1, 14, 32, 1, (int[3]){3, 4, 3}, k3, s2, 1, 171);
-    /* Winograd F(2,3) (256 tiles of 2x2x2 or more) */
-    conv_case("Winograd 48->16 k3 odd size", 1, 48, 16, 1, (int[3]){13, 13, 12}, k3, s1, 0, 301);
-    conv_case("Winograd 16->24 k3 bias batch 2", 2, 16, 24, 1, (int[3]){12, 11, 10}, k3, s1, 1, 311);
-    conv_case("Winograd 12->8 k3 (lanes partly used)", 1, 12, 8, 1, (int[3]){16, 16, 16}, k3, s1, 0, 321);
-    conv_case("Winograd 40->40 k3 bias", 2, 40, 40, 1, (int[3]){10, 9, 11}, k3, s1, 1, 331);
-    conv_case("Winograd 16->16 k3 slab 1 voxel thick", 1, 16, 16, 1, (int[3]){1, 32, 40}, k3, s1, 0, 341);
-    /* the weight gradient's products 4 vectors wide (64 inputs) */
-    conv_case("Winograd 64->8 k3 bias", 1, 64, 8, 1, (int[3]){8, 16, 15}, k3, s1, 1, 351);
+    /* Winograd: F(2,3) (256 tiles of 2x2x2 or more), F(4,3) from 512
+     * tiles of 4x4x4 (a 32^3 sample), odd sizes leaving part-filled tiles */
+    wino_cases();
+    conv_case("Winograd F(4,3) 16->16 k3 32^3", 1, 16, 16, 1, (int[3]){32, 32, 32}, k3, s1, 0, 361);
+    conv_case("Winograd F(4,3) 24->16 k3 bias odd size", 1, 24, 16, 1, (int[3]){34, 31, 29}, k3, s1, 1, 371);
     wino_moved_dw();
     wino_nested();
     const char *rep = dlt_backend_info(ft_fast, "convolutions");
@@ -239,6 +251,22 @@ int main(void)
     CHECK(rep && strstr(rep, "conv bwd-weights 16->24 k3x3x3 s1 2x12x11x10\tdlt Winograd"),
           "Winograd ran backward weights");
     CHECK(rep && strstr(rep, "conv fwd 16->16 k3x3x3 s1 2x8x8x8\toneDNN"), "too few tiles for Winograd: oneDNN");
+    CHECK(rep && strstr(rep, "conv fwd 48->16 k3x3x3 s1 1x13x13x12\tdlt Winograd F(2,3)"),
+          "fewer than 512 tiles of 4^3: F(2,3)");
+    CHECK(rep && strstr(rep, "conv fwd 16->16 k3x3x3 s1 1x32x32x32\tdlt Winograd F(4,3)") &&
+              strstr(rep, "conv bwd-data 24->16 k3x3x3 s1 1x34x31x29\tdlt Winograd F(4,3)") &&
+              strstr(rep, "conv bwd-weights 16->16 k3x3x3 s1 1x32x32x32\tdlt Winograd F(2,3)"),
+          "512 tiles of 4^3: F(4,3) forward and backward data, F(2,3) weight gradient");
+    ft_done();
+    /* DLT_WINOGRAD=4: F(4,3) wherever Winograd runs, so the small and odd
+     * cases above run it too */
+    setenv("DLT_WINOGRAD", "4", 1);
+    CHECK(ft_init() == 0, "backends made again with DLT_WINOGRAD=4");
+    wino_cases();
+    rep = dlt_backend_info(ft_fast, "convolutions");
+    CHECK(rep && strstr(rep, "conv fwd 16->16 k3x3x3 s1 1x1x32x40\tdlt Winograd F(4,3)") &&
+              strstr(rep, "conv bwd-data 12->8 k3x3x3 s1 1x16x16x16\tdlt Winograd F(4,3)"),
+          "DLT_WINOGRAD=4: F(4,3) on small volumes");
     ft_done();
     /* DLT_WINOGRAD=0 (read when the backend is made): oneDNN runs them all */
     setenv("DLT_WINOGRAD", "0", 1);

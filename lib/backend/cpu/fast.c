@@ -227,7 +227,7 @@ int dlt_cpu_fast_create(dlt_backend **out)
     dlt_log(DLT_LOG_DEBUG, "backend cpu: loops %s, oneDNN %s, %d-channel blocks", fast_isa_name(cx->isa),
             fast_dnnl_isa_name(), cx->blk);
     const char *wg = getenv("DLT_WINOGRAD");
-    cx->wino = !(wg && !strcmp(wg, "0"));
+    cx->wino = !wg || !*wg ? 1 : !strcmp(wg, "0") ? 0 : !strcmp(wg, "2") ? 2 : !strcmp(wg, "4") ? 4 : 1;
     cx->nthr = dlt_threads();
     if (cx->nthr < 1) cx->nthr = 1;
     omp_set_num_threads(cx->nthr); /* oneDNN's OpenMP runtime takes its thread count from here */

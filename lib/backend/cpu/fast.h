@@ -33,8 +33,9 @@
  * line per convolution for dlt-info --backend.
  *
  * 3x3x3 convolutions of stride 1 between blocked activations, forward,
- * backward data and weights, run on our own Winograd F(2,3) loops instead (fast_wino.c,
- * simd/wino.c) where they have enough tiles.
+ * backward data and weights, run on our own Winograd loops instead (fast_wino.c,
+ * simd/wino.c) where they have enough tiles: F(4,3) or F(2,3) by size, the
+ * weight gradient F(2,3).
  *
  * Own loops (norms, activations, pooling, channel ops, softmax, losses,
  * optimiser, the depthwise upsampling, Winograd) are in lib/backend/cpu/simd, compiled once
@@ -102,7 +103,8 @@ typedef struct fast_ctx {
     int bf16;                 /* option precision=bf16: convolutions in bf16 (fast_conv.c) */
     int bf16_warned;
     int bf16_avail;           /* fast_bf16_available: 0 not asked yet, 1 yes, -1 no */
-    int wino;                 /* 3x3x3 stride-1 convolutions by Winograd (fast_wino.c; DLT_WINOGRAD=0: off) */
+    int wino;                 /* 3x3x3 stride-1 convolutions by Winograd (fast_wino.c): 1 F(2,3) or F(4,3)
+                                 by size; DLT_WINOGRAD=0 off, =2 or =4 only that one */
     int blk;                  /* channel lanes of FF_BLK activations: 8 or 16 (fast_isa.c) */
     int isa;                  /* FAST_ISA_* of the loops in k */
     const fast_kern *k;       /* this CPU's copy of the own loops (lib/backend/cpu/simd) */

@@ -35,11 +35,11 @@ typedef struct fast_kern {
                   const dlt_tensor *in, dlt_tensor *out, int accum, const dlt_tensor *bias);
     int (*dw_bwd_weights)(struct fast_ctx *cx, const dlt_conv_desc *c, const struct cgeo *G, const dlt_tensor *x,
                           const dlt_tensor *dy, dlt_tensor *dw, dlt_tensor *db);
-    /* simd/wino.c: a 3x3x3 stride-1 convolution by Winograd F(2,3) on
-     * blocked x (N x CIB blocks x D x H x W) into y (COB blocks, same
+    /* simd/wino.c: a 3x3x3 stride-1 convolution by Winograd F(m,3), m
+     * = 2 or 4, on blocked x (N x CIB blocks x D x H x W) into y (COB blocks, same
      * size), weights U transformed (backend/cpu/fast_wino.c), bias padded
      * to COB blocks or NULL; accum adds to y */
-    int (*wino_run)(struct fast_ctx *cx, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
+    int (*wino_run)(struct fast_ctx *cx, int m, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
                     const float *x, const float *U, const float *bias, float *y, int accum);
     /* simd/wino.c: the weight gradient of such a convolution from blocked x
      * (CI channels) and dy (CO), added to the plain dw[CO][CI][3][3][3]
@@ -88,7 +88,7 @@ int FAST_K(fast_dw_run)(struct fast_ctx *cx, const dlt_conv_desc *c, const struc
                         const dlt_tensor *in, dlt_tensor *out, int accum, const dlt_tensor *bias);
 int FAST_K(fast_dw_bwd_weights)(struct fast_ctx *cx, const dlt_conv_desc *c, const struct cgeo *G,
                                 const dlt_tensor *x, const dlt_tensor *dy, dlt_tensor *dw, dlt_tensor *db);
-int FAST_K(fast_wino_run)(struct fast_ctx *cx, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
+int FAST_K(fast_wino_run)(struct fast_ctx *cx, int m, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
                           const float *x, const float *U, const float *bias, float *y, int accum);
 int FAST_K(fast_wino_bw_run)(struct fast_ctx *cx, int64_t N, int64_t CI, int64_t CO, int64_t D, int64_t H,
                              int64_t W, const float *x, const float *dy, float *dw, float *db);

@@ -1,18 +1,33 @@
-/* backend/cpu/fast_wino.c - which convolutions run by Winograd's F(2x2x2,
- * 3x3x3) on the fast path (the loops: simd/wino.c), and their weights,
- * transformed on every call (weights change every training step; the
- * transform costs 64 * in * out floats, well under 1% of the convolution).
+/* backend/cpu/fast_wino.c - which convolutions run by Winograd on the fast
+ * path (the loops: simd/wino.c), with which tile, and their weights,
+ * transformed on every call (weights change every training step).
  *
  * Taken for 3x3x3 convolutions of stride 1 and padding 1 (output the size
  * of the input) between blocked activations, forward and backward data
  * (the adjoint of such a convolution is one too: weights flipped and in
- * and out exchanged), in fp32. The weight gradient stays with oneDNN.
- * DLT_WINOGRAD=0 in the environment turns it off (oneDNN's direct kernels
- * then run everything, as before it existed). */
+ * and out exchanged) and the weight gradient, in fp32. Forward and
+ * backward data by F(4x4x4, 3x3x3) where the volume has many 4^3 tiles
+ * (216 products per 64 outputs: 8x fewer than direct; fp32 error about
+ * 2e-5 relative, F(2,3)'s about 1e-6), else by F(2x2x2, 3x3x3) (64 per 8:
+ * 3.4x fewer); the weight gradient by F(2,3). DLT_WINOGRAD in the
+ * environment: 0 turns it off (oneDNN's direct kernels then run
+ * everything), 2 or 4 takes only that tile wherever Winograd runs. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/fast_conv.h"
+
+/* F(4,3) from this many tiles of 4x4x4 outputs (tunable for
+ * experiments; see fast_wino_worth) */
+#ifndef WINO4_MIN_TILES
+#define WINO4_MIN_TILES 512
+#endif
+
+/* Tiles of m x m x m outputs over the op's big side. */
+static int64_t wino_tiles(const dlt_tensor *t, int m)
+{
+    return t->n * ((t->d + m - 1) / m) * ((t->h + m - 1) / m) * ((t->w + m - 1) / m);
+}
 
 int fast_wino_worth(const fast_ctx *cx, const cgeo *G)
 {
@@ -20,43 +35,55 @@ int fast_wino_worth(const fast_ctx *cx, const cgeo *G)
     if (G->w->d != 3 || G->w->h != 3 || G->w->w != 3) return 0;
     for (int i = 0; i < 3; i++)
         if (G->st[i] != 1 || G->pl[i] != 1 || G->pr[i] != 1) return 0;
+    if (G->big->fmt != FF_BLK || G->small->fmt != FF_BLK) return 0;
     /* Few tiles (8^3 of one sample: 64) leave a thread idle and the weight
      * transform unpaid for; oneDNN's direct kernel is faster there. */
-    const dlt_tensor *t = G->big;
-    if (t->n * ((t->d + 1) / 2) * ((t->h + 1) / 2) * ((t->w + 1) / 2) < 256) return 0;
-    return G->big->fmt == FF_BLK && G->small->fmt == FF_BLK;
+    if (wino_tiles(G->big, 2) < 256) return 0;
+    if (cx->wino == 2 || cx->wino == 4) return cx->wino;
+    /* F(4,3) where its tiles are many and mostly inside: fewer tiles cut
+     * at the volume's edge (a 16^3 volume: 64 tiles, 56 of them at an
+     * edge, computing zeros) */
+    return wino_tiles(G->big, 4) >= WINO4_MIN_TILES ? 4 : 2;
 }
 
-/* G g G^T on each axis: the 3x3x3 kernel g as the 4x4x4 u. */
-static void wtrans(const float *g, float *u)
+/* G g G^T on each axis: the 3x3x3 kernel g as the n x n x n u, n = m + 2
+ * (F(2,3): points 0, 1, -1, infinity; F(4,3): also 2, -2). */
+static void wtrans(int m, const float *g, float *u)
 {
-    static const float Gm[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
-    float t1[3][3][4], t2[3][4][4];
+    static const float G2[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
+    static const float G4[6][3] = {{1 / 4.f, 0, 0},          {-1 / 6.f, -1 / 6.f, -1 / 6.f},
+                                   {-1 / 6.f, 1 / 6.f, -1 / 6.f}, {1 / 24.f, 1 / 12.f, 1 / 6.f},
+                                   {1 / 24.f, -1 / 12.f, 1 / 6.f}, {0, 0, 1}};
+    const int n = m + 2;
+    const float(*Gm)[3] = m == 4 ? G4 : G2;
+    float t1[3][3][6], t2[3][6][6];
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
-            for (int c = 0; c < 4; c++)
+            for (int c = 0; c < n; c++)
                 t1[i][j][c] = Gm[c][0] * g[(i * 3 + j) * 3] + Gm[c][1] * g[(i * 3 + j) * 3 + 1] +
                               Gm[c][2] * g[(i * 3 + j) * 3 + 2];
     for (int i = 0; i < 3; i++)
-        for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 4; c++)
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < n; c++)
                 t2[i][b][c] = Gm[b][0] * t1[i][0][c] + Gm[b][1] * t1[i][1][c] + Gm[b][2] * t1[i][2][c];
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 4; c++)
-                u[(a * 4 + b) * 4 + c] = Gm[a][0] * t2[0][b][c] + Gm[a][1] * t2[1][b][c] + Gm[a][2] * t2[2][b][c];
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < n; c++)
+                u[(a * n + b) * n + c] = Gm[a][0] * t2[0][b][c] + Gm[a][1] * t2[1][b][c] + Gm[a][2] * t2[2][b][c];
 }
 
-/* U[pos][cob][ci][B] of the op's CO x CI kernels (padded lanes zero) from
- * the plain weights w[O][I][3][3][3]; the adjoint (bwd) reads w[ci][co]
- * flipped. One B-lane row of U at a time, so every store fills a line. */
-static void wino_weights(int nthr, const float *w, int64_t CO, int64_t CI, int B, int bwd, float *U)
+/* U[pos][cob][ci][B] of the op's CO x CI kernels (P points; padded lanes
+ * zero) from the plain weights w[O][I][3][3][3]; the adjoint (bwd) reads
+ * w[ci][co] flipped. One B-lane row of U at a time, so every store fills
+ * a line. */
+static void wino_weights(int nthr, int m, const float *w, int64_t CO, int64_t CI, int B, int bwd, float *U)
 {
     const int64_t COB = (CO + B - 1) / B, CIP = (CI + B - 1) / B * B;
+    const int P = (m + 2) * (m + 2) * (m + 2);
 #pragma omp parallel for collapse(2) num_threads(nthr) schedule(static)
     for (int64_t cob = 0; cob < COB; cob++)
         for (int64_t ci = 0; ci < CIP; ci++) {
-            float u[16][64];
+            float u[16][216];
             for (int l = 0; l < B; l++) {
                 const int64_t co = cob * B + l;
                 float g[27];
@@ -65,29 +92,29 @@ static void wino_weights(int nthr, const float *w, int64_t CO, int64_t CI, int B
                     for (int k = 0; k < 27; k++) g[k] = w[(ci * CO + co) * 27 + 26 - k];
                 else
                     memcpy(g, w + (co * CI + ci) * 27, sizeof g);
-                wtrans(g, u[l]);
+                wtrans(m, g, u[l]);
             }
-            for (int p = 0; p < 64; p++)
+            for (int p = 0; p < P; p++)
                 for (int l = 0; l < B; l++) U[((p * COB + cob) * CIP + ci) * B + l] = u[l][p];
         }
 }
 
 /* The report line of this geometry, once. */
-static void wino_note(fast_ctx *cx, const cgeo *G, int kind)
+static void wino_note(fast_ctx *cx, const cgeo *G, int kind, int m)
 {
     char gs[160];
     fast_geo_str(G, kind, gs, sizeof gs);
     strcat(gs, "\t");
     if (cx->report && strstr(cx->report, gs)) return;
-    fast_report(cx, "%sdlt Winograd F(2,3) (%s)", gs, cx->k->isa);
+    fast_report(cx, "%sdlt Winograd F(%d,3) (%s)", gs, m, cx->k->isa);
 }
 
 int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, const dlt_tensor *w,
                    const dlt_tensor *b, dlt_tensor *out, int accum)
 {
-    const int B = cx->blk, bwd = kind == K_BWD_DATA;
+    const int B = cx->blk, bwd = kind == K_BWD_DATA, m = fast_wino_worth(cx, G), P = (m + 2) * (m + 2) * (m + 2);
     const int64_t CI = in->c, CO = out->c, CIB = (CI + B - 1) / B, COB = (CO + B - 1) / B;
-    wino_note(cx, G, kind);
+    wino_note(cx, G, kind, m);
     /* the plain weights: w itself, or a copy out of the layout a oneDNN primitive gave it */
     const float *wp = w->data;
     const fast_tpriv *pw = FAST_P(w);
@@ -98,21 +125,21 @@ int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, 
         if (rc) return rc;
         wp = t;
     }
-    float *U = fast_tmp(cx, 3, (size_t)(64 * COB * CIB) * B * B * 4), *bias = NULL;
+    float *U = fast_tmp(cx, 3, (size_t)(P * COB * CIB) * B * B * 4), *bias = NULL;
     if (!U) return DLT_ENOMEM;
-    wino_weights(cx->nthr, wp, CO, CI, B, bwd, U);
+    wino_weights(cx->nthr, m, wp, CO, CI, B, bwd, U);
     if (b) {
         if (!(bias = fast_tmp(cx, 0, (size_t)(COB * B) * 4))) return DLT_ENOMEM;
         memset(bias, 0, (size_t)(COB * B) * 4);
         memcpy(bias, b->data, (size_t)CO * 4);
     }
-    return cx->k->wino_run(cx, in->n, CIB, COB, in->d, in->h, in->w, in->data, U, bias, out->data, accum);
+    return cx->k->wino_run(cx, m, in->n, CIB, COB, in->d, in->h, in->w, in->data, U, bias, out->data, accum);
 }
 
 int fast_wino_bwd_weights(fast_ctx *cx, const cgeo *G, const dlt_tensor *x, const dlt_tensor *dy, dlt_tensor *dw,
                           dlt_tensor *db)
 {
-    wino_note(cx, G, K_BWD_WEIGHTS);
+    wino_note(cx, G, K_BWD_WEIGHTS, 2);
     /* the loops add to plain weights: dw itself, or a zeroed plain copy
      * added to dw's layout after */
     const fast_tpriv *pw = FAST_P(dw);

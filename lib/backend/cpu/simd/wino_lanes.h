@@ -13,9 +13,11 @@
 typedef float WF(vec) __attribute__((vector_size(WB * 4)));
 #define VEC WF(vec)
 
-/* tiles per register block of the matrix products: WB accumulators each
- * (AVX2: 12 of its 16 registers; AVX-512: 24 of 32) */
-#define TM (WB == 16 ? 24 : 12)
+/* tiles per register block of the matrix products, one accumulator each
+ * (AVX2: 12 of its 16 registers; AVX-512: 12 of 32, enough to hide the
+ * FMA latency, and with 24 F(4,3)'s chunk of V, 216 rows, outgrew L2: its
+ * 48->16 convolution at 64^3 took 42 ms against 29) */
+#define TM 12
 
 static inline VEC WF(ld)(const float *p) { return *(const VEC *)p; }
 static inline void WF(st)(float *p, VEC v) { *(VEC *)p = v; }
@@ -128,6 +130,110 @@ static void WF(out_tile)(const float *m, int64_t ms, const float *bias, float *y
             }
 }
 
+/* F(4,3) on one axis, points 0, 1, -1, 2, -2 and infinity (Lavin and
+ * Gray's): B^T (6 -> 6) and A^T (6 -> 4), with the sums they share. */
+#define WINO_BT6(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                                                  \
+    do {                                                                                                         \
+        const VEC t1_ = (d4) - 4.f * (d2), s1_ = (d3) - 4.f * (d1), t2_ = (d4) - (d2), s2_ = (d3) - (d1);        \
+        o0 = 4.f * (d0) - 5.f * (d2) + (d4), o1 = t1_ + s1_, o2 = t1_ - s1_;                                     \
+        o3 = t2_ + 2.f * s2_, o4 = t2_ - 2.f * s2_, o5 = 4.f * (d1) - 5.f * (d3) + (d5);                         \
+    } while (0)
+#define WINO_AT6(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3)                                                          \
+    do {                                                                                                         \
+        const VEC a_ = (m1) + (m2), b_ = (m1) - (m2), c_ = (m3) + (m4), d_ = (m3) - (m4);                        \
+        o0 = (m0) + a_ + c_, o1 = b_ + 2.f * d_, o2 = a_ + 4.f * c_, o3 = b_ + 8.f * d_ + (m5);                  \
+    } while (0)
+
+/* F(4,3)'s B^T on each axis of the 6x6x6 block at p (as in_xform):
+ * point pos = (a*6 + b)*6 + c stored at v + pos*vs. */
+static inline void WF(in_xform4)(const float *p, int64_t pz, int64_t py, float *v, int64_t vs)
+{
+    VEC t[216];
+#pragma GCC unroll 36
+    for (int i = 0; i < 36; i++) {
+        const float *q = p + (i / 6) * py + (i % 6) * WB;
+        WINO_BT6(WF(ld)(q), WF(ld)(q + pz), WF(ld)(q + 2 * pz), WF(ld)(q + 3 * pz), WF(ld)(q + 4 * pz),
+                 WF(ld)(q + 5 * pz), t[i], t[36 + i], t[72 + i], t[108 + i], t[144 + i], t[180 + i]);
+    }
+#pragma GCC unroll 1
+    for (int a = 0; a < 6; a++) {
+        VEC r[36];
+        const VEC *q = t + a * 36;
+#pragma GCC unroll 6
+        for (int c = 0; c < 6; c++)
+            WINO_BT6(q[c], q[6 + c], q[12 + c], q[18 + c], q[24 + c], q[30 + c], r[c], r[6 + c], r[12 + c],
+                     r[18 + c], r[24 + c], r[30 + c]);
+        float *o = v + a * 36 * vs;
+#pragma GCC unroll 6
+        for (int b = 0; b < 6; b++) {
+            VEC o0, o1, o2, o3, o4, o5;
+            const VEC *e = r + b * 6;
+            WINO_BT6(e[0], e[1], e[2], e[3], e[4], e[5], o0, o1, o2, o3, o4, o5);
+            float *ob = o + b * 6 * vs;
+            WF(st)(ob, o0), WF(st)(ob + vs, o1), WF(st)(ob + 2 * vs, o2);
+            WF(st)(ob + 3 * vs, o3), WF(st)(ob + 4 * vs, o4), WF(st)(ob + 5 * vs, o5);
+        }
+    }
+}
+
+/* The 6x6x6 input block at (z0, y0, x0) (zeros outside the volume),
+ * transformed into v (see in_xform4). */
+static void WF(in_tile4)(const float *x, int64_t D, int64_t H, int64_t W, int64_t z0, int64_t y0, int64_t x0,
+                         float *v, int64_t vs)
+{
+    if (z0 >= 0 && y0 >= 0 && x0 >= 0 && z0 + 6 <= D && y0 + 6 <= H && x0 + 6 <= W) {
+        WF(in_xform4)(x + ((z0 * H + y0) * W + x0) * WB, H * W * WB, W * WB, v, vs);
+        return;
+    }
+    float buf[216 * WB] __attribute__((aligned(64)));
+    const VEC zero = {0};
+    int okc[6];
+    for (int c = 0; c < 6; c++) okc[c] = x0 + c >= 0 && x0 + c < W;
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            const int64_t z = z0 + a, yy = y0 + b;
+            float *o = buf + (a * 6 + b) * 6 * WB;
+            const int row = z >= 0 && z < D && yy >= 0 && yy < H;
+            const float *p = row ? x + (z * H + yy) * W * WB : NULL;
+            for (int c = 0; c < 6; c++) WF(st)(o + c * WB, row && okc[c] ? WF(ld)(p + (x0 + c) * WB) : zero);
+        }
+    WF(in_xform4)(buf, 36 * WB, 6 * WB, v, vs);
+}
+
+/* A^T of F(4,3) on one tile's 216 products (m[pos*ms]): the 4x4x4
+ * outputs at (z0, y0, x0), clipped to the volume, plus bias; accum adds. */
+static void WF(out_tile4)(const float *m, int64_t ms, const float *bias, float *y, int64_t D, int64_t H, int64_t W,
+                          int64_t z0, int64_t y0, int64_t x0, int accum)
+{
+    VEC r[144], s[96];
+#pragma GCC unroll 2
+    for (int i = 0; i < 36; i++) {
+        const float *q = m + i * 6 * ms;
+        WINO_AT6(WF(ld)(q), WF(ld)(q + ms), WF(ld)(q + 2 * ms), WF(ld)(q + 3 * ms), WF(ld)(q + 4 * ms),
+                 WF(ld)(q + 5 * ms), r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3]);
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < 6; a++)
+        for (int c = 0; c < 4; c++) {
+            const VEC *q = r + a * 24 + c;
+            VEC *o = s + a * 16 + c;
+            WINO_AT6(q[0], q[4], q[8], q[12], q[16], q[20], o[0], o[4], o[8], o[12]);
+        }
+    const VEC bv = bias ? WF(ld)(bias) : (VEC){0};
+    const int64_t nz = D - z0 < 4 ? D - z0 : 4, ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
+    for (int i = 0; i < 16; i++) {
+        const int b = i >> 2, c = i & 3;
+        if (b >= ny || c >= nx) continue;
+        VEC o[4];
+        WINO_AT6(s[i], s[16 + i], s[32 + i], s[48 + i], s[64 + i], s[80 + i], o[0], o[1], o[2], o[3]);
+        for (int a = 0; a < nz; a++) {
+            float *p = y + (((z0 + a) * H + y0 + b) * W + x0 + c) * WB;
+            const VEC v = o[a] + bv;
+            WF(st)(p, accum ? WF(ld)(p) + v : v);
+        }
+    }
+}
+
 /* Floats between the rows of V (one pos: TM tiles x CI) and of M (one
  * pos: TM tiles x WB): padded by a cache line, because multiples of 4 KiB
  * (CI = 128: 24 x 128 floats) put all 64 rows of a tile into one L1 set. */
@@ -135,48 +241,55 @@ static inline int64_t WF(vrow)(int64_t CI) { return TM * CI + 16; }
 static inline int64_t WF(mrow)(void) { return TM * WB + 16; }
 
 /* Tile g of the flattened tiles (TS per sample, TH x TW per plane): its
- * sample and the corner of its 2x2x2 outputs. */
-static inline void WF(tile_at)(int64_t g, int64_t TS, int64_t TH, int64_t TW, int64_t *n, int64_t *z, int64_t *y,
-                               int64_t *x)
+ * sample and the corner of its m x m x m outputs. */
+static inline void WF(tile_at)(int m, int64_t g, int64_t TS, int64_t TH, int64_t TW, int64_t *n, int64_t *z,
+                               int64_t *y, int64_t *x)
 {
     const int64_t r = g % TS;
-    *n = g / TS, *z = 2 * (r / (TH * TW)), *y = 2 * (r / TW % TH), *x = 2 * (r % TW);
+    *n = g / TS, *z = m * (r / (TH * TW)), *y = m * (r / TW % TH), *x = m * (r % TW);
 }
 
-/* The whole convolution: see simd/wino.c. scratch holds nthr * (V, M). */
-static void WF(run)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W, const float *x,
-                    const float *U, const float *bias, float *y, int accum, float *scratch)
+/* The whole convolution by F(m,3), m = 2 or 4 (P = (m+2)^3 points per
+ * tile): see simd/wino.c. scratch holds nthr * P * (V, M) rows. */
+static void WF(run)(int nthr, int m, int64_t N, int64_t CIB, int64_t COB, int64_t D, int64_t H, int64_t W,
+                    const float *x, const float *U, const float *bias, float *y, int accum, float *scratch)
 {
-    const int64_t CI = CIB * WB, TD = (D + 1) / 2, TH = (H + 1) / 2, TW = (W + 1) / 2, TS = TD * TH * TW;
-    const int64_t ntiles = N * TS, nchunk = (ntiles + TM - 1) / TM, S = D * H * W;
+    const int P = (m + 2) * (m + 2) * (m + 2);
+    const int64_t CI = CIB * WB, TD = (D + m - 1) / m, TH = (H + m - 1) / m, TW = (W + m - 1) / m;
+    const int64_t TS = TD * TH * TW, ntiles = N * TS, nchunk = (ntiles + TM - 1) / TM, S = D * H * W;
     const int64_t vr = WF(vrow)(CI), mr = WF(mrow)();
 #pragma omp parallel num_threads(nthr)
     {
-        float *V = scratch + (int64_t)omp_get_thread_num() * 64 * (vr + mr), *M = V + 64 * vr;
+        float *V = scratch + (int64_t)omp_get_thread_num() * P * (vr + mr), *M = V + P * vr;
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < nchunk; ch++) {
             const int64_t t0 = ch * TM, nt = t0 + TM <= ntiles ? TM : ntiles - t0;
-            for (int64_t t = 0; t < TM; t++) {
-                /* tiles past the end: zeros, so the products read defined values */
-                if (t >= nt) {
-                    for (int p = 0; p < 64; p++)
-                        for (int64_t cb = 0; cb < CIB; cb++) memset(V + p * vr + (cb * TM + t) * WB, 0, WB * 4);
-                    continue;
+            /* tiles past the end: zeros, so the products read defined values */
+            for (int64_t t = nt; t < TM; t++)
+                for (int p = 0; p < P; p++)
+                    for (int64_t cb = 0; cb < CIB; cb++) memset(V + p * vr + (cb * TM + t) * WB, 0, WB * 4);
+            /* one input block's tiles after another: a tile's stores
+             * touch P lines of V, which stay in L1 for its neighbour
+             * (which fills the rest of them) */
+            for (int64_t cb = 0; cb < CIB; cb++)
+                for (int64_t t = 0; t < nt; t++) {
+                    int64_t n, z, yy, xx;
+                    WF(tile_at)(m, t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
+                    const float *xc = x + (n * CIB + cb) * S * WB;
+                    float *vc = V + (cb * TM + t) * WB;
+                    if (m == 4) WF(in_tile4)(xc, D, H, W, z - 1, yy - 1, xx - 1, vc, vr);
+                    else WF(in_tile)(xc, D, H, W, z - 1, yy - 1, xx - 1, vc, vr);
                 }
-                int64_t n, z, yy, xx;
-                WF(tile_at)(t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
-                for (int64_t cb = 0; cb < CIB; cb++)
-                    WF(in_tile)(x + (n * CIB + cb) * S * WB, D, H, W, z - 1, yy - 1, xx - 1, V + (cb * TM + t) * WB,
-                                vr);
-            }
             for (int64_t ob = 0; ob < COB; ob++) {
-                for (int p = 0; p < 64; p++)
+                for (int p = 0; p < P; p++)
                     WF(mm)(CIB, V + p * vr, U + (p * COB + ob) * CI * WB, M + p * mr, (int)nt);
                 for (int64_t t = 0; t < nt; t++) {
                     int64_t n, z, yy, xx;
-                    WF(tile_at)(t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
-                    WF(out_tile)(M + t * WB, mr, bias ? bias + ob * WB : NULL, y + (n * COB + ob) * S * WB, D, H, W,
-                                 z, yy, xx, accum);
+                    WF(tile_at)(m, t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
+                    const float *bo = bias ? bias + ob * WB : NULL;
+                    float *yo = y + (n * COB + ob) * S * WB;
+                    if (m == 4) WF(out_tile4)(M + t * WB, mr, bo, yo, D, H, W, z, yy, xx, accum);
+                    else WF(out_tile)(M + t * WB, mr, bo, yo, D, H, W, z, yy, xx, accum);
                 }
             }
         }
@@ -313,7 +426,7 @@ static int WF(run_bw)(int nthr, int64_t N, int64_t CIB, int64_t COB, int64_t D, 
             const int64_t t0 = ch * TB, nt = t0 + TB <= ntiles ? TB : ntiles - t0;
             for (int64_t t = 0; t < nt; t++) {
                 int64_t n, z, yy, xx;
-                WF(tile_at)(t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
+                WF(tile_at)(2, t0 + t, TS, TH, TW, &n, &z, &yy, &xx);
                 for (int64_t cb = 0; cb < CIB; cb++)
                     WF(in_tile)(x + (n * CIB + cb) * S * WB, D, H, W, z - 1, yy - 1, xx - 1, V + t * CIP + cb * WB,
                                 vr);
@@ -385,6 +498,8 @@ static void WF(bw_out)(int nthr, int64_t CIB, int64_t COB, int64_t CI, int64_t C
 }
 
 #undef TB
+#undef WINO_BT6
+#undef WINO_AT6
 
 #undef VEC
 #undef TM
