@@ -88,6 +88,7 @@ FSM_INL fsm_v16 fexp16(fsm_v16 x)
     return p * (fsm_v16)((n + 127) << 23);
 }
 
+#ifdef __AVX512F__
 FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
 {
     static const fsm_i16 idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -117,6 +118,63 @@ FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
     *mx_out = m[0];
     return s[0];
 }
+#else
+/* Without AVX-512 the 16 lanes are two 8-lane halves: shuffles across a
+ * 64-byte vector would not be single instructions (GCC split them into
+ * scalar moves and cmovs on AVX2: 250 cycles a voxel), so the reductions
+ * run on the halves' lane-wise max and sum, within 8 lanes. */
+typedef float fsm_v8 __attribute__((vector_size(32)));
+typedef int32_t fsm_i8 __attribute__((vector_size(32)));
+
+FSM_INL fsm_v8 fsm_sel8(fsm_i8 mask, fsm_v8 a, fsm_v8 b)
+{
+    return (fsm_v8)(((fsm_i8)a & mask) | ((fsm_i8)b & ~mask));
+}
+
+FSM_INL fsm_v8 fexp8(fsm_v8 x)
+{
+    const fsm_v8 lo = (fsm_v8){0} - 87.f;
+    x = fsm_sel8(x < lo, lo, x);
+    const fsm_v8 t = x * 1.44269504088896341f;
+    const fsm_v8 fi = (t + 12582912.f) - 12582912.f;
+    const fsm_v8 f = t - fi;
+    fsm_v8 p = f * 1.535336188319500e-4f + 1.339887440266574e-3f;
+    p = p * f + 9.618437357674640e-3f;
+    p = p * f + 5.550332471162809e-2f;
+    p = p * f + 2.402264791363012e-1f;
+    p = p * f + 6.931472028550421e-1f;
+    p = p * f + 1.f;
+    const fsm_i8 n = __builtin_convertvector(fi, fsm_i8);
+    return p * (fsm_v8)((n + 127) << 23);
+}
+
+FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
+{
+    static const fsm_i8 idx = {0, 1, 2, 3, 4, 5, 6, 7};
+    static const fsm_i8 s4 = {4, 5, 6, 7, 0, 1, 2, 3}, s2 = {2, 3, 0, 1, 6, 7, 4, 5}, s1 = {1, 0, 3, 2, 5, 4, 7, 6};
+    const fsm_v8 ninf = (fsm_v8){0} - INFINITY;
+    fsm_v8 a, b;
+    memcpy(&a, z, sizeof a);
+    memcpy(&b, z + 8, sizeof b);
+    const fsm_i8 va = idx < (int32_t)C, vb = idx + 8 < (int32_t)C;
+    const fsm_v8 ma = fsm_sel8(va, a, ninf), mb = fsm_sel8(vb, b, ninf);
+    fsm_v8 m = fsm_sel8(mb > ma, mb, ma), t = __builtin_shuffle(m, s4);
+    m = fsm_sel8(t > m, t, m);
+    t = __builtin_shuffle(m, s2);
+    m = fsm_sel8(t > m, t, m);
+    t = __builtin_shuffle(m, s1);
+    m = fsm_sel8(t > m, t, m);
+    const fsm_v8 zero = {0}, ea = fsm_sel8(va, fexp8(a - m), zero), eb = fsm_sel8(vb, fexp8(b - m), zero);
+    memcpy(e, &ea, sizeof ea);
+    memcpy(e + 8, &eb, sizeof eb);
+    fsm_v8 s = ea + eb;
+    s += __builtin_shuffle(s, s4);
+    s += __builtin_shuffle(s, s2);
+    s += __builtin_shuffle(s, s1);
+    *mx_out = m[0];
+    return s[0];
+}
+#endif
 
 /* The C <= 16 values of one voxel, in blocks of B = 8 or 16 lanes bs floats
  * apart, to and from 16 consecutive lanes (lanes past C read as zero and
