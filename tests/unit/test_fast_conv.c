@@ -10,7 +10,8 @@
  * with lanes partly used, odd sizes, a one-voxel-thick slab, a last
  * chunk of tiles part-filled, the weight gradient's products 1 to 4
  * vectors wide, into a dw in oneDNN's layout, called where OpenMP gives
- * fewer threads, and the report saying
+ * fewer threads, transformed weights kept between calls and the weights
+ * then changed in place, and the report saying
  * Winograd ran (all three ops), and
  * DLT_WINOGRAD=0 saying it did not. The weights are used
  * again after the first call has moved them to oneDNN's layout, and read
@@ -169,6 +170,48 @@ static void wino_moved_dw(void)
     ft_free(&xs), ft_free(&ys), ft_free(&x), ft_free(&dy), ft_free(&w), ft_free(&dw), ft_free(&m);
 }
 
+/* Transformed weights kept between calls (fast_wino.c): forward and
+ * backward data five times over the same weights (the third call on
+ * uses the kept transform), then the weights changed in place, by an
+ * optimiser step and by an upload: each call agrees with the reference. */
+static void wino_cache(void)
+{
+    const char *name = "Winograd weights kept between calls";
+    const dlt_conv_desc cd = k3_same();
+    ft_pair x, y, dy, dx, w, g, m;
+    int rc = ft_new(&x, DLT_T_ACT, 1, 16, 16, 16, 14, 381);
+    rc = rc ? rc : ft_new(&y, DLT_T_ACT, 1, 24, 16, 16, 14, 0);
+    rc = rc ? rc : ft_new(&dy, DLT_T_ACT, 1, 24, 16, 16, 14, 382);
+    rc = rc ? rc : ft_new(&dx, DLT_T_ACT, 1, 16, 16, 16, 14, 0);
+    rc = rc ? rc : ft_new(&w, DLT_T_WEIGHT, 24, 16, 3, 3, 3, 383);
+    rc = rc ? rc : ft_new(&g, DLT_T_WEIGHT, 24, 16, 3, 3, 3, 384);
+    rc = rc ? rc : ft_new(&m, DLT_T_WEIGHT, 24, 16, 3, 3, 3, 0);
+    CHECK(rc == 0, "%s: tensors allocated", name);
+    if (rc) return;
+    dlt_optim_desc od = {.kind = DLT_OPTIM_SGD, .lr = 0.5f, .momentum = 0.9f, .t = 1};
+    float *nw = malloc(sizeof(float) * (size_t)w.numel);
+    for (int call = 0; call < 9 && nw; call++) {
+        if (call == 5) { /* changed in place by the optimiser */
+            rc = dlt_op_optim_step(ft_fast, &od, &w.f, &g.f, &m.f, NULL);
+            rc = rc ? rc : dlt_op_optim_step(ft_ref, &od, &w.r, &g.r, &m.r, NULL);
+        } else if (call == 7) { /* new values uploaded */
+            ft_fill(nw, w.numel, 385, -1.f, 1.f);
+            rc = ft_upload(&w, nw);
+        }
+        rc = rc ? rc : dlt_op_conv_fwd(ft_fast, &cd, &x.f, &w.f, NULL, &y.f);
+        rc = rc ? rc : dlt_op_conv_fwd(ft_ref, &cd, &x.r, &w.r, NULL, &y.r);
+        rc = rc ? rc : dlt_op_conv_bwd_data(ft_fast, &cd, &dy.f, &w.f, &dx.f, 0);
+        rc = rc ? rc : dlt_op_conv_bwd_data(ft_ref, &cd, &dy.r, &w.r, &dx.r, 0);
+        CHECK(rc == 0, "%s: call %d runs (%s)", name, call, rc ? dlt_errmsg() : "ok");
+        FT_CHECK(&y, "%s: forward, call %d", name, call);
+        FT_CHECK(&dx, "%s: backward data, call %d", name, call);
+    }
+    free(nw);
+    const char *rep = dlt_backend_info(ft_fast, "convolutions");
+    CHECK(rep && strstr(rep, "conv fwd 16->24 k3x3x3 s1 1x16x16x14\tdlt Winograd"), "%s: Winograd ran", name);
+    ft_free(&x), ft_free(&y), ft_free(&dy), ft_free(&dx), ft_free(&w), ft_free(&g), ft_free(&m);
+}
+
 /* The Winograd weight gradient where OpenMP gives fewer threads than the
  * backend has (called from inside a parallel region): only the partial
  * sums of the threads that ran count. The first call, outside, leaves
@@ -245,6 +288,7 @@ int main(void)
     conv_case("Winograd F(4,3) 24->16 k3 bias odd size", 1, 24, 16, 1, (int[3]){34, 31, 29}, k3, s1, 1, 371);
     wino_moved_dw();
     wino_nested();
+    wino_cache();
     const char *rep = dlt_backend_info(ft_fast, "convolutions");
     CHECK(rep && strstr(rep, "conv fwd 48->16 k3x3x3 s1 1x13x13x12\tdlt Winograd"), "Winograd ran forward");
     CHECK(rep && strstr(rep, "conv bwd-data 40->40 k3x3x3 s1 2x10x9x11\tdlt Winograd"), "Winograd ran backward data");

@@ -108,6 +108,8 @@ typedef struct fast_ctx {
     int blk;                  /* channel lanes of FF_BLK activations: 8 or 16 (fast_isa.c) */
     int isa;                  /* FAST_ISA_* of the loops in k */
     const fast_kern *k;       /* this CPU's copy of the own loops (lib/backend/cpu/simd) */
+    struct wino_cached *wcache; /* transformed Winograd weights kept between calls (fast_wino.c) */
+    int64_t wcache_bytes;
     char *report;             /* one line per convolution primitive made: geometry, implementation */
     size_t report_len, report_cap;
 } fast_ctx;
@@ -192,6 +194,7 @@ static inline void fast_vcopy(fast_ctx *cx, int64_t n, const float *src, float *
 void fast_report(fast_ctx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Everything above, freed (fast_destroy). */
 void fast_cache_free(fast_ctx *cx);
+void fast_wino_cache_free(fast_ctx *cx); /* fast_wino.c */
 
 /* ---- fast_bf16.c ---- */
 /* Whether oneDNN has bf16 convolution kernels (not its reference code) on

@@ -218,4 +218,5 @@ void fast_cache_free(fast_ctx *cx)
     dlt_free(cx->scratch);
     free(cx->report);
     for (int i = 0; i < 4; i++) dlt_free(cx->tmp[i]);
+    fast_wino_cache_free(cx);
 }

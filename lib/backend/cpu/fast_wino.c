@@ -99,6 +99,79 @@ static void wino_weights(int nthr, int m, const float *w, int64_t CO, int64_t CI
         }
 }
 
+/* Transformed weights kept between calls with the same weights (in
+ * inference, every window: F(4,3)'s transform took 4% of a sliding
+ * window). Found by the weights' address, direction, tile and shape, and
+ * used only where the plain weights are byte for byte those U came from
+ * (kept beside it), so changed weights, or another tensor at a freed
+ * address, never meet a stale U. U is kept from the second call with
+ * unchanged weights on; a training step changes them every time, so it
+ * keeps only the copy, and drops a U it had. */
+typedef struct wino_cached {
+    struct wino_cached *next;
+    const void *data;
+    int bwd, m;
+    int64_t CO, CI, ubytes;
+    float *plain; /* the last call's plain weights, CO x CI x 27 */
+    float *U;     /* their transform, or NULL */
+} wino_cached;
+
+/* bytes of plain copies and transforms held at most (beyond: not kept) */
+#define WINO_CACHE_MAX ((int64_t)512 << 20)
+
+static wino_cached *wino_cache_entry(fast_ctx *cx, const void *data, int bwd, int m, int64_t CO, int64_t CI)
+{
+    for (wino_cached *e = cx->wcache; e; e = e->next)
+        if (e->data == data && e->bwd == bwd && e->m == m && e->CO == CO && e->CI == CI) return e;
+    const int64_t bytes = CO * CI * 27 * 4;
+    if (cx->wcache_bytes + bytes > WINO_CACHE_MAX) return NULL;
+    wino_cached *e = calloc(1, sizeof *e);
+    if (!e || !(e->plain = dlt_alloc(bytes, 1, "cpu: Winograd weights"))) {
+        free(e);
+        return NULL; /* not kept: computed every call, as without the cache */
+    }
+    e->data = data, e->bwd = bwd, e->m = m, e->CO = CO, e->CI = CI, e->U = NULL, e->ubytes = 0;
+    memset(e->plain, 0xff, (size_t)bytes); /* NaNs: equal to no weights */
+    e->next = cx->wcache, cx->wcache = e;
+    cx->wcache_bytes += bytes;
+    return e;
+}
+
+void fast_wino_cache_free(fast_ctx *cx)
+{
+    for (wino_cached *e = cx->wcache, *nx; e; e = nx) {
+        nx = e->next;
+        dlt_free(e->plain), dlt_free(e->U), free(e);
+    }
+    cx->wcache = NULL, cx->wcache_bytes = 0;
+}
+
+/* The transformed weights of plain wp for this call: the kept ones where
+ * wp is unchanged, else computed (into the cache on the second call with
+ * the same weights, else into a temporary). */
+static const float *wino_U(fast_ctx *cx, const dlt_tensor *w, const float *wp, int bwd, int m, int64_t CO, int64_t CI)
+{
+    const int B = cx->blk, P = (m + 2) * (m + 2) * (m + 2);
+    const int64_t CIB = (CI + B - 1) / B, COB = (CO + B - 1) / B, ubytes = (int64_t)P * COB * CIB * B * B * 4;
+    const size_t wbytes = (size_t)(CO * CI * 27) * 4;
+    wino_cached *e = wino_cache_entry(cx, w->data, bwd, m, CO, CI);
+    if (e && !memcmp(e->plain, wp, wbytes)) {
+        if (e->U) return e->U;
+        if (cx->wcache_bytes + ubytes <= WINO_CACHE_MAX && (e->U = dlt_alloc(ubytes, 1, "cpu: Winograd weights"))) {
+            cx->wcache_bytes += ubytes, e->ubytes = ubytes;
+            wino_weights(cx->nthr, m, wp, CO, CI, B, bwd, e->U);
+            return e->U;
+        }
+    } else if (e) {
+        memcpy(e->plain, wp, wbytes);
+        dlt_free(e->U);
+        e->U = NULL, cx->wcache_bytes -= e->ubytes, e->ubytes = 0;
+    }
+    float *U = fast_tmp(cx, 3, (size_t)ubytes);
+    if (U) wino_weights(cx->nthr, m, wp, CO, CI, B, bwd, U);
+    return U;
+}
+
 /* The report line of this geometry, once. */
 static void wino_note(fast_ctx *cx, const cgeo *G, int kind, int m)
 {
@@ -112,7 +185,7 @@ static void wino_note(fast_ctx *cx, const cgeo *G, int kind, int m)
 int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, const dlt_tensor *w,
                    const dlt_tensor *b, dlt_tensor *out, int accum)
 {
-    const int B = cx->blk, bwd = kind == K_BWD_DATA, m = fast_wino_worth(cx, G), P = (m + 2) * (m + 2) * (m + 2);
+    const int B = cx->blk, bwd = kind == K_BWD_DATA, m = fast_wino_worth(cx, G);
     const int64_t CI = in->c, CO = out->c, CIB = (CI + B - 1) / B, COB = (CO + B - 1) / B;
     wino_note(cx, G, kind, m);
     /* the plain weights: w itself, or a copy out of the layout a oneDNN primitive gave it */
@@ -125,9 +198,9 @@ int fast_wino_conv(fast_ctx *cx, int kind, const cgeo *G, const dlt_tensor *in, 
         if (rc) return rc;
         wp = t;
     }
-    float *U = fast_tmp(cx, 3, (size_t)(P * COB * CIB) * B * B * 4), *bias = NULL;
+    const float *U = wino_U(cx, w, wp, bwd, m, CO, CI);
+    float *bias = NULL;
     if (!U) return DLT_ENOMEM;
-    wino_weights(cx->nthr, m, wp, CO, CI, B, bwd, U);
     if (b) {
         if (!(bias = fast_tmp(cx, 0, (size_t)(COB * B) * 4))) return DLT_ENOMEM;
         memset(bias, 0, (size_t)(COB * B) * 4);

@@ -144,17 +144,47 @@ static void WF(out_tile)(const float *m, int64_t ms, const float *bias, float *y
         o0 = (m0) + a_ + c_, o1 = b_ + 2.f * d_, o2 = a_ + 4.f * c_, o3 = b_ + 8.f * d_ + (m5);                  \
     } while (0)
 
-/* F(4,3)'s B^T on each axis of the 6x6x6 block at p (as in_xform):
- * point pos = (a*6 + b)*6 + c stored at v + pos*vs. */
-static inline void WF(in_xform4)(const float *p, int64_t pz, int64_t py, float *v, int64_t vs)
+/* F(4,3)'s B^T along depth of the 36 columns of the 6x6x6 block at p
+ * (planes at stride pz, rows at py, columns at WB floats): t[a*36 + b*6
+ * + c] for depth point a, row b, column c. */
+static inline void WF(in_cols4)(const float *p, int64_t pz, int64_t py, VEC *t)
 {
-    VEC t[216];
 #pragma GCC unroll 36
     for (int i = 0; i < 36; i++) {
         const float *q = p + (i / 6) * py + (i % 6) * WB;
         WINO_BT6(WF(ld)(q), WF(ld)(q + pz), WF(ld)(q + 2 * pz), WF(ld)(q + 3 * pz), WF(ld)(q + 4 * pz),
                  WF(ld)(q + 5 * pz), t[i], t[36 + i], t[72 + i], t[108 + i], t[144 + i], t[180 + i]);
     }
+}
+
+/* The same for a block at (z0, y0, x0) crossing the volume's edge: zeros
+ * outside it, read in place (a third of a 64^3 volume's tiles touch an
+ * edge; copying them into a padded block first cost half as much again
+ * as the transform). */
+static void WF(in_cols4_edge)(const float *x, int64_t D, int64_t H, int64_t W, int64_t z0, int64_t y0, int64_t x0,
+                              VEC *t)
+{
+    const VEC zero = {0};
+    const int64_t pz = H * W * WB;
+    int okz[6];
+    for (int k = 0; k < 6; k++) okz[k] = z0 + k >= 0 && z0 + k < D;
+    for (int i = 0; i < 36; i++) {
+        const int64_t yy = y0 + i / 6, xx = x0 + i % 6;
+        if (yy < 0 || yy >= H || xx < 0 || xx >= W) {
+            for (int k = 0; k < 6; k++) t[k * 36 + i] = zero;
+            continue;
+        }
+        const float *q = x + (yy * W + xx) * WB;
+        VEC d[6];
+        for (int k = 0; k < 6; k++) d[k] = okz[k] ? WF(ld)(q + (z0 + k) * pz) : zero;
+        WINO_BT6(d[0], d[1], d[2], d[3], d[4], d[5], t[i], t[36 + i], t[72 + i], t[108 + i], t[144 + i], t[180 + i]);
+    }
+}
+
+/* B^T along rows and columns of t (from in_cols4): point pos = (a*6 +
+ * b)*6 + c of the tile stored at v + pos*vs. */
+static inline void WF(in_planes4)(const VEC *t, float *v, int64_t vs)
+{
 #pragma GCC unroll 1
     for (int a = 0; a < 6; a++) {
         VEC r[36];
@@ -176,28 +206,18 @@ static inline void WF(in_xform4)(const float *p, int64_t pz, int64_t py, float *
     }
 }
 
-/* The 6x6x6 input block at (z0, y0, x0) (zeros outside the volume),
- * transformed into v (see in_xform4). */
+/* The 6x6x6 input block at (z0, y0, x0) of one channel block (zeros
+ * outside the volume), transformed: point pos = (a*6 + b)*6 + c at v +
+ * pos*vs. */
 static void WF(in_tile4)(const float *x, int64_t D, int64_t H, int64_t W, int64_t z0, int64_t y0, int64_t x0,
                          float *v, int64_t vs)
 {
-    if (z0 >= 0 && y0 >= 0 && x0 >= 0 && z0 + 6 <= D && y0 + 6 <= H && x0 + 6 <= W) {
-        WF(in_xform4)(x + ((z0 * H + y0) * W + x0) * WB, H * W * WB, W * WB, v, vs);
-        return;
-    }
-    float buf[216 * WB] __attribute__((aligned(64)));
-    const VEC zero = {0};
-    int okc[6];
-    for (int c = 0; c < 6; c++) okc[c] = x0 + c >= 0 && x0 + c < W;
-    for (int a = 0; a < 6; a++)
-        for (int b = 0; b < 6; b++) {
-            const int64_t z = z0 + a, yy = y0 + b;
-            float *o = buf + (a * 6 + b) * 6 * WB;
-            const int row = z >= 0 && z < D && yy >= 0 && yy < H;
-            const float *p = row ? x + (z * H + yy) * W * WB : NULL;
-            for (int c = 0; c < 6; c++) WF(st)(o + c * WB, row && okc[c] ? WF(ld)(p + (x0 + c) * WB) : zero);
-        }
-    WF(in_xform4)(buf, 36 * WB, 6 * WB, v, vs);
+    VEC t[216];
+    if (z0 >= 0 && y0 >= 0 && x0 >= 0 && z0 + 6 <= D && y0 + 6 <= H && x0 + 6 <= W)
+        WF(in_cols4)(x + ((z0 * H + y0) * W + x0) * WB, H * W * WB, W * WB, t);
+    else
+        WF(in_cols4_edge)(x, D, H, W, z0, y0, x0, t);
+    WF(in_planes4)(t, v, vs);
 }
 
 /* A^T of F(4,3) on one tile's 216 products (m[pos*ms]): the 4x4x4
