@@ -173,7 +173,9 @@ $(foreach i,$(SIMD_ISAS),$(eval $(call simd_rule,$(i))))
 # Its vector helpers are static inline, so the psABI notes do not apply.
 $(B)/lib/backend/cpu/simd/wino.%.o: CFLAGS += -ffp-contract=fast -Wno-psabi
 # GCC vector types of 8 or 16 lanes in static functions: no ABI crosses a file
-$(B)/lib/backend/cpu/simd/norm.%.o $(B)/lib/backend/cpu/simd/dw.%.o: CFLAGS += -Wno-psabi
+# (and in fast_softmax.h's inline helpers, for loss.c and ops.c)
+$(B)/lib/backend/cpu/simd/norm.%.o $(B)/lib/backend/cpu/simd/dw.%.o $(B)/lib/backend/cpu/simd/loss.%.o \
+  $(B)/lib/backend/cpu/simd/ops.%.o: CFLAGS += -Wno-psabi
 
 $(B)/lib/backend/cuda/%.o: lib/backend/cuda/%.cu $(LIB_HDR) $(wildcard lib/backend/cuda/*.h lib/backend/cuda/*.cuh) $(B)/flags
 	@mkdir -p $(dir $@)
