@@ -17,11 +17,8 @@
 
 #include "backend/cpu/fast_conv.h"
 
-/* F(4,3) from this many tiles of 4x4x4 outputs (tunable for
- * experiments; see fast_wino_worth) */
-#ifndef WINO4_MIN_TILES
+/* F(4,3) from this many tiles of 4x4x4 outputs (see fast_wino_worth) */
 #define WINO4_MIN_TILES 512
-#endif
 
 /* Tiles of m x m x m outputs over the op's big side. */
 static int64_t wino_tiles(const dlt_tensor *t, int m)

@@ -255,8 +255,9 @@ static void WF(out_tile4)(const float *m, int64_t ms, const float *bias, float *
 }
 
 /* Floats between the rows of V (one pos: TM tiles x CI) and of M (one
- * pos: TM tiles x WB): padded by a cache line, because multiples of 4 KiB
- * (CI = 128: 24 x 128 floats) put all 64 rows of a tile into one L1 set. */
+ * pos: TM tiles x WB): padded by a cache line, because rows a multiple of
+ * 4 KiB long (12 tiles x 256 channels) would put all the rows of a tile
+ * into one L1 set. */
 static inline int64_t WF(vrow)(int64_t CI) { return TM * CI + 16; }
 static inline int64_t WF(mrow)(void) { return TM * WB + 16; }
 
