@@ -64,29 +64,29 @@ FSM_INL void vox_softmax(const float *z, int64_t C, int64_t B, int64_t bs, float
 typedef float fsm_v16 __attribute__((vector_size(64)));
 typedef int32_t fsm_i16 __attribute__((vector_size(64)));
 
-/* mask ? a : b, lane by lane (mask lanes all ones or all zeros) */
-FSM_INL fsm_v16 fsm_sel(fsm_i16 mask, fsm_v16 a, fsm_v16 b)
-{
-    return (fsm_v16)(((fsm_i16)a & mask) | ((fsm_i16)b & ~mask));
-}
-
-/* fexp on 16 lanes: the same polynomial; n = round(t) by the 1.5*2^23 trick */
-FSM_INL fsm_v16 fexp16(fsm_v16 x)
-{
-    const fsm_v16 lo = (fsm_v16){0} - 87.f;
-    x = fsm_sel(x < lo, lo, x);
-    const fsm_v16 t = x * 1.44269504088896341f;
-    const fsm_v16 fi = (t + 12582912.f) - 12582912.f;
-    const fsm_v16 f = t - fi;
-    fsm_v16 p = f * 1.535336188319500e-4f + 1.339887440266574e-3f;
-    p = p * f + 9.618437357674640e-3f;
-    p = p * f + 5.550332471162809e-2f;
-    p = p * f + 2.402264791363012e-1f;
-    p = p * f + 6.931472028550421e-1f;
-    p = p * f + 1.f;
-    const fsm_i16 n = __builtin_convertvector(fi, fsm_i16);
-    return p * (fsm_v16)((n + 127) << 23);
-}
+/* For a vector type V (lanes of float) and I (of int32, as wide): SEL,
+ * mask ? a : b lane by lane (mask lanes all ones or all zeros), and EXP,
+ * fexp on every lane: the same polynomial; n = round(t) by the 1.5*2^23
+ * trick. Made for 16 lanes and, without AVX-512, for 8. */
+#define FSM_VEC_FUNCS(SEL, EXP, V, I)                                                                            \
+    FSM_INL V SEL(I mask, V a, V b) { return (V)(((I)a & mask) | ((I)b & ~mask)); }                              \
+    FSM_INL V EXP(V x)                                                                                           \
+    {                                                                                                            \
+        const V lo = (V){0} - 87.f;                                                                              \
+        x = SEL(x < lo, lo, x);                                                                                  \
+        const V t = x * 1.44269504088896341f;                                                                    \
+        const V fi = (t + 12582912.f) - 12582912.f;                                                              \
+        const V f = t - fi;                                                                                      \
+        V p = f * 1.535336188319500e-4f + 1.339887440266574e-3f;                                                 \
+        p = p * f + 9.618437357674640e-3f;                                                                       \
+        p = p * f + 5.550332471162809e-2f;                                                                       \
+        p = p * f + 2.402264791363012e-1f;                                                                       \
+        p = p * f + 6.931472028550421e-1f;                                                                       \
+        p = p * f + 1.f;                                                                                         \
+        const I n = __builtin_convertvector(fi, I);                                                              \
+        return p * (V)((n + 127) << 23);                                                                         \
+    }
+FSM_VEC_FUNCS(fsm_sel, fexp16, fsm_v16, fsm_i16)
 
 #ifdef __AVX512F__
 FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
@@ -126,27 +126,7 @@ FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
 typedef float fsm_v8 __attribute__((vector_size(32)));
 typedef int32_t fsm_i8 __attribute__((vector_size(32)));
 
-FSM_INL fsm_v8 fsm_sel8(fsm_i8 mask, fsm_v8 a, fsm_v8 b)
-{
-    return (fsm_v8)(((fsm_i8)a & mask) | ((fsm_i8)b & ~mask));
-}
-
-FSM_INL fsm_v8 fexp8(fsm_v8 x)
-{
-    const fsm_v8 lo = (fsm_v8){0} - 87.f;
-    x = fsm_sel8(x < lo, lo, x);
-    const fsm_v8 t = x * 1.44269504088896341f;
-    const fsm_v8 fi = (t + 12582912.f) - 12582912.f;
-    const fsm_v8 f = t - fi;
-    fsm_v8 p = f * 1.535336188319500e-4f + 1.339887440266574e-3f;
-    p = p * f + 9.618437357674640e-3f;
-    p = p * f + 5.550332471162809e-2f;
-    p = p * f + 2.402264791363012e-1f;
-    p = p * f + 6.931472028550421e-1f;
-    p = p * f + 1.f;
-    const fsm_i8 n = __builtin_convertvector(fi, fsm_i8);
-    return p * (fsm_v8)((n + 127) << 23);
-}
+FSM_VEC_FUNCS(fsm_sel8, fexp8, fsm_v8, fsm_i8)
 
 FSM_INL float vox_softmax16(const float *z, int64_t C, float *e, float *mx_out)
 {

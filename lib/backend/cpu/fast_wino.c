@@ -127,7 +127,7 @@ static wino_cached *wino_cache_entry(fast_ctx *cx, const void *data, int bwd, in
         free(e);
         return NULL; /* not kept: computed every call, as without the cache */
     }
-    e->data = data, e->bwd = bwd, e->m = m, e->CO = CO, e->CI = CI, e->U = NULL, e->ubytes = 0;
+    e->data = data, e->bwd = bwd, e->m = m, e->CO = CO, e->CI = CI;
     memset(e->plain, 0xff, (size_t)bytes); /* NaNs: equal to no weights */
     e->next = cx->wcache, cx->wcache = e;
     cx->wcache_bytes += bytes;
