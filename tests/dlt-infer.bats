@@ -114,6 +114,24 @@ assert (p.argmax(3) == l).mean() > 0.999
 EOF
 }
 
+@test "--precision bf16 says once what it costs: fp32 without bf16 kernels, slower without AMX, nothing with AMX" {
+    # oneDNN's ISA cap stands in for the lesser CPUs
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    run --separate-stderr env ONEDNN_MAX_CPU_ISA=AVX2 dlt-infer -m "$D/m.dltm" --precision bf16 "$D/n.nii.gz" -o "$T/a.nii.gz"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"no bf16 convolution kernels"*"computing in fp32"* ]]
+    [ "$(grep -c warning <<<"$stderr")" -eq 1 ]
+    [[ "$flags" == *" avx512_bf16"* ]] || skip "no AVX512-BF16 here"
+    run --separate-stderr env ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 dlt-infer -m "$D/m.dltm" --precision bf16 "$D/n.nii.gz" -o "$T/b.nii.gz"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"no AMX"*"slower than fp32"* ]]
+    [ "$(grep -c warning <<<"$stderr")" -eq 1 ]
+    [[ "$flags" == *" amx_bf16"* ]] || skip "no AMX here"
+    run --separate-stderr dlt-infer -m "$D/m.dltm" --precision bf16 "$D/n.nii.gz" -o "$T/c.nii.gz"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+}
+
 @test "--precision bf16: probabilities within 0.03 of fp32, the same grid; cpu-ref refuses it" {
     # 16 filters: thinner convolutions stay fp32 (memory-bound)
     python3 "$ROOT/tests/helpers/mkstream.py" --records 4 > "$T/s"

@@ -179,6 +179,15 @@ int fast_set_option(dlt_backend *be, const char *key, const char *value)
                      "AMX): computing in fp32",
                      fast_dnnl_isa_name());
         cx->bf16_warned = 1;
+    } else if (cx->bf16 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) != dnnl_cpu_isa_avx512_core_amx && !cx->bf16_warned) {
+        /* Without AMX oneDNN's bf16 convolutions are direct ones at twice
+         * the fp32 rate, while fp32 takes our Winograd convolutions (3.4-8x
+         * fewer multiplications): on AMD Zen 4 a training step took 1.2x and
+         * a sliding window 1.27x the fp32 time (bench/RESULTS.md). */
+        dlt_warn("backend cpu: this CPU has bf16 instructions but no AMX (oneDNN %s): bf16 convolutions are "
+                 "slower than fp32 ones here",
+                 fast_dnnl_isa_name());
+        cx->bf16_warned = 1;
     }
     return 0;
 }
