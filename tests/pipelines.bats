@@ -131,10 +131,12 @@ dice_table() { # a dlt-dice-like table with $2 cases for classes 1..3
     data="${DLT_SHARED:-$ROOT/../shared}/data/msd-hippocampus"
     [ -d "$data/imagesTr" ] || skip "no $data"
     v=(BIN="$BIN" DATA="$data" WORK="$D/hip" TRAIN_N=3 VAL_N=2 N_VAL_CURVE=1 STEPS=2 BATCH=1
-       PATCH=16,16,16 FILTERS=4,8 STRIDES=1,2 VAL_EVERY=1)
+       PATCH=16,16,16 FILTERS=4,8 STRIDES=1,2 VAL_EVERY=1 TRAIN_OPTS="--optim sgd --weight-decay 3e-5")
     run make -s -C "$P/hippocampus" "${v[@]}"
     [ "$status" -eq 0 ] || { echo "$output" | tail -20; false; }
     [[ "$output" == *anterior*posterior* ]]
+    # TRAIN_OPTS reach dlt-train
+    "$BIN/dlt-info" "$D/hip/model.dltm" | grep -qx ' *optim *sgd'
     mkdir -p "$D/in"
     f=$(ls "$data/imagesTr" | sort | tail -1)
     cp "$data/imagesTr/$f" "$D/in/"
