@@ -98,6 +98,16 @@ EOF
     [ "$status" -eq 0 ] || { echo "$output" | tail -20; false; }
 }
 
+@test "bench/peak measures the vectors DLT_CPU_ISA allows, as the capped loops use" {
+    make -C "$ROOT" -s build/bench/peak
+    run env DLT_THREADS=1 DLT_CPU_ISA=sse2 "$ROOT/build/bench/peak"
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ ^peak.isa=sse2.threads=1.gflop_per_s=[0-9]+\.[0-9]$ ]]
+    grep -qw avx2 /proc/cpuinfo || skip "no AVX2 here"
+    run env DLT_THREADS=1 DLT_CPU_ISA=avx2 "$ROOT/build/bench/peak"
+    [[ "$output" == *isa=avx2* ]]
+}
+
 @test "every tool answers --help on stdout and --version" {
     for t in "${DLT_TEST_BIN:-$ROOT/bin}"/dlt-*; do
         [ -x "$t" ] || continue
