@@ -179,7 +179,8 @@ int fast_set_option(dlt_backend *be, const char *key, const char *value)
                      "AMX): computing in fp32",
                      fast_dnnl_isa_name());
         cx->bf16_warned = 1;
-    } else if (cx->bf16 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) != dnnl_cpu_isa_avx512_core_amx && !cx->bf16_warned) {
+    } else if (cx->bf16 && !cx->bf16_warned &&
+               (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) != dnnl_cpu_isa_avx512_core_amx) {
         /* Without AMX oneDNN's bf16 convolutions are direct ones at twice
          * the fp32 rate, while fp32 takes our Winograd convolutions (3.4-8x
          * fewer multiplications): on AMD Zen 4 a training step took 1.2x and
