@@ -8,8 +8,8 @@
 # prints its median over STEPS timed steps after WARMUP. Prints seconds,
 # patches/s, GFLOP/s (the peer's nominal conv count: `flops` mode), fraction
 # of this machine's fp32 peak (PEAK GFLOP/s; default: measured by
-# build/bench/peak, FMA chains in the widest vectors the CPU has, or those
-# DLT_CPU_ISA allows when it caps ours), the
+# build/bench/peak, FMA chains in the vectors our loops use: the CPU's
+# widest, or those DLT_CPU_ISA or ONEDNN_MAX_CPU_ISA cap them to), the
 # ratio to the peer, and the peak memory of each process (max RSS,
 # /usr/bin/time -v). The peer is PyTorch from PyPI in the venv of
 # bench/peer-venv.sh (PEER_PY overrides); Debian's python3-torch, where

@@ -1,7 +1,7 @@
 /* peak.c - this machine's fp32 peak: independent FMA chains in registers
- * on every thread (DLT_THREADS or all cores), in the widest vectors the
- * CPU has (AVX-512, else AVX2+FMA, else SSE2 multiply-adds; DLT_CPU_ISA=avx2
- * or sse2 takes that width instead). Prints one
+ * on every thread (DLT_THREADS or all cores), in the vectors the
+ * "cpu" backend uses here (AVX-512, AVX2+FMA or SSE2 multiply-adds: the
+ * CPU's widest unless DLT_CPU_ISA or ONEDNN_MAX_CPU_ISA caps it). Prints one
  * line "peak isa=... threads=N gflop_per_s=G"; bench/engine.sh takes it as
  * 100% when it gives "% of peak". */
 #include <immintrin.h>
@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dlt/backend.h"
 
 #define CHAINS 12
 #define ITERS 20000000L
@@ -55,19 +57,34 @@ static float run128(long n)
     return t;
 }
 
+/* The lanes of the loops the "cpu" backend runs here, its ISA as capped by
+ * DLT_CPU_ISA or ONEDNN_MAX_CPU_ISA (the library decides, so that a capped
+ * benchmark's "% of peak" is against the peak of the code it runs); 0
+ * where the backend cannot say (built without oneDNN), -1 where it cannot
+ * be made (an unknown DLT_CPU_ISA, say). */
+static int backend_lanes(void)
+{
+    dlt_backend *be;
+    if (dlt_backend_create("cpu", &be)) return -1;
+    const char *isa = dlt_backend_info(be, "isa");
+    const int w = !isa ? 0 : !strncmp(isa, "avx512", 6) ? 16 : !strncmp(isa, "avx2", 4) ? 8 : 4;
+    dlt_backend_free(be);
+    return w;
+}
+
 int main(void)
 {
     __builtin_cpu_init();
     const char *e = getenv("DLT_THREADS");
     int nthr = e ? atoi(e) : omp_get_num_procs();
     if (nthr < 1) nthr = 1;
-    int w = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 4;
-    /* DLT_CPU_ISA caps it as it caps our loops, so that a capped benchmark's
-     * "% of peak" is against the peak of the code it runs */
-    const char *isa = getenv("DLT_CPU_ISA");
-    if (isa && !strcmp(isa, "avx2") && w > 8) w = 8;
-    if (isa && !strcmp(isa, "sse2")) w = 4;
-    const double flop_per = w == 4 ? 2.0 * 4 : 2.0 * w; /* per chain step: FMA = 2 flops per lane */
+    int w = backend_lanes();
+    if (w < 0) {
+        fprintf(stderr, "peak: %s\n", dlt_errmsg());
+        return 1;
+    }
+    if (!w) w = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 4;
+    const double flop_per = 2.0 * w; /* per chain step: a multiply and an add per lane */
     double best = 0;
     volatile float sink = 0;
     for (int rep = 0; rep < 3; rep++) {
